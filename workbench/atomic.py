@@ -1,0 +1,95 @@
+"""Atomic file writes: a temp file in the same folder, flushed, then ``os.replace``.
+
+A crash or a failed write leaves either the old file or the new one, never a torn
+one. Temp files carry ``TEMP_MARKER`` in their name so a later open can remove the
+leftovers of a crash (``clean_stale_temps``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from workbench.errors import WorkbenchError
+
+TEMP_MARKER = ".wbtmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make the rename itself durable; not possible on every platform (Windows).
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically.
+
+    On any exception the temp file is removed, the old file is untouched, and an
+    ``OSError`` is turned into a ``WorkbenchError`` naming the file.
+    """
+    path = Path(path)
+    if "b" not in mode and encoding is None:
+        encoding = "utf-8"
+    tmp = path.with_name(f"{TEMP_MARKER}{secrets.token_hex(4)}-{path.name}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, mode, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise WorkbenchError(f"could not save: {exc.strerror or exc}", path) from exc
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def is_temp_file(path: str | Path) -> bool:
+    """True for temp files made by ``atomic_open`` (leftovers of a crash)."""
+    return Path(path).name.startswith(TEMP_MARKER)
+
+
+def clean_stale_temps(folder: str | Path, recursive: bool = True) -> int:
+    """Remove temp files left by a crashed save under ``folder``; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    pattern = f"**/{TEMP_MARKER}*" if recursive else f"{TEMP_MARKER}*"
+    removed = 0
+    for tmp in folder.glob(pattern):
+        if tmp.is_file():
+            _remove_quietly(tmp)
+            removed += 1
+    return removed

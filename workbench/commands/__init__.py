@@ -1,0 +1,1 @@
+"""Headless sub-commands of ``workbench``; one module each, registered in ``workbench.cli``."""
