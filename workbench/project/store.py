@@ -1,0 +1,307 @@
+"""The project database: per-image state, models and metrics history in SQLite.
+
+One connection per project, opened with ``check_same_thread=False`` and guarded by a
+re-entrant lock, so the thread that owns the project and a worker reading from it
+cannot interleave statements. WAL mode lets another process read while we write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.project.records import ImageRecord, Split, Status
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS images (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    stem        TEXT NOT NULL UNIQUE,
+    status      TEXT NOT NULL DEFAULT 'unlabelled',
+    split       TEXT NOT NULL DEFAULT 'train',
+    source      TEXT,
+    updated     REAL,
+    has_label   INTEGER NOT NULL DEFAULT 0,
+    has_gt      INTEGER NOT NULL DEFAULT 0,
+    miou        REAL,
+    uncertainty REAL,
+    present     INTEGER NOT NULL DEFAULT 1,   -- 0: the file disappeared (row and label kept)
+    width       INTEGER,                      -- cached image size (header read once)
+    height      INTEGER,
+    mtime_ns    INTEGER                       -- file mtime when the size was cached
+);
+CREATE TABLE IF NOT EXISTS models (
+    version      INTEGER PRIMARY KEY,
+    path         TEXT NOT NULL,               -- relative to the state folder
+    created      REAL NOT NULL,
+    parent       INTEGER,
+    metrics_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS metrics_history (
+    id      INTEGER PRIMARY KEY,
+    version INTEGER,
+    split   TEXT NOT NULL,
+    time    REAL NOT NULL,
+    json    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+"""
+
+# Future schema changes: append a function that migrates version N to N + 1.
+_MIGRATIONS: dict[int, str] = {}
+
+_IMAGE_COLUMNS = "id, name, stem, status, split, source, updated, has_label, has_gt, miou, uncertainty"
+
+
+def _to_record(row: Sequence[Any]) -> ImageRecord:
+    return ImageRecord(
+        id=row[0], name=row[1], stem=row[2], status=Status(row[3]), split=Split(row[4]),
+        source=row[5], updated=row[6], has_label=bool(row[7]), has_ground_truth=bool(row[8]),
+        miou=row[9], uncertainty=row[10])
+
+
+@dataclass
+class SyncResult:
+    """What a folder scan changed: counts and problems to show the user."""
+
+    added: int = 0
+    missing: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class Store:
+    """Thread-safe access to ``project.sqlite``; every statement runs under one lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                str(self.path), timeout=10.0, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: durable at checkpoints, never corrupt; one fsync per
+            # commit would make importing thousands of labels crawl.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise WorkbenchError(f"cannot open the project database: {exc}", self.path) from exc
+
+    # ----- plumbing ------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The live connection; WorkbenchError once the project is closed."""
+        if self._conn is None:
+            raise WorkbenchError("the project is closed", self.path)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and run the block as one transaction (rolled back on error)."""
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a read statement and return all rows."""
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in its own transaction; returns the rows changed."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                for stmt in _SCHEMA_V1.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                return
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise WorkbenchError(
+                    f"this project was saved by a newer Segmentation Workbench (database version "
+                    f"{version}, this one reads up to {SCHEMA_VERSION}); please update", self.path)
+            while version < SCHEMA_VERSION:
+                for stmt in _MIGRATIONS[version].split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                version += 1
+            conn.execute("UPDATE schema_version SET version = ?", (version,))
+
+    # ----- key/value -----------------------------------------------------------------
+    def get_kv(self, key: str, default: str | None = None) -> str | None:
+        """A stored project setting (internal: folder path, current model, ...)."""
+        rows = self.query("SELECT value FROM kv WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
+
+    def set_kv(self, key: str, value: str | None) -> None:
+        """Store or (with None) remove an internal setting."""
+        if value is None:
+            self.write("DELETE FROM kv WHERE key = ?", (key,))
+        else:
+            self.write("INSERT INTO kv(key, value) VALUES (?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # ----- images --------------------------------------------------------------------
+    def sync_images(self, names: Iterable[str]) -> SyncResult:
+        """Bring the images table in line with the file names now in the folder.
+
+        New files become unlabelled/train rows; rows whose file vanished are hidden
+        (``present = 0``) but kept, with their labels. Files sharing a stem: a stem that
+        already has a row keeps its file (its label belongs to it), otherwise the
+        first name in sort order wins; the others are reported.
+        """
+        result = SyncResult()
+        by_stem: dict[str, list[str]] = {}
+        for name in sorted(names):
+            by_stem.setdefault(Path(name).stem, []).append(name)
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT id, name, stem, present FROM images").fetchall()
+            row_by_name = {r[1]: r for r in rows}
+            row_by_stem = {r[2]: r for r in rows}
+            inserts: list[tuple[str, str]] = []
+            renames: list[tuple[str, int]] = []
+            present_ids: set[int] = set()
+            for stem, group in by_stem.items():
+                chosen = next((n for n in group if n in row_by_name), group[0])
+                for other in group:
+                    if other != chosen:
+                        result.problems.append(
+                            f"{other}: has the same stem as {chosen!s}; only {chosen} is used "
+                            f"(rename one of them to work on both)")
+                row = row_by_name.get(chosen) or row_by_stem.get(stem)
+                if row is None:
+                    inserts.append((chosen, stem))
+                    continue
+                if row[1] != chosen:
+                    renames.append((chosen, row[0]))  # same stem, new file (e.g. png -> jpg)
+                present_ids.add(row[0])
+            now_missing = [r for r in rows if r[0] not in present_ids]
+            for r in now_missing:
+                result.problems.append(f"{r[1]}: image file is missing; its label is kept and "
+                                       f"it is hidden until the file is back")
+            reappeared = [(r[0],) for r in rows if r[0] in present_ids and not r[3]]
+            conn.executemany("UPDATE images SET present = 0 WHERE id = ?",
+                             [(r[0],) for r in now_missing if r[3]])
+            conn.executemany("UPDATE images SET present = 1 WHERE id = ?", reappeared)
+            conn.executemany("UPDATE images SET name = ?, width = NULL, height = NULL, "
+                             "mtime_ns = NULL WHERE id = ?", renames)
+            conn.executemany("INSERT INTO images(name, stem) VALUES (?, ?)", inserts)
+        result.added = len(inserts)
+        result.missing = len(now_missing)
+        return result
+
+    def images(self, status: Sequence[str] | None = None, split: Sequence[str] | None = None,
+               include_missing: bool = False) -> list[ImageRecord]:
+        """Image records ordered by name, optionally filtered."""
+        where, params = [], []
+        if not include_missing:
+            where.append("present = 1")
+        if status is not None:
+            where.append(f"status IN ({','.join('?' * len(status))})")
+            params.extend(status)
+        if split is not None:
+            where.append(f"split IN ({','.join('?' * len(split))})")
+            params.extend(split)
+        sql = f"SELECT {_IMAGE_COLUMNS} FROM images"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_to_record(r) for r in self.query(sql + " ORDER BY name", params)]
+
+    def image(self, image_id: int) -> ImageRecord | None:
+        """The record with this id (present or not), or None."""
+        rows = self.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (int(image_id),))
+        return _to_record(rows[0]) if rows else None
+
+    def find(self, name_or_stem: str) -> ImageRecord | None:
+        """A present image by file name, else by stem."""
+        rows = self.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE present = 1 AND "
+                          f"(name = ? OR stem = ?) ORDER BY name = ? DESC LIMIT 1",
+                          (name_or_stem, name_or_stem, name_or_stem))
+        return _to_record(rows[0]) if rows else None
+
+    def cached_size(self, image_id: int) -> tuple[int | None, int | None, int | None]:
+        """(width, height, mtime_ns) as cached, any of them None when unknown."""
+        rows = self.query("SELECT width, height, mtime_ns FROM images WHERE id = ?", (int(image_id),))
+        return rows[0] if rows else (None, None, None)
+
+    def cache_size(self, image_id: int, width: int, height: int, mtime_ns: int) -> None:
+        """Remember an image's size so it is read from the header only once."""
+        self.write("UPDATE images SET width = ?, height = ?, mtime_ns = ? WHERE id = ?",
+                   (width, height, mtime_ns, int(image_id)))
+
+    def update_images(self, image_ids: Iterable[int], **columns: Any) -> None:
+        """Set the same column values on several images in one transaction."""
+        allowed = {"status", "split", "source", "updated", "has_label", "has_gt", "miou", "uncertainty"}
+        unknown = set(columns) - allowed
+        if unknown:
+            raise ValueError(f"cannot set image columns {sorted(unknown)}")
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        values = list(columns.values())
+        with self.transaction() as conn:
+            conn.executemany(f"UPDATE images SET {assignments} WHERE id = ?",
+                             [(*values, int(i)) for i in image_ids])
+
+    def mark_predicted(self, image_id: int, source: str) -> None:
+        """Status PREDICTED, but only for an image nobody has labelled."""
+        self.write("UPDATE images SET status = ?, source = ? WHERE id = ? AND status = ?",
+                   (Status.PREDICTED.value, source, int(image_id), Status.UNLABELLED.value))
+
+    # ----- models --------------------------------------------------------------------
+    def models(self) -> list[tuple[int, str, float, int | None, str]]:
+        """Rows (version, path, created, parent, metrics_json) ordered by version."""
+        return self.query("SELECT version, path, created, parent, metrics_json FROM models ORDER BY version")
+
+    def max_model_version(self) -> int:
+        """The highest registered version, 0 when none."""
+        return int(self.query("SELECT COALESCE(MAX(version), 0) FROM models")[0][0])
+
+    def add_model(self, version: int, path: str, created: float, parent: int | None,
+                  metrics: dict) -> None:
+        """Record a model version."""
+        self.write("INSERT INTO models(version, path, created, parent, metrics_json) VALUES (?, ?, ?, ?, ?)",
+                   (version, path, created, parent, json.dumps(metrics)))
+
+    # ----- metrics history -----------------------------------------------------------
+    def add_metrics(self, version: int | None, split: str, report: dict) -> None:
+        """Append one evaluation to the history."""
+        self.write("INSERT INTO metrics_history(version, split, time, json) VALUES (?, ?, ?, ?)",
+                   (version, split, time.time(), json.dumps(report)))
+
+    def metrics(self) -> list[tuple[int | None, str, float, str]]:
+        """Rows (version, split, time, json) in the order they were recorded."""
+        return self.query("SELECT version, split, time, json FROM metrics_history ORDER BY time, id")
