@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "workbench.json"
 _PATH_KEYS = ("classes", "ground_truth", "labels")
-_KNOWN_KEYS = {*_PATH_KEYS, "images", "name", "description"}
 
 
 @dataclass
@@ -72,9 +71,7 @@ def read_manifest(folder: str | Path) -> Manifest | None:
         raise InputError(f"cannot read the project manifest: {exc}", path) from exc
     if not isinstance(data, dict):
         raise InputError("the project manifest must be a JSON object", path)
-    unknown = sorted(set(data) - _KNOWN_KEYS)
-    if unknown:
-        raise InputError(f"unknown keys {unknown} (valid: {sorted(_KNOWN_KEYS)})", path)
+    # Other top-level keys (e.g. the generator's "seed") are left to the tools that write them.
     man = Manifest(path)
     for key in _PATH_KEYS:
         if data.get(key) is not None:
