@@ -1,0 +1,157 @@
+"""Model factory over ``segmentation_models_pytorch.create_model``.
+
+Names are validated up front so a typo gives a message listing the valid options
+(after smp's own encoder registry) instead of a deep KeyError.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from workbench.errors import WorkbenchError
+
+# User-facing architecture name -> smp's name (``smp.create_model(arch=...)``).
+# These are every architecture smp 0.6.0 offers.
+ARCHITECTURES: dict[str, str] = {
+    "unet": "unet",
+    "unetplusplus": "unetplusplus",
+    "manet": "manet",
+    "linknet": "linknet",
+    "fpn": "fpn",
+    "pspnet": "pspnet",
+    "deeplabv3": "deeplabv3",
+    "deeplabv3plus": "deeplabv3plus",
+    "pan": "pan",
+    "upernet": "upernet",
+    "segformer": "segformer",
+    "dpt": "dpt",
+}
+# Spellings people type that mean the same architecture.
+ARCHITECTURE_ALIASES: dict[str, str] = {"unet++": "unetplusplus", "deeplabv3+": "deeplabv3plus"}
+
+# Encoders chosen by measurement (docs/decisions/0001-default-encoder.md,
+# benchmarks/bench_encoders.py): a light one for CPUs, the customary one for GPUs.
+CPU_DEFAULT_ENCODER = "resnet18"
+GPU_DEFAULT_ENCODER = "resnet34"
+
+# The ImageNet statistics every smp encoder's "imagenet" weights expect; also used for
+# randomly initialised models so that fine-tuning later sees the same input scale.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelConfig:
+    """What to build: architecture, encoder (None = default for the device), weights."""
+
+    arch: str = "unet"
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    in_channels: int = 3
+
+
+def default_encoder(device: str | torch.device | None = None) -> str:
+    """The default encoder for a device: measured light CPU choice, resnet34 on GPUs."""
+    from workbench.ml.device import resolve_device
+
+    dev = resolve_device(device if device is not None else "auto")
+    return CPU_DEFAULT_ENCODER if dev.type == "cpu" else GPU_DEFAULT_ENCODER
+
+
+def encoder_names() -> list[str]:
+    """Encoders in smp's registry (``tu-<timm model>`` names are accepted as well)."""
+    from segmentation_models_pytorch.encoders import get_encoder_names
+
+    return sorted(get_encoder_names())
+
+
+def resolve_arch(arch: str) -> str:
+    """smp's name for a user-facing architecture name; lists the options when unknown."""
+    key = arch.strip().lower()
+    key = ARCHITECTURE_ALIASES.get(key, key)
+    if key not in ARCHITECTURES:
+        raise WorkbenchError(f"unknown architecture {arch!r}; choose one of: "
+                             + ", ".join(ARCHITECTURES))
+    return ARCHITECTURES[key]
+
+
+def check_encoder(name: str) -> str:
+    """Return ``name`` if smp (or timm, for ``tu-`` names) knows it, else list the options."""
+    if name.startswith("tu-"):
+        import timm
+
+        if timm.is_model(name[3:]):
+            return name
+        close = difflib.get_close_matches(name[3:], timm.list_models(), n=5)
+        hint = f" (did you mean: {', '.join('tu-' + c for c in close)}?)" if close else ""
+        raise WorkbenchError(f"unknown timm encoder {name!r}{hint}; 'tu-' must be followed by "
+                             "a model name from timm.list_models()")
+    names = encoder_names()
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, names, n=5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise WorkbenchError(f"unknown encoder {name!r}.{hint} Supported encoders: {', '.join(names)} "
+                         "(or 'tu-<timm model name>')")
+
+
+def _normalise_weights(weights: str | None) -> str | None:
+    if weights is None:
+        return None
+    text = str(weights).strip()
+    return None if text.lower() in ("", "none", "null", "random") else text
+
+
+def build_model(config: ModelConfig, num_classes: int) -> torch.nn.Module:
+    """Build an smp model with ``num_classes`` output channels (raw logits).
+
+    ``encoder_weights="imagenet"`` needs a download; when it fails (offline) this
+    raises ``WorkbenchError`` saying how to train from random initialisation instead.
+    """
+    import segmentation_models_pytorch as smp
+
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise WorkbenchError(f"a model needs at least one class, got {num_classes!r}")
+    arch = resolve_arch(config.arch)
+    encoder = check_encoder(config.encoder or default_encoder())
+    weights = _normalise_weights(config.encoder_weights)
+    if weights is not None and encoder.startswith("tu-"):
+        weights = True  # timm universal encoders take a flag; the tag is in the name
+    try:
+        with warnings.catch_warnings():
+            # smp warns that timm- names are deprecated aliases of tu- ones; not the user's concern.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = smp.create_model(arch, encoder_name=encoder, encoder_weights=weights,
+                                     in_channels=config.in_channels, classes=num_classes)
+    except KeyError as exc:
+        # smp raises KeyError for weights an encoder does not offer; its text lists them.
+        raise WorkbenchError(f"cannot build {arch} with encoder {encoder}: {exc.args[0]}") from None
+    except (ValueError, TypeError, AssertionError, RuntimeError, NotImplementedError) as exc:
+        if weights is not None and _looks_like_download_failure(exc):
+            raise _offline_error(encoder) from None
+        raise WorkbenchError(f"cannot build {arch} with encoder {encoder}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - download errors come from several libraries
+        if weights is not None:
+            raise _offline_error(encoder) from exc
+        raise WorkbenchError(f"cannot build {arch} with encoder {encoder}: {exc}") from None
+    return model
+
+
+def _looks_like_download_failure(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connection", "resolve", "offline", "hub", "download", "network"))
+
+
+def _offline_error(encoder: str) -> WorkbenchError:
+    return WorkbenchError(
+        f"could not download ImageNet weights for {encoder} (no network?): "
+        "train with --encoder-weights none to start from random initialisation")
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
