@@ -92,7 +92,9 @@ class Project:
         exists = (state / DB_NAME).is_file()
         if not exists and not create:
             raise WorkbenchError("no project here yet (open it once to create one)", state)
-        manifest = None
+        # A new project's manifest is checked before anything is created: a bad one
+        # leaves no half-made project behind.
+        manifest = None if exists else seed.read_manifest(folder)
         try:
             state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -106,7 +108,7 @@ class Project:
                 clean_stale_temps(state)
             store = Store(state / DB_NAME)
             new = store.get_kv("initialised") is None
-            if new and not read_only:
+            if new and exists and not read_only:  # a creation that crashed before seeding
                 manifest = seed.read_manifest(folder)
             project = cls(folder, state, store, lock, ClassSchema.default(DEFAULT_CLASSES), read_only)
             project.schema = project._load_or_create_schema(schema, manifest)
