@@ -1,0 +1,147 @@
+"""``workbench evaluate``: score predicted masks (or a model) against ground truth.
+
+Two forms:
+
+    workbench evaluate --pred DIR --gt DIR --classes FILE [--json]
+    workbench evaluate IMAGES --model CKPT --gt DIR [--classes FILE] [--device D]
+                       [--batch-size B] [--json]
+
+Both print mIoU, pixel accuracy and per-class IoU from one dataset-level confusion
+matrix (``workbench.metrics``), the same numbers the metrics panel shows. The ``--pred``
+form never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workbench.commands.bars import progress_bar
+from workbench.errors import WorkbenchError
+
+WORST_SHOWN = 5
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``evaluate`` sub-command."""
+    p = subparsers.add_parser(
+        "evaluate", help="score predicted masks or a model against ground-truth masks",
+        description="Score predictions against ground truth: mIoU, pixel accuracy and per-class "
+                    "IoU from one dataset-level confusion matrix. Void classes and 255 in the "
+                    "ground truth are ignored; predictions that are not a trainable class count "
+                    "as wrong. Masks pair by file stem.",
+        epilog="examples:\n"
+               "  workbench evaluate --pred preds/ --gt valannot/ --classes classes.json\n"
+               "  workbench evaluate val/ --model v0003.safetensors --gt valannot/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="?", metavar="IMAGES",
+                   help="image folder to predict with --model (model form only)")
+    p.add_argument("--pred", metavar="DIR", help="folder of predicted masks (mask form)")
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (.safetensors) to predict IMAGES with")
+    p.add_argument("--gt", metavar="DIR", required=True, help="folder of ground-truth masks")
+    p.add_argument("--classes", metavar="FILE",
+                   help="class schema JSON (required with --pred; with --model the checkpoint's "
+                        "classes are used and FILE, if given, must match them)")
+    p.add_argument("--device", default="auto", help="model form: auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--batch-size", type=int, default=4, help="model form: images per batch")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate in the requested form, print the report; 2 if nothing could be scored."""
+    if args.pred is not None:
+        if args.model is not None or args.images is not None:
+            raise WorkbenchError("use either --pred DIR, or IMAGES with --model CKPT, not both")
+        if args.classes is None:
+            raise WorkbenchError("--pred needs --classes FILE (the class schema of the masks)")
+        report = _evaluate_masks(Path(args.pred), Path(args.gt), Path(args.classes))
+    elif args.model is not None:
+        if args.images is None:
+            raise WorkbenchError("--model needs IMAGES, the folder of images to predict")
+        if args.batch_size < 1:
+            raise WorkbenchError(f"--batch-size must be at least 1, got {args.batch_size}")
+        report = _evaluate_model(Path(args.images), Path(args.model), Path(args.gt),
+                                 args.classes, args.device, args.batch_size)
+    else:
+        raise WorkbenchError("give --pred DIR (predicted masks) or IMAGES --model CKPT")
+
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(format_report(report))
+    if report.images == 0:
+        print(f"workbench: error: no image could be scored ({len(report.missing)} without "
+              f"prediction, {len(report.problems)} with problems)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _evaluate_masks(pred_dir: Path, gt_dir: Path, classes: Path):
+    from workbench.classes import ClassSchema
+    from workbench.metrics import evaluate_folders
+
+    schema = ClassSchema.load(classes)
+    with progress_bar("evaluate", unit="mask") as bar:
+        return evaluate_folders(pred_dir, gt_dir, schema, on_progress=bar)
+
+
+def _evaluate_model(images: Path, checkpoint: Path, gt_dir: Path, classes: str | None,
+                    device: str, batch_size: int):
+    # Imported here so that the --pred form never loads torch.
+    from workbench.ml.evaluation import evaluate_model
+
+    if classes is not None:
+        _check_schema_matches(Path(classes), checkpoint)
+    with progress_bar("evaluate", unit="img") as bar:
+        return evaluate_model(images, checkpoint, gt_dir, device=device, batch_size=batch_size,
+                              on_progress=bar, cancel=None)
+
+
+def _check_schema_matches(classes: Path, checkpoint: Path) -> None:
+    """Refuse a --classes file whose trainable classes differ from the checkpoint's."""
+    from workbench.classes import ClassSchema
+    from workbench.ml.checkpoint import read_meta
+
+    given = ClassSchema.load(classes)
+    carried = ClassSchema.from_dict(read_meta(checkpoint).schema, checkpoint)
+    if given.names != carried.names:
+        raise WorkbenchError(
+            f"classes {given.names} differ from the model's classes {carried.names}; "
+            "omit --classes to use the model's own", classes)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def format_report(report) -> str:
+    """Human-readable report: headline scores, per-class table, worst images, issues."""
+    s = report.scores
+    scored = sum(v is not None for v in s.per_class_iou)
+    lines = [
+        f"mIoU            {_fmt(s.miou)}   (mean over {scored} of {len(s.per_class_iou)} classes "
+        "present in ground truth or prediction)",
+        f"pixel accuracy  {_fmt(s.pixel_accuracy)}   ({s.pixels:,} pixels scored)",
+        f"images scored   {report.images}   (missing predictions: {len(report.missing)}, "
+        f"problems: {len(report.problems)})",
+        "",
+    ]
+    width = max([len("class")] + [len(n) for n in report.class_names])
+    lines.append(f"  {'class':<{width}}  IoU")
+    for name, iou in zip(report.class_names, s.per_class_iou):
+        note = "   (absent from ground truth and prediction)" if iou is None else ""
+        lines.append(f"  {name:<{width}}  {_fmt(iou)}{note}")
+    ranked = sorted(((v, k) for k, v in report.per_image.items() if v is not None))
+    if len(ranked) > 1 and ranked[0][0] < 1.0:
+        lines += ["", "lowest per-image mIoU:"]
+        lines += [f"  {k}  {v:.4f}" for v, k in ranked[:WORST_SHOWN]]
+    if report.missing:
+        lines += ["", f"ground truth without a prediction ({len(report.missing)}):"]
+        lines += [f"  {m}" for m in report.missing]
+    if report.problems:
+        lines += ["", f"problems ({len(report.problems)}), not scored:"]
+        lines += [f"  {p}" for p in report.problems]
+    return "\n".join(lines)
