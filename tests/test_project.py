@@ -63,7 +63,7 @@ def test_create_and_reopen_persists(folder):
         p.set_split(b.id, "val")
         p.set_status([p.find("c.bmp").id], Status.VERIFIED)
         p.save_settings({"lr": 0.001, "ui": {"opacity": 0.5}})
-        p.record_metrics(1, "val", {"miou": 0.5})
+        p.record_metrics(1, "val", {"miou": np.float32(0.5), "per_class_iou": np.array([0.25, 0.75])})
     with Project.open(folder, create=False) as p:
         b = p.find("b.jpg")
         assert isinstance(b, ImageRecord)
@@ -76,6 +76,7 @@ def test_create_and_reopen_persists(folder):
         assert p.settings() == {"lr": 0.001, "ui": {"opacity": 0.5}}
         (entry,) = p.metrics_history()
         assert entry["version"] == 1 and entry["split"] == "val" and entry["miou"] == 0.5
+        assert entry["per_class_iou"] == [0.25, 0.75] and entry["time"] > 0
     # opening the state folder itself opens the same project
     with Project.open(folder / ".workbench") as p:
         assert p.folder == folder.resolve() and p.find("b").has_label

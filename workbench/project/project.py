@@ -28,7 +28,7 @@ from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
-from workbench.project.store import Store
+from workbench.project.store import Store, to_json
 
 READ_ONLY_MESSAGE = "project is open in another window/process; opened read-only"
 DEFAULT_CLASSES = ["background", "foreground"]
@@ -361,6 +361,10 @@ class Project:
         file is copied (atomically) into ``state/models/``.
         """
         self._check_writable()
+        try:
+            metrics = json.loads(to_json(dict(metrics or {})))
+        except (TypeError, ValueError) as exc:
+            raise WorkbenchError(f"model metrics must be plain JSON data: {exc}") from exc
         src = Path(checkpoint).expanduser()
         if not src.is_file():
             raise InputError("checkpoint file not found", src)
@@ -380,13 +384,8 @@ class Project:
             except OSError as exc:
                 raise InputError(f"cannot read checkpoint: {exc.strerror or exc}", src) from exc
         else:
-            dest = src.resolve()
+            dest = models_dir / src.name
         created = time.time()
-        metrics = dict(metrics or {})
-        try:
-            json.dumps(metrics)
-        except (TypeError, ValueError) as exc:
-            raise WorkbenchError(f"model metrics must be plain JSON data: {exc}") from exc
         self._store.add_model(version, dest.name, created, parent, metrics)
         self._store.set_kv("current_model", None)  # the newest is current again
         return ModelRecord(version, dest, created, parent, metrics)
@@ -520,7 +519,7 @@ class Project:
         """Save settings atomically (replaces the whole file)."""
         self._check_writable()
         try:
-            text = json.dumps(d, indent=2, sort_keys=True)
+            text = to_json(d, indent=2, sort_keys=True)
         except (TypeError, ValueError) as exc:
             raise WorkbenchError(f"settings must be plain JSON data: {exc}") from exc
         atomic_write_text(self.settings_path, text + "\n")
