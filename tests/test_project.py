@@ -378,3 +378,14 @@ def test_read_only_permission_bits_detected_even_for_root(tmp_path):
         assert not folder_is_writable(d)
     finally:
         d.chmod(0o755)
+
+
+def test_dropped_project_frees_its_lock(folder):
+    import gc
+
+    p = Project.open(folder)
+    assert not p.read_only
+    del p
+    gc.collect()
+    with Project.open(folder) as q:
+        assert not q.read_only

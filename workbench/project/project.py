@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ class Project:
         self.problems: list[str] = []
         self._store = store
         self._lock = lock
+        # A project dropped without close() still closes its database and frees the lock.
+        self._finalizer = weakref.finalize(self, _release, store, lock)
 
     # ----- opening and closing ---------------------------------------------------------
     @classmethod
@@ -145,8 +148,7 @@ class Project:
 
     def close(self) -> None:
         """Close the database and release the lock (idempotent)."""
-        self._store.close()
-        self._lock.release()
+        self._finalizer()
 
     def __enter__(self) -> "Project":
         return self
@@ -554,6 +556,11 @@ class Project:
 
     def _record_ground_truth(self, image_id: int) -> None:
         self._store.update_images([image_id], has_gt=1)
+
+
+def _release(store: Store, lock: ProjectLock) -> None:
+    store.close()
+    lock.release()
 
 
 def _stored_image_folder(state: Path) -> Path:
