@@ -106,7 +106,7 @@ def _check_schema_matches(classes: Path, checkpoint: Path) -> None:
     from workbench.ml.checkpoint import read_meta
 
     given = ClassSchema.load(classes)
-    carried = ClassSchema.from_dict(read_meta(checkpoint).schema, checkpoint)
+    carried = read_meta(checkpoint).class_schema()
     if given.names != carried.names:
         raise WorkbenchError(
             f"classes {given.names} differ from the model's classes {carried.names}; "
