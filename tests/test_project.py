@@ -211,6 +211,8 @@ def test_read_only_folder_falls_back_to_user_state(folder, state_home):
         assert not (folder / ".workbench").exists()
         with Project.open(folder) as p:  # the same fallback folder again
             assert p.find("a").has_label
+        with Project.open(fallback_state_dir(folder)) as p:  # opening the state folder itself
+            assert p.folder == folder.resolve() and p.find("a").has_label
         with Project.open(folder, state_dir=folder.parent / "explicit") as p:  # explicit wins
             assert p.state_dir == (folder.parent / "explicit").resolve()
             assert not p.find("a").has_label
@@ -389,3 +391,21 @@ def test_dropped_project_frees_its_lock(folder):
     gc.collect()
     with Project.open(folder) as q:
         assert not q.read_only
+
+
+def test_corrupt_database_is_a_clear_error(folder):
+    Project.open(folder).close()
+    db = folder / ".workbench" / "project.sqlite"
+    for extra in ("-wal", "-shm"):
+        Path(f"{db}{extra}").unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(WorkbenchError, match="project database") as err:
+        Project.open(folder)
+    assert "project.sqlite" in str(err.value)
+
+
+def test_second_open_in_the_same_process_is_read_only(folder):
+    with Project.open(folder) as first, Project.open(folder) as second:
+        assert not first.read_only and second.read_only
+        first.set_split(first.find("a").id, "test")
+        assert second.find("a").split == Split.TEST  # both read the same database
