@@ -409,3 +409,26 @@ def test_second_open_in_the_same_process_is_read_only(folder):
         assert not first.read_only and second.read_only
         first.set_split(first.find("a").id, "test")
         assert second.find("a").split == Split.TEST  # both read the same database
+
+
+def test_adding_a_class_renumbers_a_moved_void_class_in_stored_masks(folder):
+    schema = ClassSchema.from_dict({"ignore_index": 2, "classes": [
+        {"index": 0, "name": "bg", "color": [0, 0, 0]}, {"index": 1, "name": "fg", "color": [9, 9, 9]},
+        {"index": 2, "name": "void", "color": [1, 1, 1], "void": True}]})
+    with Project.open(folder, schema=schema) as p:
+        mask = np.zeros((H, W), np.uint8)
+        mask[:5] = 1
+        mask[-5:] = 2   # void pixels
+        mask[0, 0] = 255
+        a = p.find("a")
+        p.save_label(a.id, mask, status=Status.VERIFIED)
+        p.save_ground_truth(a.id, mask)
+        info = p.add_class("new")
+        assert info.index == 2 and p.schema.by_index(3).name == "void" and p.schema.ignore_index == 3
+        expected = np.where(mask == 2, 3, mask).astype(np.uint8)
+        np.testing.assert_array_equal(p.read_label(a.id), expected)
+        np.testing.assert_array_equal(p.read_ground_truth(a.id), expected)
+        p.save_schema(p.schema.copy())  # nothing moved: masks untouched
+        np.testing.assert_array_equal(p.read_label(a.id), expected)
+    with Project.open(folder) as p:
+        assert p.schema.names == ["bg", "fg", "new"]

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from workbench import imageio, masks
-from workbench.atomic import atomic_open, atomic_write_bytes, atomic_write_text, clean_stale_temps
-from workbench.classes import ClassSchema
+from workbench.atomic import (atomic_open, atomic_write_bytes, atomic_write_text, clean_stale_temps,
+                              is_temp_file)
+from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
@@ -331,11 +332,48 @@ class Project:
         self._store.update_images([image_id], has_gt=1)
 
     def save_schema(self, schema: ClassSchema) -> None:
-        """Replace the class schema (saved atomically to classes.json)."""
+        """Replace the class schema (saved atomically to classes.json).
+
+        When a class keeps its name but moves to another index (``ClassSchema.add_class``
+        moves a void class out of the way), stored labels and ground truth are remapped
+        first, so no pixel silently changes meaning.
+        """
         self._check_writable()
         schema = schema.copy()
+        moves = index_moves(self.schema, schema)
+        if moves:
+            self._remap_masks(moves, schema)
         schema.save(self.classes_path)
         self.schema = schema
+
+    def add_class(self, name: str, color: tuple[int, int, int] | None = None) -> ClassInfo:
+        """Append a trainable class and save the schema (remapping masks if a void class moves)."""
+        schema = self.schema.copy()
+        try:
+            info = schema.add_class(name, color)
+        except ValueError as exc:
+            raise WorkbenchError(f"cannot add class {name!r}: {exc}") from exc
+        self.save_schema(schema)
+        return info
+
+    def _remap_masks(self, moves: dict[int, int], schema: ClassSchema) -> None:
+        lut = np.arange(256, dtype=np.uint8)
+        for old, new in moves.items():
+            lut[old] = new
+        moved = np.array(sorted(moves), dtype=np.uint8)
+        for sub in ("labels", "groundtruth"):
+            folder = self.state_dir / sub
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob(f"*{masks.MASK_SUFFIX}")):
+                if is_temp_file(path):
+                    continue
+                try:
+                    raw = masks.decode_mask(path.read_bytes(), self.schema, path)
+                except OSError as exc:
+                    raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
+                if np.isin(raw, moved).any():
+                    masks.write_mask(path, lut[raw], schema)
 
     # ----- models ----------------------------------------------------------------------
     def _next_version(self) -> int:
@@ -556,6 +594,19 @@ class Project:
 
     def _record_ground_truth(self, image_id: int) -> None:
         self._store.update_images([image_id], has_gt=1)
+
+
+def index_moves(old: ClassSchema, new: ClassSchema) -> dict[int, int]:
+    """{old index: new index} for classes that kept name and kind but changed index."""
+    moves = {}
+    for c in old.classes:
+        kept = new.by_index(c.index)
+        if kept is not None and kept.name == c.name and kept.void == c.void:
+            continue
+        same = [n for n in new.classes if n.name == c.name and n.void == c.void and n.index != c.index]
+        if len(same) == 1:
+            moves[c.index] = same[0].index
+    return moves
 
 
 def _release(store: Store, lock: ProjectLock) -> None:
