@@ -27,6 +27,7 @@ from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
+from workbench.project import seed
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
@@ -90,8 +91,6 @@ class Project:
         per-user folder when FOLDER is read-only). ``folder`` may also be a state folder,
         which opens the project it belongs to. ``schema`` is used for a new project only.
         """
-        from workbench.project import seed  # seed imports Project-level helpers
-
         folder, state = cls.locate(folder, state_dir=state_dir)
         exists = (state / DB_NAME).is_file()
         if not exists and not create:
