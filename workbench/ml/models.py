@@ -55,11 +55,13 @@ class ModelConfig:
 
 
 def default_encoder(device: str | torch.device | None = None) -> str:
-    """The default encoder for a device: measured light CPU choice, resnet34 on GPUs."""
-    from workbench.ml.device import resolve_device
+    """The default encoder for a device (None = this machine's): light on CPU, resnet34 on GPU."""
+    if device is None or str(device) == "auto":
+        from workbench.ml.device import resolve_device
 
-    dev = resolve_device(device if device is not None else "auto")
-    return CPU_DEFAULT_ENCODER if dev.type == "cpu" else GPU_DEFAULT_ENCODER
+        device = resolve_device("auto")
+    kind = device.type if isinstance(device, torch.device) else torch.device(str(device)).type
+    return CPU_DEFAULT_ENCODER if kind == "cpu" else GPU_DEFAULT_ENCODER
 
 
 def encoder_names() -> list[str]:
