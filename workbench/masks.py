@@ -72,6 +72,10 @@ def decode_mask(data: bytes | Image.Image, schema: ClassSchema, path: str | Path
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
         if mode == "RGBA":
             alpha = np.asarray(img, dtype=np.uint8)[..., 3]
+            # The colour under a fully transparent pixel means nothing (editors leave
+            # anything there); make it white so it cannot fail the colour lookup.
+            rgb = rgb.copy()
+            rgb[alpha == 0] = 255
         if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]) \
                 and not _looks_like_colour_coded(rgb[..., 0], schema):
             out = rgb[..., 0].copy()  # grey RGB saved by a tool that dropped the palette
