@@ -22,3 +22,9 @@ def camvid() -> Path:
     if not (CAMVID / "classes.json").is_file():
         pytest.fail(f"CamVid data not found at {CAMVID}: tests expect ../shared/camvid beside the repo")
     return CAMVID
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state_home(tmp_path_factory, monkeypatch):
+    """Project state for read-only folders goes to a temp dir, never the user's data dir."""
+    monkeypatch.setenv("WORKBENCH_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
