@@ -14,8 +14,18 @@ from workbench.errors import WorkbenchError
 
 
 def default_project_path() -> Path:
-    """The bundled sample project (``sample_data/`` in the source checkout)."""
-    return Path(__file__).resolve().parent.parent / "sample_data"
+    """The bundled sample project: ``sample_data/`` of the source checkout, or a copy
+    generated once into the user's data folder when the package was installed without it."""
+    bundled = Path(__file__).resolve().parent.parent / "sample_data"
+    if (bundled / "workbench.json").is_file():
+        return bundled
+    from workbench.project.location import user_state_home
+    from workbench.sample_data import generate
+
+    generated = user_state_home() / "sample_data"
+    if not (generated / "workbench.json").is_file():
+        generate(generated, seed=0, overwrite=True)
+    return generated
 
 
 def display_problem() -> str | None:
