@@ -6,6 +6,7 @@ EXIF orientation is applied so pixels match what viewers show.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -33,7 +34,11 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("not a folder", folder)
-    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+    # scandir's is_file() comes from the directory entry (no stat per file) and keeps
+    # out sub-folders that happen to be named like images ("scans.tif/").
+    with os.scandir(folder) as entries:
+        files = [Path(e.path) for e in entries if is_image_file(e.name) and e.is_file()]
+    return sorted(files, key=lambda p: p.name)
 
 
 def _open(path: Path) -> Image.Image:
