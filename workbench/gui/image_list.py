@@ -1,0 +1,324 @@
+"""The image list: a table model over ``project.images()``, a filter/sort proxy and its panel.
+
+The model holds the project's ImageRecords as last read, nothing else: it re-reads them
+from the project whenever a controller says images changed (``refresh``), so the list
+can never drift from the project.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, QSize,
+                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLineEdit,
+                               QTableView, QVBoxLayout, QWidget)
+
+from workbench.gui.thumbnails import THUMB_SIZE, ThumbnailCache
+from workbench.project import ImageRecord, Project, Split, Status
+
+STATUS_COLORS: dict[str, str] = {
+    Status.UNLABELLED: "#8a8a8a",
+    Status.PREDICTED: "#d9a300",
+    Status.EDITED: "#2f7fd8",
+    Status.VERIFIED: "#2e9e4f",
+    "unsaved": "#d62828",
+}
+STATUS_ORDER = {Status.UNLABELLED: 0, Status.PREDICTED: 1, Status.EDITED: 2, Status.VERIFIED: 3}
+
+COL_NAME, COL_STATUS, COL_SPLIT, COL_MIOU, COL_UNCERTAINTY = range(5)
+HEADERS = ("Image", "Status", "Split", "mIoU", "Uncert.")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ID_ROLE = Qt.ItemDataRole.UserRole + 2
+
+SORTS: dict[str, tuple[int, Qt.SortOrder]] = {
+    "Name": (COL_NAME, Qt.SortOrder.AscendingOrder),
+    "Status": (COL_STATUS, Qt.SortOrder.AscendingOrder),
+    "Worst mIoU first": (COL_MIOU, Qt.SortOrder.AscendingOrder),
+    "Most uncertain first": (COL_UNCERTAINTY, Qt.SortOrder.DescendingOrder),
+}
+
+
+class ImageListModel(QAbstractTableModel):
+    """Rows = the project's images; columns = name (+thumbnail), status, split, mIoU, uncertainty."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._project: Project | None = None
+        self._records: list[ImageRecord] = []
+        self._row_of: dict[int, int] = {}
+        self._unsaved: set[int] = set()
+        self.thumbnails: ThumbnailCache | None = None
+
+    # ----- project ------------------------------------------------------------------------
+    def set_project(self, project: Project | None) -> None:
+        """Show ``project``'s images (None: empty list)."""
+        if self.thumbnails is not None:
+            self.thumbnails.forget()
+            self.thumbnails.deleteLater()
+            self.thumbnails = None
+        self._project = project
+        if project is not None:
+            self.thumbnails = ThumbnailCache(project.image_path, parent=self)
+            self.thumbnails.ready.connect(self._on_thumbnails)
+        self._unsaved.clear()
+        self.refresh()
+
+    def refresh(self, image_ids: list[int] | None = None) -> None:
+        """Re-read records from the project: all of them, or just ``image_ids``."""
+        if self._project is None:
+            self.beginResetModel()
+            self._records, self._row_of = [], {}
+            self.endResetModel()
+            return
+        if image_ids is None:
+            self.beginResetModel()
+            self._records = self._project.images()
+            self._row_of = {r.id: i for i, r in enumerate(self._records)}
+            self.endResetModel()
+            return
+        for image_id in image_ids:
+            row = self._row_of.get(image_id)
+            if row is None:
+                continue
+            self._records[row] = self._project.get(image_id)
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+
+    def set_unsaved(self, image_id: int, unsaved: bool) -> None:
+        """Mark an image whose edits could not be saved (shown in red)."""
+        changed = (image_id in self._unsaved) != unsaved
+        (self._unsaved.add if unsaved else self._unsaved.discard)(image_id)
+        if changed:
+            self.refresh([image_id])
+
+    def record(self, row: int) -> ImageRecord:
+        """The record shown in ``row`` of this (source) model."""
+        return self._records[row]
+
+    def row_of(self, image_id: int) -> int | None:
+        """Source row of ``image_id``."""
+        return self._row_of.get(image_id)
+
+    def _on_thumbnails(self, ids: list) -> None:
+        for image_id in ids:
+            row = self._row_of.get(image_id)
+            if row is not None:
+                idx = self.index(row, COL_NAME)
+                self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    # ----- Qt model API ---------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Number of images."""
+        return 0 if parent.isValid() else len(self._records)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Number of columns."""
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Column titles."""
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Text, colours, thumbnails and sort keys of one cell."""
+        if not index.isValid():
+            return None
+        rec = self._records[index.row()]
+        col = index.column()
+        unsaved = rec.id in self._unsaved
+        if role == ID_ROLE:
+            return rec.id
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == COL_NAME:
+                return rec.name
+            if col == COL_STATUS:
+                return "unsaved!" if unsaved else rec.status.value
+            if col == COL_SPLIT:
+                return rec.split.value
+            if col == COL_MIOU:
+                return "" if rec.miou is None else f"{rec.miou:.2f}"
+            if col == COL_UNCERTAINTY:
+                return "" if rec.uncertainty is None else f"{rec.uncertainty:.2f}"
+        if role == SORT_ROLE:
+            if col == COL_NAME:
+                return rec.name.lower()
+            if col == COL_STATUS:
+                return STATUS_ORDER[rec.status]
+            if col == COL_SPLIT:
+                return rec.split.value
+            if col == COL_MIOU:  # unknown mIoU sorts last when looking for the worst
+                return math.inf if rec.miou is None else rec.miou
+            if col == COL_UNCERTAINTY:
+                return -math.inf if rec.uncertainty is None else rec.uncertainty
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_NAME and self.thumbnails is not None:
+            return self.thumbnails.get(rec.id)
+        if col == COL_STATUS:
+            color = QColor(STATUS_COLORS["unsaved" if unsaved else rec.status])
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QBrush(QColor("white"))
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return QBrush(color)
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return Qt.AlignmentFlag.AlignCenter
+        if role == Qt.ItemDataRole.ToolTipRole:
+            src = f", label by {rec.source}" if rec.source else ""
+            gt = ", has ground truth" if rec.has_ground_truth else ""
+            warn = " - EDITS NOT SAVED, see the status bar" if unsaved else ""
+            return f"{rec.name}: {rec.status.value}, {rec.split.value}{src}{gt}{warn}"
+        return None
+
+
+class ImageFilterProxy(QSortFilterProxyModel):
+    """Filters rows by status, split and a name substring; sorts by the model's sort keys."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.status: str | None = None
+        self.split: str | None = None
+        self.text = ""
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_filter(self, *, status: str | None = None, split: str | None = None, text: str = "") -> None:
+        """Show only rows matching all of the given criteria (None / "" = any)."""
+        self.status, self.split, self.text = status, split, text.strip().lower()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        """True when the image matches the filter."""
+        rec = self.sourceModel().record(source_row)
+        if self.status and rec.status.value != self.status:
+            return False
+        if self.split and rec.split.value != self.split:
+            return False
+        return not self.text or self.text in rec.name.lower()
+
+
+class ImageListPanel(QWidget):
+    """Filter controls over a sortable table; emits ``imageActivated(id)`` on selection."""
+
+    imageActivated = Signal(int)
+
+    def __init__(self, model: ImageListModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = ImageFilterProxy(self)
+        self.proxy.setSourceModel(model)
+
+        self.search = QLineEdit(placeholderText="Filter by name…", clearButtonEnabled=True)
+        self.status_combo = QComboBox()
+        self.status_combo.addItem("Any status", None)
+        for s in Status:
+            self.status_combo.addItem(s.value, s.value)
+        self.split_combo = QComboBox()
+        self.split_combo.addItem("Any split", None)
+        for s in Split:
+            self.split_combo.addItem(s.value, s.value)
+        self.sort_combo = QComboBox()
+        self.sort_combo.addItems(list(SORTS))
+        for w, name in ((self.search, "filter"), (self.status_combo, "status filter"),
+                        (self.split_combo, "split filter"), (self.sort_combo, "sort")):
+            w.setAccessibleName(name)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
+        self.table.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.table.setSortingEnabled(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        for col in (COL_STATUS, COL_SPLIT, COL_MIOU, COL_UNCERTAINTY):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.status_combo)
+        filters.addWidget(self.split_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.search)
+        layout.addLayout(filters)
+        layout.addWidget(self.sort_combo)
+        layout.addWidget(self.table)
+
+        self.search.textChanged.connect(self._apply_filter)
+        self.status_combo.currentIndexChanged.connect(self._apply_filter)
+        self.split_combo.currentIndexChanged.connect(self._apply_filter)
+        self.sort_combo.currentTextChanged.connect(self._apply_sort)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self._apply_sort(self.sort_combo.currentText())
+
+    # ----- state ---------------------------------------------------------------------------
+    def current_id(self) -> int | None:
+        """Id of the selected image, or None."""
+        idx = self.table.currentIndex()
+        return None if not idx.isValid() else int(self.proxy.data(idx, ID_ROLE))
+
+    def select(self, image_id: int) -> bool:
+        """Select ``image_id`` (without emitting when already current); False if filtered out."""
+        row = self.model.row_of(image_id)
+        if row is None:
+            return False
+        idx = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not idx.isValid():
+            return False
+        if self.current_id() != image_id:
+            self.table.setCurrentIndex(idx)
+        self.table.scrollTo(idx)
+        return True
+
+    def neighbour(self, image_id: int | None, step: int) -> int | None:
+        """The image ``step`` rows away in the visible order (sorted and filtered)."""
+        n = self.proxy.rowCount()
+        if n == 0:
+            return None
+        row = -1
+        if image_id is not None and (src := self.model.row_of(image_id)) is not None:
+            row = self.proxy.mapFromSource(self.model.index(src, 0)).row()
+        if row < 0:
+            row = 0 if step > 0 else n - 1
+        else:
+            row = row + step
+        if not 0 <= row < n:
+            return None
+        return int(self.proxy.data(self.proxy.index(row, 0), ID_ROLE))
+
+    def visible_ids(self) -> list[int]:
+        """Image ids in the visible order."""
+        return [int(self.proxy.data(self.proxy.index(r, 0), ID_ROLE)) for r in range(self.proxy.rowCount())]
+
+    def ui_state(self) -> dict:
+        """Filter and sort choices, to restore next time."""
+        return {"filter": self.search.text(), "status": self.status_combo.currentData(),
+                "split": self.split_combo.currentData(), "sort": self.sort_combo.currentText()}
+
+    def restore_ui_state(self, state: dict) -> None:
+        """Undo ``ui_state``; unknown values are ignored."""
+        self.search.setText(str(state.get("filter", "")))
+        for combo, key in ((self.status_combo, "status"), (self.split_combo, "split")):
+            i = combo.findData(state.get(key))
+            combo.setCurrentIndex(max(i, 0))
+        if state.get("sort") in SORTS:
+            self.sort_combo.setCurrentText(state["sort"])
+
+    # ----- slots -----------------------------------------------------------------------------
+    def _apply_filter(self) -> None:
+        self.proxy.set_filter(status=self.status_combo.currentData(), split=self.split_combo.currentData(),
+                              text=self.search.text())
+
+    def _apply_sort(self, name: str) -> None:
+        col, order = SORTS.get(name, SORTS["Name"])
+        self.table.sortByColumn(col, order)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.imageActivated.emit(int(self.proxy.data(current, ID_ROLE)))

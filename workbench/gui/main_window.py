@@ -1,0 +1,249 @@
+"""The main window: builds the panels and controllers and wires them together (wiring only)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
+
+from workbench.errors import WorkbenchError
+from workbench.gui.canvas import Canvas
+from workbench.gui.help_dialog import ShortcutsDialog
+from workbench.gui.image_list import ImageListModel, ImageListPanel
+from workbench.gui.metrics_controller import MetricsController
+from workbench.gui.metrics_panel import MetricsPanel
+from workbench.gui.model_actions import ModelActions
+from workbench.gui.notifier import Notifier
+from workbench.gui.palette_panel import PalettePanel
+from workbench.gui.prediction_service import PredictionService
+from workbench.gui.preferences import add_recent_project, app_settings, recent_projects
+from workbench.gui.project_state import restore_ui_state, save_ui_state
+from workbench.gui.session import EditSession
+from workbench.gui.shortcuts import SHORTCUTS, make_actions
+from workbench.gui.status_bar import StatusFields
+from workbench.gui.tools import Tool
+from workbench.gui.toolbars import ToolBars
+from workbench.gui.training_controller import TrainingController
+from workbench.gui.training_dock import TrainingPanel
+from workbench.gui.workspace import Workspace
+from workbench.project import Project, Split
+
+CLOSE_WAIT_MS = 5000  # how long closing waits for workers after cancelling them
+
+
+class MainWindow(QMainWindow):
+    """Image list | canvas | classes, training and metrics docks; menus from the shortcut table."""
+
+    def __init__(self, device: str = "auto") -> None:
+        super().__init__()
+        self.setWindowTitle("Segmentation Workbench")
+        self.project: Project | None = None
+        self.canvas = Canvas()
+        self.setCentralWidget(self.canvas)
+        self.session = EditSession(self)
+        self.predictions = PredictionService(device, self)
+        self.training = TrainingController(self)
+        self.metrics = MetricsController(device, self)
+        self.list_model = ImageListModel(self)
+        self.list_panel = ImageListPanel(self.list_model)
+        self.palette = PalettePanel()
+        self.training_panel = TrainingPanel()
+        self.metrics_panel = MetricsPanel()
+        self.status_fields = StatusFields(self.statusBar(), self)
+        self.notifier = Notifier(self, self.statusBar(), self)
+        self.workspace = Workspace(self.session, self.canvas, self.predictions, self.list_model, self.list_panel,
+                                   self.status_fields, self.notifier, self)
+        self.model_actions = ModelActions(self, self.workspace, self.session, self.predictions, self.training,
+                                          self.metrics, self.training_panel, self.metrics_panel, self.list_model,
+                                          self.list_panel, self.status_fields, self.notifier)
+        self.docks = {name: self._dock(title, widget, area) for name, title, widget, area in (
+            ("images", "Images", self.list_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("classes", "Classes", self.palette, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("training", "Training", self.training_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("metrics", "Metrics", self.metrics_panel, Qt.DockWidgetArea.RightDockWidgetArea))}
+        self.tabifyDockWidget(self.docks["training"], self.docks["metrics"])
+        self.docks["training"].raise_()
+        self.actions_by_id = make_actions(self, self._slots())
+        self.toolbars = ToolBars(self, self.actions_by_id)
+        self._build_menus()
+        self._connect()
+        self._initial_view_state()
+        self.resize(1400, 900)
+        self.resizeDocks([self.docks["images"], self.docks["classes"]], [400, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["classes"], self.docks["training"]], [180, 500], Qt.Orientation.Vertical)
+        self.restoreGeometry(QByteArray(app_settings().value("geometry", QByteArray())))
+        self.restoreState(QByteArray(app_settings().value("window_state", QByteArray())))
+
+    # ----- construction ---------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _slots(self) -> dict:
+        ws, ma, c = self.workspace, self.model_actions, self.canvas
+        slots = {
+            "open_folder": self.choose_folder, "save": ws.save, "quit": self.close,
+            "next_image": ws.next_image, "prev_image": ws.prev_image, "verify_next": ws.verify_next,
+            "focus_filter": self.list_panel.search.setFocus,
+            "brush_smaller": self._brush_smaller, "brush_larger": self._brush_larger,
+            "undo": ws.undo, "redo": ws.redo, "accept_all": ws.accept_all, "clear": ws.clear,
+            "split_train": partial(ws.set_split, Split.TRAIN), "split_val": partial(ws.set_split, Split.VAL),
+            "split_test": partial(ws.set_split, Split.TEST),
+            "fit": c.fit_to_window, "toggle_labels": c.set_labels_visible,
+            "toggle_prediction": c.set_prediction_visible, "toggle_uncertainty": c.set_uncertainty_visible,
+            "toggle_outline": c.set_outline_mode,
+            "predict_all": ma.predict_all, "retrain": ma.retrain, "cancel_jobs": ma.cancel_all,
+            "evaluate": ma.evaluate, "settings": ma.edit_settings, "help_shortcuts": self.show_shortcuts,
+        }
+        for name, tool in (("paint", Tool.BRUSH), ("erase", Tool.ERASER), ("fill", Tool.FILL),
+                           ("pick", Tool.PICK), ("accept", Tool.ACCEPT), ("polygon", Tool.POLYGON),
+                           ("pan", Tool.PAN)):
+            slots[f"tool_{name}"] = partial(self._tool_toggled, tool)
+        for n in range(1, 10):
+            slots[f"class_{n}"] = partial(self.palette.select_nth, n)
+        return slots
+
+    def _build_menus(self) -> None:
+        menus: dict[str, QMenu] = {}
+        for s in SHORTCUTS:
+            if s.group not in menus:
+                menus[s.group] = self.menuBar().addMenu(s.group)
+            if s.id == "quit":
+                self.recent_menu = menus["File"].addMenu("Open &Recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent)
+                menus["File"].addSeparator()
+            menus[s.group].addAction(self.actions_by_id[s.id])
+        view = menus["View"]
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+    def _connect(self) -> None:
+        self.palette.classSelected.connect(self.canvas.set_current_class)
+        self.palette.schemaChanged.connect(self._on_schema_changed)
+        self.palette.failed.connect(self.notifier.error)
+        self.canvas.classPicked.connect(self.palette.select_class)
+        self.canvas.toolChanged.connect(self._on_tool_changed)
+        self.canvas.brushRadiusChanged.connect(self.toolbars.brush.setValue)
+        self.toolbars.brush.valueChanged.connect(self.canvas.set_brush_radius)
+        self.toolbars.opacity.valueChanged.connect(self._on_opacity)
+        self.training.started.connect(self._on_jobs_changed)
+        self.training.finished.connect(self._on_jobs_changed)
+
+    def _initial_view_state(self) -> None:
+        a = self.actions_by_id
+        a["toggle_labels"].setChecked(True)
+        a["toggle_prediction"].setChecked(True)
+        a["toggle_uncertainty"].setChecked(False)
+        a["toggle_outline"].setChecked(False)
+        self.canvas.set_uncertainty_visible(False)
+        self.toolbars.brush.setMinimum(0)
+        self.toolbars.brush.setValue(self.canvas.brush_radius)
+        self._on_opacity(self.toolbars.opacity.value())
+        self._on_tool_changed(str(self.canvas.tool))
+
+    # ----- projects ---------------------------------------------------------------------------
+    def open_project(self, folder: str | Path, state_dir: str | Path | None = None) -> bool:
+        """Save and close the current project, then open ``folder``; False (with a message) on failure."""
+        if self.project is not None and Path(folder).resolve() in (self.project.folder, self.project.state_dir):
+            return True  # already open (a second open would find our own lock and go read-only)
+        try:
+            project = Project.open(folder, state_dir=state_dir)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot open {folder}: {exc}")
+            return False
+        if not self.close_project(ask=True):
+            project.close()
+            return False
+        self.project = project
+        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel):
+            part.set_project(project)
+        self.setWindowTitle(f"{project.folder.name} - Segmentation Workbench" + (" [read-only]" if project.read_only else ""))
+        add_recent_project(project.folder)
+        restore_ui_state(project, self.list_panel, self.workspace)
+        problems = list(project.problems) + (["opened read-only: another window has this project open"]
+                                             if project.read_only else [])
+        if problems:
+            self.notifier.error("; ".join(problems), dialog=False)
+        return True
+
+    def close_project(self, ask: bool = True) -> bool:
+        """Stop jobs (asking first if ``ask``), save, close; False if the person chose to stay."""
+        if self.project is None:
+            return True
+        if ask and (self.training.running or self.predictions.busy or self.metrics.busy):
+            answer = QMessageBox.question(self, "Jobs are running",
+                                          "Training or prediction is still running. Stop it and close?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        stopped = all([self.training.shutdown(CLOSE_WAIT_MS), self.predictions.shutdown(CLOSE_WAIT_MS),
+                       self.metrics.shutdown(CLOSE_WAIT_MS)])
+        if self.list_model.thumbnails is not None:
+            self.list_model.thumbnails.shutdown(CLOSE_WAIT_MS)
+        self.session.save_quietly()
+        save_ui_state(self.project, self.list_panel, self.workspace)
+        if stopped:  # a worker still running keeps using the database: leave it open
+            self.project.close()
+        self.project = None
+        return True
+
+    def choose_folder(self) -> None:
+        """File > Open Folder."""
+        folder = QFileDialog.getExistingDirectory(self, "Open an image folder or project")
+        if folder:
+            self.open_project(folder)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in recent_projects():
+            self.recent_menu.addAction(path, partial(self.open_project, path))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    # ----- small view slots -----------------------------------------------------------------
+    def _tool_toggled(self, tool: Tool, checked: bool) -> None:
+        if checked:
+            self.canvas.set_tool(tool)
+
+    def _on_tool_changed(self, name: str) -> None:
+        ids = {Tool.BRUSH: "tool_paint", Tool.ERASER: "tool_erase", Tool.FILL: "tool_fill", Tool.PICK: "tool_pick",
+               Tool.ACCEPT: "tool_accept", Tool.POLYGON: "tool_polygon", Tool.PAN: "tool_pan"}
+        self.actions_by_id[ids[Tool(name)]].setChecked(True)
+
+    def _brush_smaller(self) -> None:
+        self.canvas.set_brush_radius(max(0, round(self.canvas.brush_radius / 1.25)))
+
+    def _brush_larger(self) -> None:
+        self.canvas.set_brush_radius(max(self.canvas.brush_radius + 1, round(self.canvas.brush_radius * 1.25)))
+
+    def _on_opacity(self, value: int) -> None:
+        self.canvas.set_label_opacity(value / 100.0)
+
+    def _on_schema_changed(self) -> None:
+        self.canvas.set_schema(self.project.schema)
+        self.list_model.refresh()
+
+    def _on_jobs_changed(self, *_args: object) -> None:
+        self.actions_by_id["retrain"].setEnabled(not self.training.running)
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts."""
+        ShortcutsDialog(self).show()
+
+    # ----- closing ----------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Ask about running jobs, stop them, save, remember the layout."""
+        if not self.close_project(ask=True):
+            event.ignore()
+            return
+        settings = app_settings()
+        settings.setValue("geometry", self.saveGeometry())
+        settings.setValue("window_state", self.saveState())
+        settings.sync()
+        event.accept()

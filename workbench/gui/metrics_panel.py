@@ -1,0 +1,230 @@
+"""The metrics panel: scores of the current model on the val split, and their history.
+
+Shows mIoU and pixel accuracy (with the previous version's mIoU, before -> after),
+per-class IoU, a colour-scaled confusion matrix, a sortable per-image table (a click
+opens the image) and every recorded evaluation. It only displays what the metrics
+controller computed and the project recorded.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from workbench.metrics import EvaluationReport
+from workbench.project import Project
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+class NumericItem(QTableWidgetItem):
+    """A table cell that sorts by number (missing values last)."""
+
+    def __init__(self, value: float | None) -> None:
+        super().__init__(_fmt(value))
+        self.value = value
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a = self.value if self.value is not None else float("inf")
+        b = getattr(other, "value", None)
+        return a < (b if b is not None else float("inf"))
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.verticalHeader().hide()
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    return t
+
+
+class MetricsPanel(QWidget):
+    """Summary line, buttons and four tabs (classes, confusion, images, history)."""
+
+    imageRequested = Signal(int)
+    evaluateRequested = Signal()
+    importRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.summary = QLabel("No evaluation yet.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.evaluate_button = QPushButton("Evaluate on val")
+        self.import_button = QPushButton("Import ground truth…")
+        self.classes = _table(["Class", "IoU"])
+        self.confusion = QTableWidget(0, 0)
+        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion.setToolTip("Rows: reference class; columns: predicted class. "
+                                  "Cells are % of the row's pixels.")
+        self.per_image = _table(["Image", "mIoU"])
+        self.per_image.setSortingEnabled(True)
+        self.history = _table(["Version", "Split", "mIoU", "Pixel acc.", "Images", "When"])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.classes, "Classes")
+        self.tabs.addTab(self.confusion, "Confusion")
+        self.tabs.addTab(self.per_image, "Images")
+        self.tabs.addTab(self.history, "History")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.evaluate_button)
+        buttons.addWidget(self.import_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tabs)
+        self.evaluate_button.clicked.connect(self.evaluateRequested)
+        self.import_button.clicked.connect(self.importRequested)
+        self.per_image.cellClicked.connect(self._on_image_clicked)
+        self._image_ids: dict[str, int] = {}
+        self.last_report: EvaluationReport | None = None
+
+    def set_project(self, project: Project | None) -> None:
+        """Show ``project``'s newest recorded evaluation and history."""
+        self.project = project
+        self.last_report = None
+        self.summary.setText("No evaluation yet.")
+        for t in (self.classes, self.per_image, self.confusion):
+            t.setRowCount(0)
+        self.confusion.setColumnCount(0)
+        self.refresh_history()
+        if project is not None:
+            self._show_recorded()
+
+    def set_busy(self, busy: bool) -> None:
+        """Disable the buttons while a job runs."""
+        self.evaluate_button.setEnabled(not busy)
+        self.import_button.setEnabled(not busy)
+        if busy:
+            self.summary.setText("Evaluating…")
+        elif self.summary.text() == "Evaluating…":   # ended without a report
+            self.summary.setText("Evaluation stopped (see the status bar).")
+
+    # ----- display -----------------------------------------------------------------------
+    def show_report(self, version: int, split: str, report: EvaluationReport, per_image: dict[int, float | None]) -> None:
+        """Fill every tab from one evaluation."""
+        self.last_report = report
+        s = report.scores
+        before = self._previous_miou(version, split)
+        change = "" if before is None or s.miou is None else \
+            f"  (v{before[0]}: {_fmt(before[1])} → v{version}: {_fmt(s.miou)}, {s.miou - before[1]:+.3f})"
+        note = f"; {len(report.missing)} image(s) without a reference mask" if report.missing else ""
+        self.summary.setText(f"<b>Model v{version}</b> on {split} ({report.images} images{note}): "
+                             f"<b>mIoU {_fmt(s.miou)}</b>, pixel accuracy {_fmt(s.pixel_accuracy)}{change}")
+        self._fill_classes(report.class_names, s.per_class_iou)
+        self._fill_confusion(report.class_names, np.asarray(report.confusion))
+        names = {}
+        if self.project is not None:
+            for image_id in per_image:
+                try:
+                    names[image_id] = self.project.get(image_id).name
+                except Exception:  # removed meanwhile
+                    continue
+        self.per_image.setSortingEnabled(False)
+        self.per_image.setRowCount(len(names))
+        self._image_ids = {}
+        for row, (image_id, name) in enumerate(names.items()):
+            self.per_image.setItem(row, 0, QTableWidgetItem(name))
+            self.per_image.setItem(row, 1, NumericItem(per_image[image_id]))
+            self._image_ids[name] = image_id
+        self.per_image.setSortingEnabled(True)
+        self.per_image.sortItems(1, Qt.SortOrder.AscendingOrder)  # worst first
+        self.refresh_history()
+
+    def refresh_history(self) -> None:
+        """Re-read ``project.metrics_history()``, newest first."""
+        entries = [] if self.project is None else list(reversed(self.project.metrics_history()))
+        self.history.setRowCount(len(entries))
+        for row, e in enumerate(entries):
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("time") or 0))
+            cells = [f"v{e.get('version')}", str(e.get("split", "")), NumericItem(e.get("miou")),
+                     NumericItem(e.get("pixel_accuracy")), str(e.get("images", "")), when]
+            for col, c in enumerate(cells):
+                self.history.setItem(row, col, c if isinstance(c, QTableWidgetItem) else QTableWidgetItem(c))
+
+    def _show_recorded(self) -> None:
+        # On opening, show the newest recorded evaluation of the current model.
+        current = self.project.current_model()
+        if current is None:
+            self.summary.setText("No model yet: label some images, then Retrain.")
+            return
+        for e in reversed(self.project.metrics_history()):
+            if e.get("version") == current.version and "confusion" in e:
+                report = EvaluationReport(
+                    scores=_scores_from_entry(e), images=int(e.get("images", 0)),
+                    missing=list(e.get("missing", [])), per_image=dict(e.get("per_image", {})),
+                    problems=list(e.get("problems", [])), class_names=list(e.get("class_names", [])),
+                    confusion=np.asarray(e["confusion"], np.int64))
+                ids = {}
+                for stem, miou in report.per_image.items():
+                    rec = self.project.find(stem)
+                    if rec is not None:
+                        ids[rec.id] = miou
+                self.show_report(current.version, e.get("split", "val"), report, ids)
+                return
+        self.summary.setText(f"Model v{current.version} has not been evaluated yet: press Evaluate.")
+
+    def _previous_miou(self, version: int, split: str) -> tuple[int, float | None] | None:
+        if self.project is None:
+            return None
+        parent = None
+        for m in self.project.models():
+            if m.version == version:
+                parent = m.parent
+        older = [e for e in self.project.metrics_history()
+                 if e.get("split") == split and e.get("version") is not None and e["version"] != version
+                 and (e["version"] == parent if parent is not None else e["version"] < version)]
+        if not older:
+            return None
+        e = older[-1]
+        return int(e["version"]), e.get("miou")
+
+    def _fill_classes(self, names: list[str], ious: list[float | None]) -> None:
+        self.classes.setRowCount(len(names))
+        for row, (name, iou) in enumerate(zip(names, ious)):
+            self.classes.setItem(row, 0, QTableWidgetItem(name))
+            self.classes.setItem(row, 1, NumericItem(iou))
+
+    def _fill_confusion(self, names: list[str], matrix: np.ndarray) -> None:
+        k = len(names)
+        cols = names + (["(none)"] if matrix.shape[1] > k else [])
+        self.confusion.setRowCount(k)
+        self.confusion.setColumnCount(len(cols))
+        self.confusion.setHorizontalHeaderLabels(cols)
+        self.confusion.setVerticalHeaderLabels(names)
+        rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
+        frac = np.divide(matrix, rows, out=np.zeros(matrix.shape, np.float64), where=rows > 0)
+        for r in range(k):
+            for c in range(len(cols)):
+                f = float(frac[r, c])
+                item = QTableWidgetItem(f"{100 * f:.0f}")
+                item.setToolTip(f"{names[r]} → {cols[c]}: {int(matrix[r, c])} pixels ({100 * f:.1f}%)")
+                # White to blue scale; the diagonal is what a good model fills.
+                shade = int(255 - 200 * f)
+                item.setBackground(QBrush(QColor(shade, shade, 255)))
+                item.setForeground(QBrush(QColor("white" if f > 0.6 else "black")))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.confusion.setItem(r, c, item)
+        self.confusion.resizeColumnsToContents()
+
+    def _on_image_clicked(self, row: int, _col: int) -> None:
+        item = self.per_image.item(row, 0)
+        if item is not None and item.text() in self._image_ids:
+            self.imageRequested.emit(self._image_ids[item.text()])
+
+
+def _scores_from_entry(e: dict):
+    from workbench.metrics import Scores
+
+    return Scores(e.get("miou"), e.get("pixel_accuracy"), list(e.get("per_class_iou", [])), int(e.get("pixels", 0)))

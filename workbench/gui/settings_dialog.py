@@ -1,0 +1,101 @@
+"""Training settings: architecture, encoder, length, learning rate, batch, crop, device.
+
+Defaults come from ``workbench.ml.training.TrainConfig`` and the detected device; the
+values are stored per project under ``settings()["training"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QLabel, QSpinBox, QWidget)
+
+from workbench.gui.training_controller import training_defaults
+
+
+class SettingsDialog(QDialog):
+    """A form over the training settings dict; ``values()`` returns the edited dict."""
+
+    def __init__(self, settings: dict[str, Any], device_text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Training settings")
+        from workbench.ml.device import available_devices
+        from workbench.ml.models import ARCHITECTURES, CPU_DEFAULT_ENCODER, GPU_DEFAULT_ENCODER, encoder_names
+
+        self._defaults = training_defaults()
+        form = QFormLayout(self)
+        form.addRow(QLabel(f"Compute device detected: <b>{device_text}</b>"))
+        self.arch = QComboBox()
+        self.arch.addItems(list(ARCHITECTURES))
+        self.encoder = QComboBox()
+        self.encoder.setEditable(True)
+        self.encoder.addItem("(default for the device)", None)
+        for name in encoder_names():
+            self.encoder.addItem(name, name)
+        self.encoder.setToolTip(f"Default: {CPU_DEFAULT_ENCODER} on a CPU, {GPU_DEFAULT_ENCODER} on a GPU. "
+                                "Weights start random (no download), or from the current model when fine-tuning.")
+        self.epochs = QSpinBox(minimum=0, maximum=10000, specialValueText="(by time)")
+        self.minutes = QDoubleSpinBox(minimum=0.0, maximum=10000.0, decimals=1, specialValueText="(no limit)")
+        self.lr = QDoubleSpinBox(minimum=1e-6, maximum=1.0, decimals=6, singleStep=1e-4)
+        self.batch_size = QSpinBox(minimum=1, maximum=1024)
+        self.crop = QSpinBox(minimum=32, maximum=4096, singleStep=32)
+        self.device = QComboBox()
+        self.device.addItems(["auto", *available_devices()])
+        self.fine_tune = QCheckBox("Fine-tune the current model (off: train from scratch)")
+        form.addRow("Architecture", self.arch)
+        form.addRow("Encoder", self.encoder)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Or minutes", self.minutes)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Crop (pixels)", self.crop)
+        form.addRow("Device", self.device)
+        form.addRow(self.fine_tune)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.restore_defaults)
+        form.addRow(buttons)
+        self.load(settings)
+
+    def load(self, s: dict[str, Any]) -> None:
+        """Show the values of ``s`` (missing keys: defaults)."""
+        d = {**self._defaults, **s}
+        self.arch.setCurrentText(str(d.get("arch") or "unet"))
+        enc = d.get("encoder")
+        i = self.encoder.findData(enc)
+        if i >= 0:
+            self.encoder.setCurrentIndex(i)
+        else:
+            self.encoder.setEditText(str(enc))
+        self.epochs.setValue(int(d.get("epochs") or 0))
+        self.minutes.setValue(float(d.get("minutes") or 0.0))
+        self.lr.setValue(float(d.get("lr") or 1e-3))
+        self.batch_size.setValue(int(d.get("batch_size") or 8))
+        self.crop.setValue(int(d.get("crop") or 256))
+        self.device.setCurrentText(str(d.get("device") or "auto"))
+        self.fine_tune.setChecked(bool(d.get("fine_tune", True)))
+
+    def restore_defaults(self) -> None:
+        """Back to TrainConfig's defaults."""
+        self.load(self._defaults)
+
+    def values(self) -> dict[str, Any]:
+        """The settings as plain JSON data (what the project stores)."""
+        enc = self.encoder.currentData()
+        text = self.encoder.currentText().strip()
+        if enc is None and text and not text.startswith("("):
+            enc = text
+        return {
+            "arch": self.arch.currentText(),
+            "encoder": enc,
+            "epochs": self.epochs.value() or None,
+            "minutes": self.minutes.value() or None,
+            "lr": self.lr.value(),
+            "batch_size": self.batch_size.value(),
+            "crop": self.crop.value(),
+            "device": self.device.currentText(),
+            "fine_tune": self.fine_tune.isChecked(),
+        }

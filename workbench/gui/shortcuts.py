@@ -1,0 +1,117 @@
+"""The one table of keyboard shortcuts: menus, actions and the Help dialog all read it.
+
+Tools follow napari's Labels layer (P paint, E erase, F fill, L pick a class; [ and ]
+brush size); navigation follows labelme (A / D previous / next). Fit to window is on
+Home and Ctrl+0 so that F stays the fill tool. "Verify and next" is Ctrl+Return (V too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """One command: stable id, menu text, keys (first is shown in menus), group for Help."""
+
+    id: str
+    text: str
+    keys: tuple[str, ...]
+    group: str
+    checkable: bool = False
+
+
+SHORTCUTS: tuple[Shortcut, ...] = (
+    # File
+    Shortcut("open_folder", "&Open Folder…", ("Ctrl+O",), "File"),
+    Shortcut("save", "&Save label", ("Ctrl+S",), "File"),
+    Shortcut("quit", "&Quit", ("Ctrl+Q",), "File"),
+    # Navigation (labelme)
+    Shortcut("next_image", "&Next image", ("D", "PgDown"), "Navigate"),
+    Shortcut("prev_image", "&Previous image", ("A", "PgUp"), "Navigate"),
+    Shortcut("verify_next", "Mark &verified and next", ("Ctrl+Return", "V"), "Navigate"),
+    Shortcut("focus_filter", "Find image…", ("Ctrl+F",), "Navigate"),
+    # Tools (napari)
+    Shortcut("tool_paint", "&Paint brush", ("P",), "Tools", True),
+    Shortcut("tool_erase", "&Eraser", ("E",), "Tools", True),
+    Shortcut("tool_fill", "&Fill", ("F",), "Tools", True),
+    Shortcut("tool_pick", "Pic&k class", ("L",), "Tools", True),
+    Shortcut("tool_accept", "Accept prediction in clicked &region", ("R",), "Tools", True),
+    Shortcut("tool_polygon", "Pol&ygon", ("G",), "Tools", True),
+    Shortcut("tool_pan", "Pa&n (or middle-drag, Space+drag)", ("H",), "Tools", True),
+    Shortcut("brush_smaller", "Brush smaller", ("[",), "Tools"),
+    Shortcut("brush_larger", "Brush larger", ("]",), "Tools"),
+    *(Shortcut(f"class_{i}", f"Class {i}", (str(i),), "Classes") for i in range(1, 10)),
+    # Edit
+    Shortcut("undo", "&Undo", ("Ctrl+Z",), "Edit"),
+    Shortcut("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
+    Shortcut("accept_all", "&Accept prediction (whole image)", ("Ctrl+Shift+A",), "Edit"),
+    Shortcut("clear", "&Clear label", ("Ctrl+Shift+Backspace",), "Edit"),
+    Shortcut("split_train", "Set split: &train", ("Alt+1",), "Edit"),
+    Shortcut("split_val", "Set split: &val", ("Alt+2",), "Edit"),
+    Shortcut("split_test", "Set split: t&est", ("Alt+3",), "Edit"),
+    # View
+    Shortcut("fit", "&Fit to window", ("Home", "Ctrl+0"), "View"),
+    Shortcut("toggle_labels", "Show &labels", ("Ctrl+L",), "View", True),
+    Shortcut("toggle_prediction", "Show &prediction", ("Ctrl+P",), "View", True),
+    Shortcut("toggle_uncertainty", "Show &uncertainty heat map", ("Ctrl+U",), "View", True),
+    Shortcut("toggle_outline", "&Outline mode", ("O",), "View", True),
+    # Model
+    Shortcut("predict_all", "Predict &all", ("Ctrl+Shift+P",), "Model"),
+    Shortcut("retrain", "&Retrain", ("Ctrl+R",), "Model"),
+    Shortcut("cancel_jobs", "&Cancel running jobs", ("Ctrl+.",), "Model"),
+    Shortcut("evaluate", "&Evaluate on val split", ("Ctrl+E",), "Model"),
+    Shortcut("settings", "Training &settings…", ("Ctrl+,",), "Model"),
+    # Help
+    Shortcut("help_shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
+)
+
+BY_ID: dict[str, Shortcut] = {s.id: s for s in SHORTCUTS}
+
+
+def check_unique() -> None:
+    """Raise ValueError if two commands share a key (run by the tests)."""
+    seen: dict[str, str] = {}
+    for s in SHORTCUTS:
+        for key in s.keys:
+            norm = QKeySequence(key).toString(QKeySequence.SequenceFormat.PortableText)
+            if norm in seen:
+                raise ValueError(f"key {key} is bound to both {seen[norm]} and {s.id}")
+            seen[norm] = s.id
+
+
+def make_actions(parent: QWidget, slots: dict[str, Callable[..., object]]) -> dict[str, QAction]:
+    """A QAction per table entry, added to ``parent`` (window-wide keys), triggered -> slot.
+
+    ``slots`` maps ids to bound methods of GUI-thread objects; entries without a slot
+    are created disabled so the menu still shows (and the Help dialog still lists) them.
+    """
+    actions: dict[str, QAction] = {}
+    for s in SHORTCUTS:
+        action = QAction(s.text, parent)
+        action.setObjectName(s.id)
+        action.setShortcuts([QKeySequence(k) for k in s.keys])
+        action.setCheckable(s.checkable)
+        slot = slots.get(s.id)
+        if slot is None:
+            action.setEnabled(False)
+        elif s.checkable:
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(slot)
+        parent.addAction(action)
+        actions[s.id] = action
+    return actions
+
+
+def rows_for_help() -> list[tuple[str, str, str]]:
+    """(group, command, keys) for every shortcut, in table order."""
+    rows = []
+    for s in SHORTCUTS:
+        keys = ", ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in s.keys)
+        rows.append((s.group, s.text.replace("&", "").rstrip("…"), keys))
+    return rows

@@ -1,0 +1,61 @@
+"""Permanent status-bar fields: cursor, classes under it, save state, device, model, batch progress."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+
+class StatusFields(QWidget):
+    """Owns the labels it adds to a QStatusBar; the window feeds them plain values."""
+
+    cancelRequested = Signal()
+
+    def __init__(self, bar: QStatusBar, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cursor = QLabel("")
+        self.under = QLabel("")
+        self.saved = QLabel("")
+        self.device = QLabel("")
+        self.model = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setFormat("Predict all %v/%m")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop Predict all (Ctrl+.)")
+        for w in (self.cursor, self.under, self.saved, self.progress, self.cancel, self.device, self.model):
+            bar.addPermanentWidget(w)
+        self.progress.hide()
+        self.cancel.hide()
+        self.cancel.clicked.connect(self.cancelRequested)
+
+    def show_cursor(self, x: int | None, y: int | None, label: str, prediction: str | None) -> None:
+        """Cursor position and the class under it in the labels and in the prediction."""
+        if x is None or y is None:
+            self.cursor.setText("")
+            self.under.setText("")
+            return
+        self.cursor.setText(f"x {x}, y {y}")
+        pred = f" | prediction: {prediction}" if prediction is not None else ""
+        self.under.setText(f"label: {label}{pred}")
+
+    def show_saved(self, unsaved: bool, failed: bool = False) -> None:
+        """'unsaved edits' (autosave pending) or 'NOT SAVED' (the last save failed)."""
+        if failed:
+            self.saved.setText("<b style='color:#d62828'>NOT SAVED</b>")
+        else:
+            self.saved.setText("unsaved edits" if unsaved else "saved")
+
+    def show_model(self, version: int | None, device: str) -> None:
+        """Compute device and current model version (or 'no model yet')."""
+        self.device.setText(device)
+        self.model.setText(f"model v{version}" if version is not None else "no model yet")
+
+    def show_batch(self, done: int, total: int) -> None:
+        """Progress of Predict all; hidden when total is 0."""
+        running = total > 0
+        self.progress.setVisible(running)
+        self.cancel.setVisible(running)
+        if running:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)

@@ -1,0 +1,261 @@
+"""The image on screen: opening, navigating, editing commands, predictions and the status bar.
+
+Connects the edit session, the canvas, the prediction service and the image list;
+every command catches ``WorkbenchError`` and shows it in the window.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from workbench.errors import WorkbenchError
+from workbench.gui.image_list import ImageListModel, ImageListPanel
+from workbench.gui.notifier import Notifier
+from workbench.gui.prediction_service import PredictionResult, PredictionService
+from workbench.gui.session import EditSession
+from workbench.gui.status_bar import StatusFields
+from workbench.project import Project, Split
+
+PREFETCH = 2  # images predicted ahead of the one on screen
+
+
+class Workspace(QObject):
+    """Commands on the current image; slots for the canvas, list and prediction signals."""
+
+    imageShown = Signal(int)
+
+    def __init__(self, session: EditSession, canvas, predictions: PredictionService, model: ImageListModel,
+                 panel: ImageListPanel, status: StatusFields, notifier: Notifier,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.canvas, self.predictions = session, canvas, predictions
+        self.model, self.panel, self.status, self.notifier = model, panel, status, notifier
+        self.project: Project | None = None
+        self.prediction: PredictionResult | None = None
+        self._save_failed: set[int] = set()
+        session.saved.connect(self._on_saved)
+        session.saveFailed.connect(self._on_save_failed)
+        session.dirtyChanged.connect(self._on_dirty)
+        predictions.ready.connect(self._on_prediction)
+        predictions.failed.connect(self._on_prediction_failed)
+        predictions.imagesChanged.connect(self._on_images_changed)
+        panel.imageActivated.connect(self.open_image)
+        canvas.labelsEdited.connect(self._on_edited)
+        canvas.cursorMoved.connect(self._on_cursor)
+
+    @property
+    def image_id(self) -> int | None:
+        """The image on screen."""
+        return self.session.image_id
+
+    def set_project(self, project: Project | None) -> None:
+        """Show ``project`` (the caller saved and closed the previous one)."""
+        self.project = project
+        self.prediction = None
+        self._save_failed.clear()
+        self.session.set_project(project)
+        self.predictions.set_project(project)
+        self.canvas.set_editor(None)
+        self.canvas.set_image(None)
+        self.canvas.set_prediction(None)
+        self.canvas.set_uncertainty(None)
+        self.canvas.set_schema(project.schema if project is not None else None)
+        self.model.set_project(project)
+        self.show_model_status()
+
+    # ----- opening and navigating ----------------------------------------------------------
+    def open_image(self, image_id: int) -> bool:
+        """Show ``image_id`` (saving the previous one); False with a message if it cannot be read."""
+        if self.project is None or image_id == self.session.image_id:
+            return image_id == self.session.image_id
+        previous = self.session.image_id
+        try:
+            self.session.open(image_id)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot open {self._name(image_id)}: {exc}")
+            if previous is not None:
+                self.panel.select(previous)
+            return False
+        self.panel.select(image_id)
+        self.canvas.set_editor(None)
+        self.canvas.set_image(self.session.image)
+        self.canvas.set_editor(self.session.editor)
+        self._show_prediction(None)
+        res = self.predictions.request(image_id)
+        if res is not None:
+            self._on_prediction(res)
+        elif not self.predictions.has_model:
+            self.notifier.info("No model yet: label a few images (train split) and press Retrain.")
+        ahead = [i for step in range(1, PREFETCH + 1) if (i := self.panel.neighbour(image_id, step)) is not None]
+        self.predictions.prefetch(ahead)
+        self._on_dirty(self.session.dirty)
+        self.imageShown.emit(image_id)
+        return True
+
+    def step(self, delta: int) -> None:
+        """Open the image ``delta`` rows away in the list's visible order."""
+        target = self.panel.neighbour(self.session.image_id, delta)
+        if target is None:
+            self.notifier.info("No more images in this direction (check the list's filter).", 3000)
+            return
+        self.open_image(target)
+
+    def next_image(self) -> None:
+        """Open the next image in the list."""
+        self.step(+1)
+
+    def prev_image(self) -> None:
+        """Open the previous image in the list."""
+        self.step(-1)
+
+    # ----- commands on the current image --------------------------------------------------
+    def save(self) -> None:
+        """Save now (Ctrl+S)."""
+        try:
+            self.session.save()
+            self.notifier.info("Saved.", 2000)
+        except WorkbenchError:
+            pass  # saveFailed already showed it
+
+    def verify_next(self) -> None:
+        """Save the current label as verified and open the next image."""
+        if self.session.editor is None:
+            return
+        try:
+            self.session.verify()
+        except WorkbenchError as exc:
+            if self.session.image_id not in self._save_failed:
+                self.notifier.error(str(exc))
+            return
+        self.model.refresh([self.session.image_id])
+        self.next_image()
+
+    def undo(self) -> None:
+        """Undo the last edit on this image."""
+        self._apply_edit(self.canvas.undo)
+
+    def redo(self) -> None:
+        """Redo the last undone edit."""
+        self._apply_edit(self.canvas.redo)
+
+    def clear(self) -> None:
+        """Set every pixel to 'not labelled' (one undo step)."""
+        self._apply_edit(self.canvas.clear_labels)
+
+    def accept_all(self) -> None:
+        """Copy the whole prediction into the labels (one undo step)."""
+        if self.prediction is None:
+            self.notifier.info("No prediction for this image yet.", 4000)
+            return
+        self._apply_edit(self.canvas.accept_prediction)
+
+    def set_split(self, split: Split) -> None:
+        """Move the current image to ``split``."""
+        if self.project is None or self.session.image_id is None:
+            return
+        try:
+            self.project.set_split([self.session.image_id], split)
+        except WorkbenchError as exc:
+            self.notifier.error(str(exc))
+            return
+        self.model.refresh([self.session.image_id])
+        self.notifier.info(f"{self._name(self.session.image_id)} is now in the {split.value} split.", 3000)
+
+    def _apply_edit(self, edit) -> None:
+        # The canvas applies the edit, repaints its box and emits labelsEdited (-> autosave).
+        if self.session.editor is None:
+            return
+        try:
+            edit()
+        except WorkbenchError as exc:
+            self.notifier.error(str(exc))
+
+    # ----- predictions -----------------------------------------------------------------------
+    def show_model_status(self) -> None:
+        """Device and model version in the status bar."""
+        from workbench.ml.device import describe_device, resolve_device
+
+        try:
+            device = describe_device(resolve_device(self.predictions.device))
+        except WorkbenchError as exc:
+            device = f"device problem: {exc}"
+        self.status.show_model(self.predictions.version, device)
+
+    def model_changed(self) -> None:
+        """The project's current model changed: re-predict the image on screen."""
+        self.predictions.reload_model()
+        self.show_model_status()
+        self._show_prediction(None)
+        if self.session.image_id is not None:
+            res = self.predictions.request(self.session.image_id)
+            if res is not None:
+                self._on_prediction(res)
+
+    def _on_prediction(self, res: PredictionResult) -> None:
+        if res.image_id != self.session.image_id or res.version != self.predictions.version:
+            return
+        self._show_prediction(res)
+
+    def _show_prediction(self, res: PredictionResult | None) -> None:
+        self.prediction = res
+        if res is None:
+            self.canvas.set_prediction(None)
+            self.canvas.set_uncertainty(None)
+            return
+        self.canvas.set_prediction(res.mask, res.confidence)
+        self.canvas.set_uncertainty(None if res.confidence is None else 1.0 - res.confidence)
+
+    def _on_prediction_failed(self, image_id: int, message: str) -> None:
+        self.notifier.error(f"Prediction failed for {self._name(image_id)}: {message}",
+                            dialog=image_id == self.session.image_id)
+
+    def _on_images_changed(self, ids: list) -> None:
+        self.model.refresh(ids)
+
+    # ----- edits and saving --------------------------------------------------------------
+    def _on_edited(self, _box: object = None) -> None:
+        self.session.edited()
+
+    def _on_dirty(self, dirty: bool) -> None:
+        self.status.show_saved(dirty, self.session.image_id in self._save_failed)
+
+    def _on_saved(self, image_id: int) -> None:
+        self._save_failed.discard(image_id)
+        self.model.set_unsaved(image_id, False)
+        self.model.refresh([image_id])
+        self.status.show_saved(False)
+
+    def _on_save_failed(self, image_id: int, message: str) -> None:
+        self._save_failed.add(image_id)
+        self.model.set_unsaved(image_id, True)
+        self.status.show_saved(True, failed=True)
+        self.notifier.error(f"Could not save the label of {self._name(image_id)}; the edits are kept in "
+                            f"memory and saving is retried: {message}")
+
+    # ----- status bar ----------------------------------------------------------------------
+    def _on_cursor(self, pos: object) -> None:
+        editor = self.session.editor
+        if pos is None or editor is None or self.project is None:
+            self.status.show_cursor(None, None, "", None)
+            return
+        x, y = pos
+        value = editor.value_at(y, x)
+        if value is None:
+            self.status.show_cursor(None, None, "", None)
+            return
+        schema = self.project.schema
+        pred = None
+        if self.prediction is not None and self.prediction.mask.shape == editor.shape:
+            pred = schema.class_name(int(self.prediction.mask[y, x]))
+        self.status.show_cursor(x, y, schema.class_name(value), pred)
+
+    def _name(self, image_id: int) -> str:
+        try:
+            return self.project.get(image_id).name
+        except Exception:  # the record vanished: say which id
+            return f"image #{image_id}"
+
+    def unsaved_failed(self) -> list[int]:
+        """Images whose last save failed."""
+        return sorted(self._save_failed)
+
