@@ -1,0 +1,266 @@
+"""``workbench train``: train a U-Net on a folder of images + masks, or on a project.
+
+Two forms, one trainer (``workbench.ml.training.train``, the same as the Retrain button):
+
+    workbench train IMAGES --masks DIR --classes FILE --out CKPT [--val-images DIR --val-masks DIR]
+    workbench train PROJECT [--state-dir DIR]
+
+The project form trains on the verified and edited labels of the train split,
+validates on the val split (ground truth where imported, else labels), fine-tunes the
+project's current model if there is one and registers the result as the next model
+version. Ctrl+C stops cleanly and keeps the best checkpoint. Works under
+``torchrun --nproc-per-node N -m workbench train ...`` (see docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import CancelledError, WorkbenchError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``train`` sub-command."""
+    p = subparsers.add_parser(
+        "train", help="train a U-Net on images + masks, or on a project's labels",
+        description="Train (or fine-tune) a segmentation model. Masks pair with images by file "
+                    "stem; void classes and 255 are ignored, so partly labelled masks are fine. "
+                    "The best checkpoint by validation mIoU is kept. Ctrl+C stops and keeps it.",
+        epilog="examples:\n"
+               "  workbench train camvid/train --masks camvid/trainannot --classes classes.json \\\n"
+               "      --val-images camvid/val --val-masks camvid/valannot --minutes 20 --out model.safetensors\n"
+               "  workbench train my_project --epochs 20\n"
+               "  torchrun --nproc-per-node 2 -m workbench train IMAGES --masks DIR --classes FILE --out CKPT",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", metavar="IMAGES|PROJECT",
+                   help="folder of training images (with --masks), or a project folder")
+    p.add_argument("--masks", metavar="DIR", help="folder of training masks (folder form)")
+    p.add_argument("--classes", metavar="FILE", help="class schema JSON (folder form)")
+    p.add_argument("--out", metavar="CKPT", help="where to write the checkpoint (.safetensors; folder form)")
+    p.add_argument("--val-images", metavar="DIR", help="validation images (default: hold out "
+                                                       "a seeded 15%% of the training images)")
+    p.add_argument("--val-masks", metavar="DIR", help="validation masks")
+    p.add_argument("--state-dir", metavar="DIR", help="project form: the project's state folder")
+    p.add_argument("--init", metavar="CKPT", help="checkpoint to fine-tune (its head is replaced if "
+                                                  "the classes differ); project form: default the current model")
+    p.add_argument("--fresh", action="store_true", help="project form: start from scratch, not "
+                                                         "from the current model")
+    p.add_argument("--arch", default="unet", help="architecture (unet, unetplusplus, fpn, ...)")
+    p.add_argument("--encoder", help="encoder (default: resnet18 on CPU, resnet34 on GPU)")
+    p.add_argument("--encoder-weights", default="none", choices=["none", "imagenet"],
+                   help="initial encoder weights (imagenet needs a download)")
+    budget = p.add_argument_group("budget (the first reached stops training)")
+    budget.add_argument("--epochs", type=int, help="number of epochs (default 30 if no --minutes)")
+    budget.add_argument("--minutes", type=float, help="time budget in minutes, validation included")
+    p.add_argument("--batch-size", type=int, help="images per step per process (CPU default 8, GPU 16)")
+    p.add_argument("--crop", type=int, help="training crop size, a multiple of 32 (CPU 256, GPU 512)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    cw = p.add_mutually_exclusive_group()
+    cw.add_argument("--class-weights", dest="class_weights", action="store_true", default=None,
+                    help="median-frequency class weights (default on CPU)")
+    cw.add_argument("--no-class-weights", dest="class_weights", action="store_false",
+                    help="plain cross-entropy")
+    p.add_argument("--dice", action="store_true", help="add a soft Dice term to the loss")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed + data = same weights on CPU)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default: automatic)")
+    p.set_defaults(func=run)
+
+
+def pair_by_stem(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(image, mask) pairs matched by file stem, and the names of images without a mask."""
+    from workbench.imageio import is_image_file, list_images
+
+    images = list_images(images_dir)
+    if not masks_dir.is_dir():
+        raise WorkbenchError("mask folder not found", masks_dir)
+    masks: dict[str, Path] = {}
+    for m in sorted(masks_dir.iterdir(), key=lambda q: q.name):
+        if m.is_file() and is_image_file(m):
+            masks.setdefault(m.stem, m)
+    pairs, missing = [], []
+    for img in images:
+        if img.stem in masks:
+            pairs.append((img, masks[img.stem]))
+        else:
+            missing.append(img.name)
+    return pairs, missing
+
+
+def _config(args: argparse.Namespace, init: str | Path | None) -> Any:
+    from workbench.ml.training import TrainConfig
+
+    for name in ("epochs", "batch_size", "crop", "workers"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "workers" else 1):
+            raise WorkbenchError(f"--{name.replace('_', '-')} must be at least "
+                                 f"{0 if name == 'workers' else 1}, got {v}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise WorkbenchError(f"--minutes must be more than 0, got {args.minutes}")
+    return TrainConfig(arch=args.arch, encoder=args.encoder,
+                       encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
+                       epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
+                       crop=args.crop, lr=args.lr, class_weights=args.class_weights, dice=args.dice,
+                       seed=args.seed, device=args.device, workers=args.workers, init=init)
+
+
+def _folder_job(args: argparse.Namespace) -> dict[str, Any]:
+    from workbench.classes import ClassSchema
+
+    if args.classes is None or args.out is None:
+        raise WorkbenchError("training on a folder needs --masks DIR, --classes FILE and --out CKPT "
+                             "(or give a project folder without --masks)")
+    schema = ClassSchema.load(args.classes)
+    train_pairs, missing = pair_by_stem(Path(args.images), Path(args.masks))
+    notes = [f"{len(missing)} training image(s) have no mask in {args.masks} and are skipped"
+             f" (e.g. {missing[0]})"] if missing else []
+    if not train_pairs:
+        raise WorkbenchError(f"no image in {args.images} has a mask with the same stem in {args.masks}")
+    val_pairs: list = []
+    if (args.val_images is None) != (args.val_masks is None):
+        raise WorkbenchError("give both --val-images DIR and --val-masks DIR, or neither")
+    if args.val_images is not None:
+        val_pairs, vmissing = pair_by_stem(Path(args.val_images), Path(args.val_masks))
+        if vmissing:
+            notes.append(f"{len(vmissing)} validation image(s) have no mask and are skipped")
+        if not val_pairs:
+            raise WorkbenchError(f"no image in {args.val_images} has a mask in {args.val_masks}")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise WorkbenchError("the checkpoint file must end in .safetensors", out)
+    return {"schema": schema, "train": train_pairs, "val": val_pairs, "out": out, "init": args.init,
+            "notes": notes, "parent": None}
+
+
+def _project_job(args: argparse.Namespace, project: Any) -> dict[str, Any]:
+    from workbench.project import Split, Status
+
+    if project.read_only:
+        raise WorkbenchError("the project is open for writing in another process (the app?); "
+                             "close it there, or train from the app", project.state_dir)
+    train_pairs = project.training_pairs("train")
+    val_pairs = []
+    for rec in project.images(split=Split.VAL):
+        if rec.has_ground_truth and project.ground_truth_path(rec.id).is_file():
+            val_pairs.append((project.image_path(rec.id), project.ground_truth_path(rec.id)))
+        elif rec.has_label and rec.status in (Status.VERIFIED, Status.EDITED):
+            val_pairs.append((project.image_path(rec.id), project.label_path(rec.id)))
+    current = project.current_model()
+    init = args.init
+    if init is None and current is not None and not args.fresh:
+        init = current.path
+    return {"schema": project.schema, "train": train_pairs, "val": val_pairs,
+            "out": project.next_model_path(), "init": init, "notes": [],
+            "parent": current.version if current is not None and init is not None else None}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train in the folder or project form; prints the result, 0 on success."""
+    from workbench.ml import distributed
+    from workbench.ml.training import train
+
+    if args.masks is None and (args.classes is not None or args.out is not None):
+        raise WorkbenchError("--classes and --out belong to the folder form: add --masks DIR")
+    project_form = args.masks is None
+    # Join the process group first (torchrun) so that only rank 0 opens the project and
+    # the other ranks receive the same job from it.
+    ctx = distributed.setup(args.device)
+    project = None
+    try:
+        job: dict[str, Any] | None = None
+        error: str | None = None
+        if ctx.is_main or not project_form:
+            try:
+                if project_form:
+                    from workbench.project import Project
+
+                    project = Project.open(args.images, state_dir=args.state_dir)
+                    job = _project_job(args, project)
+                else:
+                    job = _folder_job(args)
+            except WorkbenchError as exc:
+                if not ctx.enabled:
+                    raise
+                error = str(exc)
+        if ctx.enabled and project_form:
+            job, error = _broadcast((job, error))
+        if error is not None:
+            raise WorkbenchError(error)
+        assert job is not None
+        config = _config(args, job["init"])
+        say = (lambda msg: print(msg, file=sys.stderr)) if ctx.is_main else (lambda msg: None)
+        for note in job["notes"]:
+            say(f"workbench: {note}")
+        say(f"workbench: training on {len(job['train'])} image(s)"
+            + (f", validating on {len(job['val'])}" if job["val"] else "")
+            + f"; best checkpoint -> {job['out']}")
+        result = _train_with_bar(train, config, job, ctx)
+        if not ctx.is_main:
+            return 0
+        best = f"{result.best_miou:.4f}" if result.best_miou is not None else "n/a"
+        how = {"cancel": "stopped (Ctrl+C)", "time": "time budget reached",
+               "epochs": "finished"}[result.stopped_by]
+        print(f"{how}: {result.epochs_done} epoch(s), {result.steps} step(s); best val mIoU {best}; "
+              f"checkpoint {result.checkpoint}")
+        if project is not None:
+            record = project.register_model(result.checkpoint, parent=job["parent"],
+                                            metrics={"val_miou": result.best_miou,
+                                                     "epochs": result.epochs_done,
+                                                     "cancelled": result.cancelled})
+            print(f"registered model version {record.version} ({record.path.name})")
+        return 130 if result.cancelled else 0
+    finally:
+        if project is not None:
+            project.close()
+        ctx.close()
+
+
+def _broadcast(obj: Any) -> Any:
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _train_with_bar(train: Any, config: Any, job: dict[str, Any], ctx: Any) -> Any:
+    """Run the trainer with a tqdm bar; the first Ctrl+C cancels cleanly, a second aborts."""
+    from workbench.commands.bars import progress_bar
+    from workbench.progress import CancelToken
+
+    cancel = CancelToken()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        cancel.cancel()
+        if ctx.is_main:
+            print("\nworkbench: stopping after this step; keeping the best checkpoint "
+                  "(Ctrl+C again to abort)", file=sys.stderr)
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    # torchrun forwards SIGTERM to the workers when it is interrupted: stop cleanly too.
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        unit = "s" if config.minutes is not None and config.epochs is None else "step"
+        with progress_bar("train", unit=unit) as bar:
+            def on_progress(p: Any) -> None:
+                bar(p)
+                if p.info.get("phase") == "setup" and p.message:
+                    print(f"workbench: {p.message}", file=sys.stderr)
+                elif p.info.get("phase") == "validate" and "val_miou" in p.info and not sys.stderr.isatty():
+                    print(f"workbench: {p.message}", file=sys.stderr)
+            try:
+                return train(config, job["schema"], job["train"], job["val"], job["out"],
+                             on_progress=on_progress if ctx.is_main else None, cancel=cancel,
+                             parent=job["parent"])
+            except CancelledError:
+                raise WorkbenchError("cancelled before training started; no checkpoint written") from None
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)

@@ -1,0 +1,551 @@
+"""The trainer: one function behind the Retrain button, ``workbench train`` and torchrun.
+
+``train()`` checks the data up front (a bad file fails before any step), decodes it
+into RAM when it fits, trains an smp model with cross-entropy (ignore 255; optional
+median-frequency class weights and Dice), validates the mIoU after every epoch, keeps
+the best checkpoint at ``out_path`` (atomic), and stops after ``epochs`` or the time
+budget ``minutes``, whichever comes first. Progress and cancellation follow
+``workbench.progress``; under torchrun every rank trains a shard (``distributed``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from workbench import progress
+from workbench.classes import ClassSchema
+from workbench.errors import CancelledError, WorkbenchError
+from workbench.metrics import Scores, scores_from_matrix
+from workbench.ml import data as D
+from workbench.ml import distributed
+from workbench.ml.losses import SegmentationLoss
+from workbench.progress import CancelToken, ProgressCallback
+
+DEFAULT_EPOCHS = 30
+"""Epochs when neither ``epochs`` nor ``minutes`` is given."""
+
+# Settings a user left unset (None) take the recipe of the device type. The CPU recipe
+# is the one measured best for a 20-minute CamVid run on 2 cores:
+# docs/decisions/0002-cpu-training-recipe.md.
+CPU_RECIPE: dict[str, Any] = {"batch_size": 8, "crop": 256, "class_weights": True,
+                              "scale": (0.5, 1.25), "color_jitter": 0.0}
+GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": False,
+                              "scale": (0.5, 2.0), "color_jitter": 0.2}
+
+# Rough training memory per input pixel for smp U-Nets with ResNet encoders in float32
+# (activations saved for backward; measured ~1.7 kB/px for resnet18, ~1.9 kB/px for
+# resnet34 at crop 256): used to refuse a batch x crop that cannot fit, before starting.
+TRAIN_BYTES_PER_PIXEL = 2500
+MAX_CROP = 4096
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; None means "the default for the device" (see CPU_RECIPE)."""
+
+    arch: str = "unet"
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    epochs: int | None = None
+    minutes: float | None = None
+    batch_size: int | None = None
+    crop: int | None = None
+    lr: float = 1e-3
+    class_weights: bool | None = None
+    dice: bool = False
+    val_fraction: float = 0.15
+    seed: int = 0
+    device: str = "auto"
+    workers: int | None = None
+    init: str | Path | None = None
+    scale: tuple[float, float] | None = None
+    color_jitter: float | None = None
+
+    def resolved(self, device: torch.device) -> "TrainConfig":
+        """A copy with every unset setting filled from the device's recipe."""
+        recipe = CPU_RECIPE if device.type == "cpu" else GPU_RECIPE
+        changes = {k: v for k, v in recipe.items() if getattr(self, k) is None}
+        if self.epochs is None and self.minutes is None:
+            changes["epochs"] = DEFAULT_EPOCHS
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the best checkpoint and its history."""
+
+    checkpoint: Path
+    best_miou: float | None
+    history: list[dict] = field(default_factory=list)
+    cancelled: bool = False
+    epochs_done: int = 0
+    stopped_by: str = "epochs"  # "epochs", "time", "cancel"
+    steps: int = 0
+
+
+class _OutOfMemory(Exception):
+    """A device OOM inside the loop, carried out so the caller can retry smaller."""
+
+
+def train(config: TrainConfig, schema: ClassSchema, train_pairs: Sequence[tuple[Path, Path]],
+          val_pairs: Sequence[tuple[Path, Path]], out_path: str | Path, *,
+          on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+          parent: str | int | None = None) -> TrainResult:
+    """Train (or fine-tune ``config.init``) and keep the best checkpoint at ``out_path``.
+
+    Refuses with ``WorkbenchError`` before training when there is nothing to train on,
+    only one class is labelled, a file is bad or the batch cannot fit in memory. A
+    cancelled run returns ``TrainResult(cancelled=True)`` with a usable checkpoint.
+    """
+    start = time.monotonic()
+    ctx = distributed.setup(config.device)
+    try:
+        trainer = _Trainer(config, schema, ctx, Path(out_path), on_progress if ctx.is_main else None,
+                           cancel, parent, start)
+        return trainer.run(list(train_pairs), list(val_pairs))
+    finally:
+        ctx.close()
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, schema: ClassSchema, ctx: distributed.DistContext,
+                 out_path: Path, on_progress: ProgressCallback | None, cancel: CancelToken | None,
+                 parent: str | int | None, start: float) -> None:
+        self.ctx = ctx
+        self.device = ctx.device
+        self.cfg = config.resolved(self.device)
+        self.schema = schema
+        self.K = schema.num_classes
+        self.out_path = out_path
+        self.on_progress = on_progress
+        self.cancel = cancel
+        self.parent = parent
+        self.start = start
+        self.budget_s = self.cfg.minutes * 60.0 if self.cfg.minutes is not None else None
+        self.time_units = self.cfg.minutes is not None and config.epochs is None
+
+    # ----- preparation ----------------------------------------------------------------
+    def _check_settings(self) -> None:
+        c = self.cfg
+        if c.epochs is not None and c.epochs < 1:
+            raise WorkbenchError(f"epochs must be at least 1, got {c.epochs}")
+        if c.minutes is not None and not c.minutes > 0:
+            raise WorkbenchError(f"minutes must be more than 0, got {c.minutes}")
+        if c.batch_size < 1:
+            raise WorkbenchError(f"batch size must be at least 1, got {c.batch_size}")
+        if c.crop < 32 or c.crop % 32:
+            hint = max(32, int(round(c.crop / 32)) * 32)
+            raise WorkbenchError(f"crop must be a multiple of 32 and at least 32 (the U-Net halves "
+                                 f"the image 5 times), got {c.crop}; try {hint}")
+        if c.crop > MAX_CROP:
+            raise WorkbenchError(f"crop {c.crop} is larger than the maximum {MAX_CROP}; "
+                                 "train on crops and predict with tiles")
+        if not c.lr > 0:
+            raise WorkbenchError(f"learning rate must be more than 0, got {c.lr}")
+        if not 0 <= c.val_fraction < 1:
+            raise WorkbenchError(f"val fraction must be in [0, 1), got {c.val_fraction}")
+        lo, hi = c.scale
+        if not 0 < lo <= hi:
+            raise WorkbenchError(f"scale range must be 0 < low <= high, got {c.scale}")
+        need = c.batch_size * c.crop * c.crop * TRAIN_BYTES_PER_PIXEL
+        if self.device.type == "cuda":
+            need //= 2  # bf16 activations
+            have = torch.cuda.get_device_properties(self.device).total_memory
+            where = "GPU memory"
+        else:
+            have = _physical_memory()
+            where = "RAM"
+        if have and need > 0.9 * have:
+            raise WorkbenchError(
+                f"batch {c.batch_size} x crop {c.crop}x{c.crop} needs about {need / 2**30:.1f} GiB of "
+                f"{where} to train but this machine has {have / 2**30:.1f} GiB; use a smaller "
+                "--batch-size or --crop")
+
+    def _split(self, train_pairs: list, val_pairs: list) -> tuple[list, list, str]:
+        if not train_pairs:
+            raise WorkbenchError("no labelled images in the train split: label or verify some images first")
+        if val_pairs:
+            return train_pairs, val_pairs, ""
+        n = len(train_pairs)
+        if n < 2 or self.cfg.val_fraction == 0:
+            return train_pairs, list(train_pairs), ("no validation images: validating on the training "
+                                                    "images (scores will be optimistic)")
+        n_val = min(n - 1, max(1, int(round(self.cfg.val_fraction * n))))
+        order = np.random.default_rng(self.cfg.seed).permutation(n)
+        val = [train_pairs[i] for i in sorted(order[:n_val])]
+        train = [train_pairs[i] for i in sorted(order[n_val:])]
+        return train, val, f"no validation images given: holding out {n_val} of {n} training images"
+
+    def _report(self, message: str = "", **info: Any) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.monotonic() - self.start
+        if self.time_units:
+            done, total = int(min(elapsed, self.budget_s)), int(round(self.budget_s))
+        else:
+            done, total = self.global_step, self.total_steps
+        progress.report(self.on_progress, done, total, message, **info)
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    # ----- the run ----------------------------------------------------------------------
+    def run(self, train_pairs: list, val_pairs: list) -> TrainResult:
+        self.global_step, self.total_steps = 0, None
+        self._check_settings()
+        train_pairs, val_pairs, split_note = self._split(train_pairs, val_pairs)
+        self.notes = [split_note] if split_note else []
+        report_fn = self.on_progress
+        train_infos = D.check_pairs(train_pairs, on_progress=report_fn, cancel=self.cancel)
+        val_infos = D.check_pairs(val_pairs, on_progress=report_fn, cancel=self.cancel)
+        total_bytes = D.decoded_bytes(train_infos) + D.decoded_bytes(val_infos)
+        cache = total_bytes <= D.CACHE_LIMIT_BYTES
+        self.train_store = D.PairStore(train_infos, self.schema, cache=cache)
+        self.val_store = D.PairStore(val_infos, self.schema, cache=cache)
+        self.train_store.preload(on_progress=report_fn, cancel=self.cancel, message="decoding training images")
+        self.val_store.preload(on_progress=report_fn, cancel=self.cancel, message="decoding validation images")
+        counts, image_pixels = D.class_pixel_counts(self.train_store, self.K, cancel=self.cancel)
+        present = np.flatnonzero(counts)
+        if counts.sum() == 0:
+            raise WorkbenchError("the training labels hold no labelled pixels (all are void or "
+                                 "not labelled): label some pixels first")
+        if len(present) < 2:
+            name = self.schema.names[int(present[0])]
+            raise WorkbenchError(f"every labelled pixel in the training images is class '{name}': "
+                                 "nothing to learn; label at least two classes")
+        self.class_counts = counts
+        self.weights = (D.median_frequency_weights(counts, image_pixels)
+                        if self.cfg.class_weights else None)
+        self.workers = (self.cfg.workers if self.cfg.workers is not None
+                        else D.auto_workers(self.device.type, cache))
+        self.cached = cache
+
+        batch = self.cfg.batch_size
+        retried = False
+        while True:
+            try:
+                return self._fit(batch)
+            except _OutOfMemory as exc:
+                if retried or batch <= 1 or self.ctx.enabled:
+                    raise WorkbenchError(
+                        f"out of {self.device.type.upper()} memory training with batch {batch} at crop "
+                        f"{self.cfg.crop}: use a smaller --batch-size or --crop") from exc.__cause__
+                retried = True
+                batch //= 2
+                self.notes.append(f"out of memory: retrying with batch size {batch}")
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _build_model(self) -> tuple[torch.nn.Module, str, str, Any]:
+        from workbench.ml.models import ModelConfig, build_model, default_encoder
+
+        cfg = self.cfg
+        if cfg.init is not None:
+            from workbench.ml.checkpoint import load_checkpoint
+
+            model, meta = load_checkpoint(cfg.init, schema=self.schema, adapt_head=True, device="cpu")
+            msg = f"fine-tuning {Path(cfg.init).name} ({meta.arch}, {meta.encoder})"
+            adapted = meta.train.get("adapted_head")
+            if adapted:
+                msg += (f"; its classes differ ({', '.join(adapted['from_classes'])}): new output "
+                        f"head for {', '.join(adapted['to_classes'])}")
+            self.notes.append(msg)
+            return model, meta.arch, meta.encoder, meta
+        encoder = cfg.encoder or default_encoder(self.device)
+        model = build_model(ModelConfig(cfg.arch, encoder, cfg.encoder_weights), self.K)
+        return model, cfg.arch, encoder, None
+
+    def _loaders(self, batch: int) -> tuple[DataLoader, DataLoader, DistributedSampler | None, int]:
+        cfg, ctx = self.cfg, self.ctx
+        n = len(self.train_store)
+        per_rank = math.ceil(n / ctx.world_size)
+        batch = max(1, min(batch, per_rank))
+        augment = D.Augment(cfg.crop, tuple(cfg.scale), hflip=True, color_jitter=cfg.color_jitter or 0.0)
+        train_ds = D.TrainDataset(self.train_store, augment)
+        sampler = None
+        gen = torch.Generator().manual_seed(cfg.seed + 7919 * ctx.rank)
+        if ctx.enabled:
+            sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
+                                         shuffle=True, seed=cfg.seed, drop_last=False)
+        common: dict[str, Any] = {"num_workers": self.workers, "pin_memory": self.device.type == "cuda"}
+        if self.workers > 0:
+            common["persistent_workers"] = True
+        train_loader = DataLoader(train_ds, batch_size=batch, shuffle=sampler is None, sampler=sampler,
+                                  drop_last=True, generator=gen, **common)
+        val_ds = D.ValDataset(self.val_store)
+        if ctx.enabled:
+            val_ds = Subset(val_ds, list(range(ctx.rank, len(val_ds), ctx.world_size)))
+        val_batch = max(1, min(batch, 4 if self.device.type == "cpu" else batch))
+        val_loader = DataLoader(val_ds, batch_size=val_batch, shuffle=False, collate_fn=D.pad_collate,
+                                **common)
+        return train_loader, val_loader, sampler, batch
+
+    def _fit(self, batch_size: int) -> TrainResult:
+        cfg, ctx, dev = self.cfg, self.ctx, self.device
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank and every run
+        model, arch, encoder, init_meta = self._build_model()
+        self.mean = tuple(init_meta.mean) if init_meta is not None else _imagenet()[0]
+        self.std = tuple(init_meta.std) if init_meta is not None else _imagenet()[1]
+        self.arch, self.encoder = arch, encoder
+        model = model.to(dev)
+        if dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        net = model
+        if ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        # Augmentation draws from the global RNG: a different stream per rank.
+        torch.manual_seed(cfg.seed * 1000 + 1 + ctx.rank)
+        train_loader, val_loader, sampler, batch = self._loaders(batch_size)
+        self.batch = batch
+        self.val_loader = val_loader
+        weights = torch.from_numpy(self.weights) if self.weights is not None else None
+        criterion = SegmentationLoss(weights, dice=cfg.dice).to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        steps_per_epoch = len(train_loader)
+        max_epochs = cfg.epochs if cfg.epochs is not None else 10**9
+        self.total_steps = steps_per_epoch * cfg.epochs if cfg.epochs is not None else None
+        amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        # A short linear warm-up keeps Adam's first steps from wrecking fresh BatchNorm stats.
+        warmup = max(1, min(50, self.total_steps // 30)) if self.total_steps else 30
+
+        self.history: list[dict] = []
+        best: float | None = None
+        best_metrics: dict = {}
+        saved = False
+        stopped_by = "epochs"
+        self.global_step = 0
+        train_px = 0
+        train_time = 0.0
+        val_time_est: float | None = None
+        epoch = 0
+        for note in self.notes:
+            self._report(note, phase="setup")
+
+        for epoch in range(1, max_epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            model.train()
+            loss_sum, loss_n, images_seen = 0.0, 0, 0
+            t_epoch = time.monotonic()
+            stop_code = 0
+            batches = self._batches(train_loader)
+            step = 0
+            while True:
+                # Stop decisions are reduced over ranks so all leave the loop together.
+                local = 0
+                if self.cancel is not None and self.cancel.cancelled:
+                    local = 2
+                elif self.budget_s is not None:
+                    est = val_time_est if val_time_est is not None else self._guess_val_time(train_px, train_time)
+                    if self._elapsed() + est >= self.budget_s:
+                        local = 1
+                stop_code = ctx.max_code(local)
+                if stop_code:
+                    break
+                t0 = time.monotonic()
+                try:
+                    images, targets = next(batches)
+                except StopIteration:
+                    break
+                step += 1
+                frac = self._progress_fraction(self.global_step, steps_per_epoch)
+                lr = cfg.lr * (min(1.0, (self.global_step + 1) / warmup)) * (1.0 - min(frac, 0.999)) ** 0.9
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                try:
+                    loss = self._step(model, criterion, optimizer, images, targets, amp)
+                except torch.OutOfMemoryError as exc:
+                    del batches
+                    raise _OutOfMemory() from exc
+                self.global_step += 1
+                dt = time.monotonic() - t0
+                train_time += dt
+                train_px += images.shape[0] * images.shape[2] * images.shape[3]
+                images_seen += images.shape[0]
+                loss_sum += loss
+                loss_n += 1
+                ips = images_seen / max(time.monotonic() - t_epoch, 1e-9)
+                self._report(f"epoch {epoch}" + (f"/{cfg.epochs}" if cfg.epochs else ""),
+                             phase="train", epoch=epoch, epochs=cfg.epochs or 0, step=step,
+                             steps=steps_per_epoch, loss=loss_sum / loss_n, lr=lr,
+                             eta_s=self._eta(epoch, step, steps_per_epoch, train_time, val_time_est),
+                             best_miou=best,
+                             images_per_s=ips * ctx.world_size)
+            del batches
+            if stop_code and step == 0 and saved:
+                # Stopped at an epoch boundary with a checkpoint already saved: nothing new to score.
+                stopped_by = "cancel" if stop_code == 2 else "time"
+                break
+            self._report("validating", phase="validate", epoch=epoch, epochs=cfg.epochs or 0)
+            t_val = time.monotonic()
+            scores = self._validate(net, amp)
+            val_time_est = time.monotonic() - t_val
+            mean_loss = ctx.mean_float(loss_sum / loss_n if loss_n else 0.0) if (loss_n or ctx.enabled) else None
+            record = {"epoch": epoch, "steps": step, "loss": mean_loss, "val_miou": scores.miou,
+                      "val_pixel_accuracy": scores.pixel_accuracy, "time_s": round(self._elapsed(), 2),
+                      "lr": optimizer.param_groups[0]["lr"], "partial": bool(stop_code)}
+            self.history.append(record)
+            miou = scores.miou if scores.miou is not None else 0.0
+            if best is None or miou > best or not saved:
+                best = miou
+                best_metrics = {"val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy,
+                                "per_class_iou": scores.per_class_iou, "epoch": epoch,
+                                "val_images": len(self.val_store), "val_pixels": scores.pixels}
+                if ctx.is_main:
+                    self._save(net, best_metrics)
+                saved = True
+                ctx.barrier()
+            self._report(f"epoch {epoch}: val mIoU {miou:.3f}", phase="validate", epoch=epoch,
+                         epochs=cfg.epochs or 0, step=step, steps=steps_per_epoch, loss=mean_loss,
+                         val_miou=miou, val_pixel_accuracy=scores.pixel_accuracy or 0.0,
+                         best_miou=best, eta_s=self._eta(epoch, steps_per_epoch, steps_per_epoch,
+                                                         train_time, val_time_est),
+                         images_per_s=(train_px / (cfg.crop ** 2)) / max(train_time, 1e-9) * ctx.world_size)
+            if stop_code:
+                stopped_by = "cancel" if stop_code == 2 else "time"
+                break
+        self._report("done", phase="done", epoch=epoch, epochs=cfg.epochs or 0,
+                     best_miou=best)
+        return TrainResult(self.out_path, best, self.history, cancelled=stopped_by == "cancel",
+                           epochs_done=sum(1 for h in self.history if not h["partial"]),
+                           stopped_by=stopped_by, steps=self.global_step)
+
+    def _batches(self, loader: DataLoader) -> Iterator:
+        it = iter(loader)
+        while True:
+            try:
+                yield next(it)
+            except StopIteration:
+                return
+            except WorkbenchError:
+                raise
+            except Exception as exc:  # a worker re-raises our InputError wrapped in its traceback
+                raise _worker_error(exc) from None
+
+    def _step(self, model: torch.nn.Module, criterion: SegmentationLoss, optimizer: torch.optim.Optimizer,
+              images: torch.Tensor, targets: torch.Tensor, amp: bool) -> float:
+        dev = self.device
+        x = D.normalise(images.to(dev, non_blocking=True), self.mean, self.std)
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = targets.to(dev, non_blocking=True)
+        ctxm = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        with ctxm:
+            logits = model(x)
+        loss = criterion(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def _validate(self, net: torch.nn.Module, amp: bool) -> Scores:
+        was_training = net.training
+        net.eval()
+        matrix = np.zeros((self.K, self.K + 1), np.int64)
+        ctxm = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        from workbench.metrics import ConfusionMatrix
+
+        cm = ConfusionMatrix(self.K)
+        try:
+            for images, targets in self._batches(self.val_loader):
+                x = D.normalise(images.to(self.device), self.mean, self.std)
+                if self.device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with ctxm:
+                    pred = net(x).argmax(1).to(torch.uint8).cpu().numpy()
+                for p, t in zip(pred, targets.numpy()):
+                    cm.update(p, t, ignore_values=(D.IGNORE,))
+        except torch.OutOfMemoryError as exc:
+            raise _OutOfMemory() from exc
+        finally:
+            net.train(was_training)
+        matrix = self.ctx.sum_array(cm.matrix)
+        return scores_from_matrix(matrix)
+
+    def _save(self, net: torch.nn.Module, metrics: dict) -> None:
+        from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint
+
+        settings = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v))
+                    for k, v in dataclasses.asdict(self.cfg).items()}
+        settings.update(device=str(self.device), world_size=self.ctx.world_size, batch_size=self.batch,
+                        steps=self.global_step, cached=self.cached, workers=self.workers,
+                        class_weight_values=self.weights.tolist() if self.weights is not None else None)
+        parent = self.parent if self.parent is not None else (Path(self.cfg.init).name if self.cfg.init else None)
+        meta = CheckpointMeta(
+            arch=self.arch, encoder=self.encoder, num_classes=self.K, schema=self.schema.to_dict(),
+            mean=list(self.mean), std=list(self.std), train=settings, history=list(self.history),
+            metrics=dict(metrics), parent=str(parent) if parent is not None else None,
+            trained_on=[p.image.name for p in self.train_store.infos])
+        save_checkpoint(self.out_path, net, meta)
+
+    # ----- schedule and estimates --------------------------------------------------------
+    def _progress_fraction(self, step: int, steps_per_epoch: int) -> float:
+        """How far through the run we are (0..1): drives the polynomial LR decay."""
+        fracs = []
+        if self.total_steps:
+            fracs.append(step / self.total_steps)
+        if self.budget_s is not None:
+            fracs.append(self._elapsed() / self.budget_s)
+        return max(fracs) if fracs else 0.0
+
+    def _guess_val_time(self, train_px: int, train_time: float) -> float:
+        # Before the first validation: a forward pass costs about a third of a training
+        # step per pixel; validation images are whole (padded) images.
+        if train_px == 0 or train_time <= 0:
+            return 0.0
+        val_px = sum(h * w for h, w in (i.hw for i in self.val_store.infos)) / self.ctx.world_size
+        return 1.2 * val_px / (3.0 * train_px / train_time)
+
+    def _eta(self, epoch: int, step: int, steps_per_epoch: int, train_time: float,
+             val_time: float | None) -> float:
+        if self.time_units or self.total_steps is None:
+            return max(0.0, self.budget_s - self._elapsed())
+        per_step = train_time / max(self.global_step, 1)
+        remaining_steps = max(0, self.total_steps - self.global_step)
+        remaining_vals = self.cfg.epochs - epoch + (1 if step < steps_per_epoch else 0)
+        eta = remaining_steps * per_step + remaining_vals * (val_time or 0.0)
+        if self.budget_s is not None:
+            eta = min(eta, max(0.0, self.budget_s - self._elapsed()))
+        return eta
+
+
+def _imagenet() -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from workbench.ml.models import IMAGENET_MEAN, IMAGENET_STD
+
+    return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _worker_error(exc: Exception) -> WorkbenchError:
+    """Turn a DataLoader worker's re-raised error into a one-line WorkbenchError."""
+    text = str(exc)
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        for prefix in ("workbench.errors.InputError: ", "InputError: ",
+                       "workbench.errors.WorkbenchError: ", "WorkbenchError: "):
+            if line.startswith(prefix):
+                return WorkbenchError(line[len(prefix):])
+    return WorkbenchError(f"loading training data failed: {text.strip().splitlines()[-1] if text else exc}")
