@@ -61,8 +61,8 @@ def setup(qtbot):
     canvas.set_editor(editor)
     canvas.set_view(ZOOM, 0, 0)
     canvas.set_brush_radius(1)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    with qtbot.waitExposed(canvas):
+        canvas.show()
     return canvas, editor, mask
 
 
@@ -225,16 +225,28 @@ def test_dab_repaints_only_a_small_rect(setup, monkeypatch):
     mouse(canvas, QEvent.Type.MouseButtonRelease, at(33, 30))
 
 
-def test_paint_event_draws_only_the_exposed_rect(setup, monkeypatch):
-    canvas, *_ = setup
-    seen = []
-    real = canvas.paintEvent
+class RecordingCanvas(Canvas):
+    """Records the rectangle of every paint event."""
 
-    def spy(event):
-        seen.append(QRect(event.rect()))
-        real(event)
+    def __init__(self):
+        super().__init__()
+        self.painted = []
 
-    monkeypatch.setattr(canvas, "paintEvent", spy)
+    def paintEvent(self, event):  # noqa: N802
+        self.painted.append(QRect(event.rect()))
+        super().paintEvent(event)
+
+
+def test_paint_event_draws_only_the_exposed_rect(qtbot):
+    canvas = RecordingCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.set_image(np.zeros((H, W, 3), np.uint8))
+    canvas.set_editor(LabelEditor(np.full((H, W), 255, np.uint8)))
+    canvas.set_view(ZOOM, 0, 0)
+    with qtbot.waitExposed(canvas):
+        canvas.show()
+    seen = canvas.painted
     canvas.repaint(QRect(10, 10, 8, 8))
     assert seen and seen[-1].width() <= 8 and seen[-1].height() <= 8
     src = canvas._source_rect(seen[-1])

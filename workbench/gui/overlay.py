@@ -8,6 +8,7 @@ are premultiplied once, so recolouring a box is a single ``lut[values[box]]`` ga
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtGui import QImage
 
@@ -66,13 +67,8 @@ class LayerBuffer:
 
 def rgb_to_argb32(rgb: np.ndarray) -> np.ndarray:
     """(H, W) uint32 opaque ARGB32 pixels from an (H, W, 3) uint8 RGB image."""
-    h, w = rgb.shape[:2]
-    out = np.empty((h, w, 4), np.uint8)
-    # Little-endian ARGB32 stores B, G, R, A in memory.
-    out[..., 0] = rgb[..., 2]
-    out[..., 1] = rgb[..., 1]
-    out[..., 2] = rgb[..., 0]
-    out[..., 3] = 255
+    # Little-endian ARGB32 stores B, G, R, A in memory: OpenCV's BGRA, alpha 255.
+    out = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)
     return out.view(np.uint32)[..., 0]
 
 
