@@ -15,6 +15,13 @@ Conventions (the same for ``workbench evaluate``, the metrics panel and training
   prediction has IoU ``None`` and is left out of the mean (torchmetrics' macro Jaccard
   does the same);
 - pixel accuracy = correctly predicted pixels / scored pixels (micro accuracy).
+
+Against torchmetrics (checked in tests/test_metrics.py): mIoU equals
+``MulticlassJaccardIndex(num_classes=K, ignore_index=void, average="macro")`` and pixel
+accuracy ``MulticlassAccuracy(average="micro")``. Two conventions differ: with
+``average=None`` torchmetrics reports 0.0 for a class absent from both sides where we
+report ``None``; and torchmetrics refuses predictions outside ``0..K-1``, which we score
+as wrong.
 """
 
 from __future__ import annotations
