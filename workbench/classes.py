@@ -103,7 +103,8 @@ class ClassSchema:
         """Read a schema JSON file; errors name the file and the problem."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: Windows editors (Notepad) start a UTF-8 file with a byte-order mark.
+            text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise InputError("class file not found", path) from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -112,6 +113,8 @@ class ClassSchema:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON (line {exc.lineno}: {exc.msg})", path) from exc
+        except RecursionError:
+            raise InputError("not a class schema: JSON nested too deeply", path) from None
         return cls.from_dict(data, path)
 
     def to_dict(self) -> dict[str, Any]:

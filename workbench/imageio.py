@@ -7,6 +7,8 @@ EXIF orientation is applied so pixels match what viewers show.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -37,11 +39,73 @@ def list_images(folder: str | Path) -> list[Path]:
     # scandir's is_file() comes from the directory entry (no stat per file) and keeps
     # out sub-folders that happen to be named like images ("scans.tif/").
     with os.scandir(folder) as entries:
-        files = [Path(e.path) for e in entries if is_image_file(e.name) and e.is_file()]
+        files = [Path(e.path) for e in entries if is_image_file(e.name) and _is_file(e)]
     return sorted(files, key=lambda p: p.name)
 
 
+# First bytes of the formats we read, to tell a damaged image from a file that is not one.
+_SIGNATURES = (b"\x89PNG", b"\xff\xd8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def describe_unreadable(head: bytes, what: str = "image") -> str:
+    """Why bytes that PIL cannot identify are not an image, from their first bytes."""
+    if not head:
+        return f"empty file (0 bytes), not {'a' if what[0] not in 'aeiou' else 'an'} {what}"
+    if head.startswith(_SIGNATURES):
+        return (f"damaged or truncated {what} file (the format is recognised but the data "
+                f"is not)")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        kind = "an HTML page" if "<html" in text.lower() or "<!doctype" in text.lower() else "text"
+        return f"not a readable {what}: the file holds {kind}, not PNG/JPEG/TIFF/BMP/WebP data"
+    return f"not a readable {what}: the content is not PNG/JPEG/TIFF/BMP/WebP data"
+
+
+def check_regular_file(path: Path, what: str = "an image") -> None:
+    """Raise ``InputError`` unless ``path`` is a regular, non-empty file.
+
+    Checked before opening: a named pipe named ``x.png`` would block a read forever,
+    and a link pointing nowhere or at itself deserves a message saying so.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError(f"symbolic link to a file that does not exist "
+                             f"({os.readlink(path)}); not found", path) from None
+        raise InputError(f"{what.split()[-1]} file not found", path) from None
+    except PermissionError:
+        raise InputError(f"permission denied: the file cannot be read as {what}", path) from None
+    except OSError as exc:  # ELOOP (a link to itself), ENAMETOOLONG, EIO ...
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"is a folder, not {what}", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"not a regular file (a pipe, socket or device), so not {what}", path)
+    if st.st_size == 0:
+        raise InputError(f"empty file (0 bytes), not {what}", path)
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    # A link pointing at itself makes is_file() raise ELOOP; it is simply not an image.
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def too_large_message(exc: Exception) -> str:
+    """The user-facing text for PIL's decompression-bomb guard."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    return f"image is too large: {size} (the limit is {MAX_PIXELS:,}); is the file damaged?"
+
+
 def _open(path: Path) -> Image.Image:
+    check_regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -53,12 +117,17 @@ def _open(path: Path) -> Image.Image:
         raise InputError("permission denied: the file cannot be read", path) from None
     except IsADirectoryError:
         raise InputError("is a folder, not an image", path) from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        if path.exists() and path.stat().st_size == 0:
-            raise InputError("empty file (0 bytes), not an image", path) from None
-        raise InputError(f"not a readable image ({exc.__class__.__name__})", path) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(too_large_message(exc), path) from None
+    except UnidentifiedImageError:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(256)
+        except OSError:
+            head = b"?"
+        raise InputError(describe_unreadable(head), path) from None
     except OSError as exc:
-        raise InputError(f"cannot read image: {exc}", path) from None
+        raise InputError(f"cannot read image: {exc.strerror or exc}", path) from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -11,11 +11,13 @@ are the indices) and RGB colour-coded PNGs (mapped through the schema's colours)
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from workbench import imageio
 from workbench.atomic import atomic_write_bytes
 from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import InputError
@@ -53,12 +55,22 @@ def rgb_to_index(rgb: np.ndarray, schema: ClassSchema, path: str | Path | None =
 
 def decode_mask(data: bytes | Image.Image, schema: ClassSchema, path: str | Path | None = None) -> np.ndarray:
     """Decode mask bytes (or an opened image) to an (H, W) uint8 index array, unvalidated."""
+    if not isinstance(data, Image.Image) and len(data) == 0:
+        raise InputError("empty file (0 bytes), not a mask", path)
     try:
-        img = data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        if not isinstance(data, Image.Image) and len(data) == 0:
-            raise InputError("empty file (0 bytes), not a mask", path) from None
+        with warnings.catch_warnings():
+            # Same pixel guard as source images: a forged header must not allocate gigabytes.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data))
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(imageio.too_large_message(exc), path) from None
+    except UnidentifiedImageError:
+        raise InputError(imageio.describe_unreadable(bytes(data[:256]), "mask image"), path) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        if "truncated" in str(exc).lower():
+            raise InputError("not a readable mask image: the file is truncated (its end is missing)",
+                             path) from None
         raise InputError(f"not a readable mask image ({exc.__class__.__name__}: {exc})", path) from None
     mode = img.mode
     if mode in ("L", "P"):
@@ -120,6 +132,7 @@ def validate_mask(mask: np.ndarray, schema: ClassSchema, expected_hw: tuple[int,
 def read_mask(path: str | Path, schema: ClassSchema, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Read and validate a mask file; ``expected_hw`` is the (height, width) of its image."""
     path = Path(path)
+    imageio.check_regular_file(path, "a mask")  # a pipe named .png would block the read
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -1,0 +1,1 @@
+"""Hardening tests: bad inputs, crashes, untrusted files, resource faults, concurrency."""
