@@ -6,7 +6,10 @@ recoloured in the dab's box, and processEvents() runs the resulting paint). Meas
 zoom 1 and at fit-to-window, plus the pure ``LabelEditor.stroke_to`` time and, for
 comparison, one full-widget repaint.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_brush.py [--dabs 300] [--size 4096]
+    .venv/bin/python benchmarks/bench_brush.py [--dabs 300] [--size 4096] [--radius 10]
+
+Without a display it runs offscreen; with DISPLAY set it shows the canvas on that
+screen (e.g. Xvfb), which adds the X11 flush of each repainted rectangle.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import os
 import platform
 import time
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen: measure offscreen
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402

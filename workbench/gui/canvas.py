@@ -484,9 +484,11 @@ class Canvas(QWidget):
             # Nearest neighbour when magnifying keeps label edges crisp; smooth when shrinking.
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 1)
             painter.drawImage(target, self._image.qimage, source)
+            # One-pixel outlines vanish at half opacity: draw them twice as strong.
+            label_opacity = min(1.0, 2 * self._label_opacity) if self._outline else self._label_opacity
             for layer, shown, opacity in (
                 (self._pred_layer, self._show_pred, self._pred_opacity),
-                (self._labels_layer, self._show_labels, self._label_opacity),
+                (self._labels_layer, self._show_labels, label_opacity),
                 (self._uncert_layer, self._show_uncert, self._uncert_opacity),
             ):
                 if layer is not None and shown and opacity > 0:
