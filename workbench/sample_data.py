@@ -133,8 +133,10 @@ def render_cell_image(rng: np.random.Generator, height: int, width: int,
     # Debris: small angular fragments on the background only; some are round and bright
     # enough to pass for a lone nucleus, so context (no cytoplasm around) matters.
     debris_paint = np.zeros((*shape, 3), np.float32)
-    yellow = np.array([0.95, 0.85, 0.55], np.float32)
-    bluish = np.array([0.30, 0.40, 0.90], np.float32)
+    debris_colours = np.array([[0.95, 0.85, 0.55],    # autofluorescent yellow
+                               [0.30, 0.40, 0.90],    # nucleus-like blue
+                               [0.25, 0.65, 0.30]],   # cytoplasm-like green fragments
+                              np.float32)
     for _ in range(int(rng.integers(8, 20 + int(40 * density)))):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         n = int(rng.integers(4, 9))
@@ -143,15 +145,16 @@ def render_cell_image(rng: np.random.Generator, height: int, width: int,
         poly = np.round(np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1)).astype(np.int32)
         frag = _fill(shape, poly) & (labels == BACKGROUND)
         labels[frag] = DEBRIS
-        mix = rng.uniform(0, 1)  # from autofluorescent yellow to nucleus-like blue
-        debris_paint[frag] = (mix * yellow + (1 - mix) * bluish) * rng.uniform(0.35, 1.1)
+        mix = rng.dirichlet((0.6, 0.6, 0.6))
+        debris_paint[frag] = (mix @ debris_colours) * rng.uniform(0.35, 1.1)
 
     # ---- appearance: per-image stain strengths so that contrast varies between images
     n_cells = len(placed)
-    cell_gain = np.concatenate([[0.0], rng.uniform(0.55, 1.35, n_cells)]).astype(np.float32)
+    cell_gain = np.concatenate([[0.0], rng.uniform(0.35, 1.35, n_cells)]).astype(np.float32)
     per_cell = cell_gain[cell_id]
     cyto_col = np.array([0.22, 0.70, 0.30], np.float32) * rng.uniform(0.3, 0.9)
-    nuc_col = np.array([0.25, 0.40, 1.00], np.float32) * rng.uniform(0.45, 1.0)
+    # Spectral cross-talk varies between images: nuclei pick up some green.
+    nuc_col = np.array([0.25, rng.uniform(0.35, 0.7), 1.00], np.float32) * rng.uniform(0.45, 1.0)
     bg_col = np.array([0.05, 0.06, 0.08], np.float32) * rng.uniform(0.4, 2.0)
 
     coarse = _smooth_noise(rng, shape, scale=24.0)
@@ -166,6 +169,10 @@ def render_cell_image(rng: np.random.Generator, height: int, width: int,
     nuc_tex = np.clip(1 + 0.35 * fine + 0.1 * coarse, 0.2, None) * per_cell
     is_c, is_n, is_d = labels == CYTOPLASM, labels == NUCLEUS, labels == DEBRIS
     img = img.copy()
+    # Out-of-focus haze: soft patches of stray fluorescence in the background, about as
+    # bright as a dim cell, so brightness alone does not say "cell".
+    haze = np.clip(_smooth_noise(rng, shape, scale=70.0, octaves=2) - 0.3, 0, None)
+    img += (haze * rng.uniform(0.05, 0.35))[..., None] * cyto_col
     img[is_c] += cyto_tex[is_c, None] * cyto_col
     # A nucleus sits inside the cytoplasm, so it carries some cytoplasm signal too.
     img[is_n] += nuc_tex[is_n, None] * nuc_col + 0.4 * falloff[is_n, None] * per_cell[is_n, None] * cyto_col
@@ -181,6 +188,7 @@ def render_cell_image(rng: np.random.Generator, height: int, width: int,
     field_ = 1 + tilt * (xn * np.cos(direction) + yn * np.sin(direction))
     field_ *= 1 - rng.uniform(0.1, 0.6) * (xn ** 2 + yn ** 2) * 2
     img *= field_[..., None]
+    img *= rng.uniform(0.8, 1.2, 3).astype(np.float32)  # per-image channel balance
 
     # Sensor: Poisson shot noise at a random photon budget, plus read noise.
     peak = rng.uniform(30, 250)
