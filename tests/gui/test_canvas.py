@@ -330,3 +330,41 @@ def test_editor_of_another_size_is_not_edited(setup):
     canvas.set_editor(other)
     drag(canvas, [at(2, 2), at(5, 5)])
     assert (other.mask == 255).all()
+
+
+def test_undo_during_a_drag_commits_the_drag_then_undoes_it(setup):
+    canvas, editor, mask = setup
+    canvas.set_current_class(2)
+    edits = []
+    canvas.labelsEdited.connect(edits.append)
+    mouse(canvas, QEvent.Type.MouseButtonPress, at(10, 10))
+    mouse(canvas, QEvent.Type.MouseMove, at(20, 10), NB, L)
+    assert canvas.undo() is not None
+    assert (mask == 255).all() and len(edits) == 2  # the drag, then its undo
+    mouse(canvas, QEvent.Type.MouseMove, at(30, 10), NB, L)  # button still down: no new paint
+    mouse(canvas, QEvent.Type.MouseButtonRelease, at(30, 10))
+    assert (mask == 255).all()
+
+
+def test_edit_through_the_editor_mid_drag_does_not_break_the_canvas(setup):
+    canvas, editor, mask = setup
+    mouse(canvas, QEvent.Type.MouseButtonPress, at(10, 10))
+    editor.fill(50, 70, 1)                 # the app edits directly; this ends the drag
+    canvas.refresh_labels()
+    mouse(canvas, QEvent.Type.MouseMove, at(20, 10), NB, L)
+    mouse(canvas, QEvent.Type.MouseButtonRelease, at(20, 10))
+    drag(canvas, [at(5, 40), at(15, 40)])  # the next drag works normally
+    assert mask[40, 10] == canvas.current_class
+
+
+def test_prediction_given_before_the_image_is_shown(qtbot):
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(200, 150)
+    canvas.set_schema(ClassSchema.default(3))
+    canvas.set_prediction(np.full((H, W), 1, np.uint8))
+    canvas.set_uncertainty(np.ones((H, W), np.float32))
+    canvas.set_image(np.zeros((H, W, 3), np.uint8))
+    assert canvas._pred_layer is not None and canvas._uncert_layer is not None
+    canvas.set_image(np.zeros((10, 10, 3), np.uint8))  # another size: the old layers go
+    assert canvas._pred_layer is None and canvas._uncert_layer is None

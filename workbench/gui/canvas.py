@@ -137,12 +137,13 @@ class Canvas(QWidget):
             self._labels_layer = self._pred_layer = self._uncert_layer = None
             self.fit_to_window()
         self._rebuild_labels()
+        self._rebuild_prediction()
+        self._rebuild_uncertainty()
         self.update()
 
     def set_editor(self, editor: LabelEditor | None) -> None:
         """Edit and show ``editor.mask`` (same size as the image)."""
-        if self._editor is not None and self._editor.stroke_active:
-            self._finish_stroke()
+        self._end_drag()
         self._editor = editor
         self._painting = False
         self._cancel_polygon()
@@ -175,11 +176,7 @@ class Canvas(QWidget):
     def set_uncertainty(self, values: np.ndarray | None) -> None:
         """Show a heat map of per-pixel uncertainty (in [0, 1], uint8 or entropy, normalised)."""
         self._uncert = None if values is None else normalise_uncertainty(values)
-        self._uncert_layer = None
-        if self._uncert is not None and self._image is not None and self._uncert.shape == self._image.shape:
-            layer = LayerBuffer(*self._uncert.shape)
-            layer.array[...] = heat_lut()[self._uncert]
-            self._uncert_layer = layer
+        self._rebuild_uncertainty()
         self.update()
 
     @property
@@ -250,8 +247,7 @@ class Canvas(QWidget):
         """Choose the tool (a ``Tool`` or its name); cancels an unfinished polygon."""
         tool = Tool(tool)
         if tool != self._tool:
-            if self._painting:
-                self._finish_stroke()
+            self._end_drag()
             self._cancel_polygon()
             self._tool = tool
             self._update_cursor_area()
@@ -397,15 +393,18 @@ class Canvas(QWidget):
 
     # ----- edits ------------------------------------------------------------------------
     def undo(self) -> BBox | None:
-        """Undo the newest edit and repaint its box."""
+        """Undo the newest edit (a drag in progress is committed first) and repaint its box."""
+        self._end_drag()
         return self._edit_done(self._editor.undo() if self._editor is not None else None)
 
     def redo(self) -> BBox | None:
         """Redo the newest undone edit and repaint its box."""
+        self._end_drag()
         return self._edit_done(self._editor.redo() if self._editor is not None else None)
 
     def accept_prediction(self, at: tuple[int, int] | None = None) -> BBox | None:
         """Copy the prediction into the labels (everywhere, or the region under (x, y))."""
+        self._end_drag()
         if self._editor is None or self._pred is None or self._pred.shape != self._editor.shape:
             return None
         where = None if at is None else (int(at[1]), int(at[0]))
@@ -413,6 +412,7 @@ class Canvas(QWidget):
 
     def clear_labels(self) -> BBox | None:
         """Set every label to "not labelled" (one undo step)."""
+        self._end_drag()
         return self._edit_done(self._editor.clear() if self._editor is not None else None)
 
     def _edit_done(self, bbox: BBox | None) -> BBox | None:
@@ -446,6 +446,15 @@ class Canvas(QWidget):
         if self._pred_layer is None or self._pred_layer.shape != p.shape:
             self._pred_layer = LayerBuffer(*p.shape)
         self._pred_layer.array[...] = self._lut[p]
+
+    def _rebuild_uncertainty(self) -> None:
+        u = self._uncert
+        if u is None or self._image is None or u.shape != self._image.shape:
+            self._uncert_layer = None
+            return
+        if self._uncert_layer is None or self._uncert_layer.shape != u.shape:
+            self._uncert_layer = LayerBuffer(*u.shape)
+        self._uncert_layer.array[...] = heat_lut()[u]
 
     def _labels_changed(self, bbox: BBox) -> None:
         """Recolour the box of the label layer and schedule a repaint of just that area."""
@@ -555,6 +564,7 @@ class Canvas(QWidget):
             return
         if button != Qt.MouseButton.LeftButton or not self._editable():
             return
+        self._end_drag()  # a release that never arrived (focus lost mid-drag)
         y, x = self._image_pixel(pos)
         if self._tool.paints:
             value = UNLABELLED if self._tool == Tool.ERASER else self._value
@@ -574,10 +584,13 @@ class Canvas(QWidget):
         """Pan, paint along the path, or move the brush outline and rubber band."""
         pos = event.position()
         if self._pan_from is not None:
-            d = pos - self._pan_from
-            self._pan_from = pos
+            # Whole pixels only, so Qt can scroll; the remainder carries to the next move.
+            dx, dy = round(pos.x() - self._pan_from.x()), round(pos.y() - self._pan_from.y())
+            self._pan_from = QPointF(self._pan_from.x() + dx, self._pan_from.y() + dy)
             self._mouse = pos
-            self.pan_by(round(d.x()), round(d.y()))
+            if dx or dy:
+                self.pan_by(dx, dy)
+            self.cursorMoved.emit(self.pixel_at(pos))
             return
         self._update_cursor_area()  # erase the old outline
         self._mouse = pos
@@ -660,9 +673,18 @@ class Canvas(QWidget):
 
     # ----- tool actions -----------------------------------------------------------------
     def _dab(self, y: int, x: int) -> None:
+        if self._editor is None or not self._editor.stroke_active:
+            # The app ended the drag behind our back (e.g. an edit through the editor).
+            self._painting = False
+            return
         bbox = self._editor.stroke_to(y, x, self._radius)
         if bbox is not None:
             self._labels_changed(bbox)
+
+    def _end_drag(self) -> None:
+        """Commit a brush drag in progress, with its signals."""
+        if self._painting:
+            self._finish_stroke()
 
     def _finish_stroke(self) -> None:
         self._painting = False
