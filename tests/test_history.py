@@ -94,3 +94,18 @@ def test_atom_larger_than_budget_clears_history():
 def test_negative_budget_rejected():
     with pytest.raises(ValueError):
         UndoHistory(-1)
+
+
+def test_uniform_old_values_are_stored_once():
+    mask = np.full((100, 100), 4, np.uint8)
+    sel = np.zeros((100, 100), bool)
+    sel[:, :60] = True
+    atom = _apply_change(mask, (0, 0, 100, 100), sel, 1)
+    assert atom.old.size == 1 and atom.new.size == 1 and atom.count == 6000
+    assert atom.nbytes <= 100 * 100 // 8 + 2
+    hist = UndoHistory()
+    hist.push(atom)
+    hist.undo(mask)
+    assert (mask == 4).all()
+    hist.redo(mask)
+    assert (mask[:, :60] == 1).all() and (mask[:, 60:] == 4).all()

@@ -28,8 +28,8 @@ class EditAtom:
     bbox: BBox
     where: np.ndarray  # flat indices into the whole mask, or packed bits over bbox
     packed: bool       # True: ``where`` is np.packbits of a bool array over bbox (row-major)
-    old: np.ndarray    # uint8 values before, in the order of ``where``
-    new: np.ndarray    # uint8 values after: same length as ``old``, or one value for all
+    old: np.ndarray    # uint8 values before, in the order of ``where``, or one value for all
+    new: np.ndarray    # uint8 values after, likewise (a stroke or fill writes one value)
     kind: str = ""     # "brush", "fill", "polygon", "accept", "clear" (for menus and logs)
     state_before: int = 0
     state_after: int = 0
@@ -37,7 +37,9 @@ class EditAtom:
     @property
     def count(self) -> int:
         """Number of changed pixels."""
-        return int(self.old.size)
+        if self.packed:
+            return int(np.unpackbits(self.where).sum())
+        return int(self.where.size)
 
     @property
     def nbytes(self) -> int:
@@ -58,11 +60,19 @@ class EditAtom:
             mask.reshape(-1)[self.where] = values
 
 
+def _compact(values: np.ndarray | int) -> np.ndarray:
+    """uint8 values, or a single value when they are all equal (a fill's old region)."""
+    arr = np.atleast_1d(np.asarray(values, np.uint8))
+    if arr.size > 1 and (arr == arr[0]).all():
+        return arr[:1].copy()
+    return arr
+
+
 def atom_from_indices(bbox: BBox, flat_index: np.ndarray, old: np.ndarray, new: np.ndarray | int,
                       shape: tuple[int, int], kind: str = "") -> EditAtom:
     """An atom from flat indices into a mask of ``shape`` (any order) and their values."""
     idx = np.asarray(flat_index).astype(_index_dtype(shape[0] * shape[1]), copy=False)
-    return EditAtom(bbox, idx, False, np.asarray(old, np.uint8), np.atleast_1d(np.asarray(new, np.uint8)), kind)
+    return EditAtom(bbox, idx, False, _compact(old), _compact(new), kind)
 
 
 def atom_from_selection(bbox: BBox, sel: np.ndarray, old: np.ndarray, new: np.ndarray | int,
@@ -73,10 +83,9 @@ def atom_from_selection(bbox: BBox, sel: np.ndarray, old: np.ndarray, new: np.nd
     ``area / 8``, so the bit mask wins once more than 1 in 32 box pixels changed.
     """
     old = np.asarray(old, np.uint8)
-    new = np.atleast_1d(np.asarray(new, np.uint8))
     area = sel.size
     if 4 * old.size > area // 8:
-        return EditAtom(bbox, np.packbits(sel.reshape(-1)), True, old, new, kind)
+        return EditAtom(bbox, np.packbits(sel.reshape(-1)), True, _compact(old), _compact(new), kind)
     ly, lx = np.nonzero(sel)
     idx = (ly.astype(np.int64) + bbox[0]) * shape[1] + (lx + bbox[1])
     return atom_from_indices(bbox, idx, old, new, shape, kind)
