@@ -185,8 +185,13 @@ class ImageFilterProxy(QSortFilterProxyModel):
 
     def set_filter(self, *, status: str | None = None, split: str | None = None, text: str = "") -> None:
         """Show only rows matching all of the given criteria (None / "" = any)."""
-        self.status, self.split, self.text = status, split, text.strip().lower()
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):      # Qt >= 6.9; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self.status, self.split, self.text = status, split, text.strip().lower()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.status, self.split, self.text = status, split, text.strip().lower()
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         """True when the image matches the filter."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget
 
 from workbench.errors import WorkbenchError
 from workbench.gui.canvas import Canvas
@@ -16,7 +16,7 @@ from workbench.gui.image_list import ImageListModel, ImageListPanel
 from workbench.gui.metrics_controller import MetricsController
 from workbench.gui.metrics_panel import MetricsPanel
 from workbench.gui.model_actions import ModelActions
-from workbench.gui.notifier import Notifier
+from workbench.gui.notifier import MessageBanner, Notifier
 from workbench.gui.palette_panel import PalettePanel
 from workbench.gui.prediction_service import PredictionService
 from workbench.gui.preferences import add_recent_project, app_settings, recent_projects
@@ -42,7 +42,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Segmentation Workbench")
         self.project: Project | None = None
         self.canvas = Canvas()
-        self.setCentralWidget(self.canvas)
+        self.banner = MessageBanner()
+        centre = QWidget()
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.canvas, 1)
+        self.setCentralWidget(centre)
         self.session = EditSession(self)
         self.predictions = PredictionService(device, self)
         self.training = TrainingController(self)
@@ -53,7 +60,7 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel()
         self.metrics_panel = MetricsPanel()
         self.status_fields = StatusFields(self.statusBar(), self)
-        self.notifier = Notifier(self, self.statusBar(), self)
+        self.notifier = Notifier(self.banner, self.statusBar(), self)
         self.workspace = Workspace(self.session, self.canvas, self.predictions, self.list_model, self.list_panel,
                                    self.status_fields, self.notifier, self)
         self.model_actions = ModelActions(self, self.workspace, self.session, self.predictions, self.training,
@@ -167,10 +174,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{project.folder.name} - Segmentation Workbench" + (" [read-only]" if project.read_only else ""))
         add_recent_project(project.folder)
         restore_ui_state(project, self.list_panel, self.workspace)
+        self.canvas.setFocus()  # letter shortcuts must not land in the list's filter box
         problems = list(project.problems) + (["opened read-only: another window has this project open"]
                                              if project.read_only else [])
         if problems:
-            self.notifier.error("; ".join(problems), dialog=False)
+            self.notifier.error("; ".join(problems))
         return True
 
     def close_project(self, ask: bool = True) -> bool:

@@ -1,42 +1,74 @@
-"""Errors and notices shown in the window: a status-bar line plus a non-blocking dialog.
+"""Errors and notices shown in the window: a status-bar line plus an in-window banner.
 
 Every action's WorkbenchError and every worker's unexpected exception ends here; the
-app keeps running.
+app keeps running. The banner sits above the canvas instead of a pop-up, so it never
+takes the keyboard focus (and the window's shortcuts) away from the person working;
+a traceback, when there is one, is one click away (Details).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QMessageBox, QStatusBar, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QStatusBar, QWidget
+
+
+class MessageBanner(QFrame):
+    """A dismissable red strip with the last error and an optional Details button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("message_banner")
+        self.setStyleSheet("#message_banner { background: #fde2e1; border: 1px solid #d62828; }"
+                           "#message_banner QLabel { color: #7a0b0b; }")
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.details_button = QPushButton("Details…")
+        self.close_button = QPushButton("Dismiss")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 3, 6, 3)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.details_button)
+        layout.addWidget(self.close_button)
+        self.details = ""
+        self.details_button.clicked.connect(self.show_details)
+        self.close_button.clicked.connect(self.hide)
+        self.hide()
+
+    def show_message(self, message: str, details: str = "") -> None:
+        """Show ``message`` (replacing the previous one)."""
+        self.text.setText(message)
+        self.details = details
+        self.details_button.setVisible(bool(details))
+        self.show()
+
+    def show_details(self) -> None:
+        """The traceback of an unexpected error, in a dialog the person asked for."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Error details", self.text.text(), parent=self)
+        box.setDetailedText(self.details)
+        box.open()
 
 
 class Notifier(QObject):
-    """Shows messages; keeps the last error for tests and the Help menu."""
+    """Shows messages; keeps the last error for tests and bug reports."""
 
     errorShown = Signal(str)
 
-    def __init__(self, window: QWidget, status: QStatusBar, parent: QObject | None = None) -> None:
+    def __init__(self, banner: MessageBanner, status: QStatusBar, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._window = window
+        self.banner = banner
         self._status = status
         self.last_error: str | None = None
-        self._box: QMessageBox | None = None
 
     def info(self, message: str, msecs: int = 6000) -> None:
         """A transient status-bar message."""
         self._status.showMessage(message, msecs)
 
-    def error(self, message: str, details: str = "", dialog: bool = True) -> None:
-        """Status-bar line (kept until replaced) and, unless ``dialog`` is False, a non-modal box."""
+    def error(self, message: str, details: str = "", banner: bool = True) -> None:
+        """Status-bar line (kept until replaced) and, unless ``banner`` is False, the banner."""
         first, _, rest = message.partition("\n\n")
         details = details or rest.strip()
         self.last_error = first
         self._status.showMessage(f"Error: {first}")
-        if dialog:
-            if self._box is None:
-                self._box = QMessageBox(QMessageBox.Icon.Warning, "Segmentation Workbench", "", parent=self._window)
-                self._box.setModal(False)
-            self._box.setText(first)
-            self._box.setDetailedText(details)
-            self._box.show()
+        if banner:
+            self.banner.show_message(first, details)
         self.errorShown.emit(first)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from workbench.gui.workspace import Workspace
 
 UI_KEY = "ui"
+MAX_OPEN_ATTEMPTS = 5
 
 
 def save_ui_state(project: Project, panel: "ImageListPanel", workspace: "Workspace") -> None:
@@ -46,6 +47,7 @@ def restore_ui_state(project: Project, panel: "ImageListPanel", workspace: "Work
         return
     if rec is not None and workspace.open_image(rec.id):
         return
-    first = panel.neighbour(None, +1)
-    if first is not None:
-        workspace.open_image(first)
+    # Else the first image that can be read (unreadable ones were reported, a few at most).
+    for image_id in panel.visible_ids()[:MAX_OPEN_ATTEMPTS]:
+        if workspace.open_image(image_id):
+            return

@@ -39,12 +39,15 @@ class StatusFields(QWidget):
         pred = f" | prediction: {prediction}" if prediction is not None else ""
         self.under.setText(f"label: {label}{pred}")
 
-    def show_saved(self, unsaved: bool, failed: bool = False) -> None:
-        """'unsaved edits' (autosave pending) or 'NOT SAVED' (the last save failed)."""
+    def show_saved(self, unsaved: bool, failed: int = 0) -> None:
+        """'unsaved edits' (autosave pending), 'saved', or 'NOT SAVED' while any save has failed."""
         if failed:
-            self.saved.setText("<b style='color:#d62828'>NOT SAVED</b>")
+            self.saved.setText(f"<b style='color:#d62828'>NOT SAVED ({failed} image{'s' if failed > 1 else ''})</b>")
+            self.saved.setToolTip("Saving failed; the edits are kept in memory and saving is retried "
+                                  "when you switch images or press Ctrl+S. See the image list (red).")
         else:
             self.saved.setText("unsaved edits" if unsaved else "saved")
+            self.saved.setToolTip("")
 
     def show_model(self, version: int | None, device: str) -> None:
         """Compute device and current model version (or 'no model yet')."""

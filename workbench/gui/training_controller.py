@@ -26,10 +26,14 @@ SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "c
 
 
 def training_defaults() -> dict[str, Any]:
-    """TrainConfig's own defaults for the fields the settings dialog shows."""
+    """TrainConfig's defaults for the detected device, for the fields the dialog shows."""
+    from workbench.ml.device import resolve_device
     from workbench.ml.training import TrainConfig
 
-    cfg = TrainConfig()
+    try:
+        cfg = TrainConfig().resolved(resolve_device("auto"))
+    except WorkbenchError:
+        cfg = TrainConfig()
     out = {f: getattr(cfg, f) for f in SETTING_FIELDS if hasattr(cfg, f)}
     out["fine_tune"] = True
     return out

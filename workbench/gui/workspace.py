@@ -207,7 +207,7 @@ class Workspace(QObject):
 
     def _on_prediction_failed(self, image_id: int, message: str) -> None:
         self.notifier.error(f"Prediction failed for {self._name(image_id)}: {message}",
-                            dialog=image_id == self.session.image_id)
+                            banner=image_id == self.session.image_id)
 
     def _on_images_changed(self, ids: list) -> None:
         self.model.refresh(ids)
@@ -217,18 +217,18 @@ class Workspace(QObject):
         self.session.edited()
 
     def _on_dirty(self, dirty: bool) -> None:
-        self.status.show_saved(dirty, self.session.image_id in self._save_failed)
+        self.status.show_saved(dirty, len(self._save_failed))
 
     def _on_saved(self, image_id: int) -> None:
         self._save_failed.discard(image_id)
         self.model.set_unsaved(image_id, False)
         self.model.refresh([image_id])
-        self.status.show_saved(False)
+        self.status.show_saved(self.session.dirty, len(self._save_failed))
 
     def _on_save_failed(self, image_id: int, message: str) -> None:
         self._save_failed.add(image_id)
         self.model.set_unsaved(image_id, True)
-        self.status.show_saved(True, failed=True)
+        self.status.show_saved(True, len(self._save_failed))
         self.notifier.error(f"Could not save the label of {self._name(image_id)}; the edits are kept in "
                             f"memory and saving is retried: {message}")
 

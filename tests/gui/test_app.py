@@ -1,0 +1,232 @@
+"""The desktop app end to end: open, browse, paint with real mouse events, save, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gui_helpers import canvas_point, drag, labelled
+from PySide6.QtCore import Qt
+
+from workbench.classes import UNLABELLED
+from workbench.errors import WorkbenchError
+from workbench.gui import shortcuts
+from workbench.gui.help_dialog import ShortcutsDialog
+from workbench.gui.tools import Tool
+from workbench.project import Project, Status
+
+
+def find_unlabelled(window) -> int:
+    """Id of an image without a label (to paint on a blank mask)."""
+    for rec in window.project.images():
+        if not rec.has_label:
+            return rec.id
+    raise AssertionError("the sample project has no unlabelled image")
+
+
+def test_opens_sample_project(window, project_dir: Path) -> None:
+    project = window.project
+    assert project.folder == project_dir.resolve()
+    assert window.list_model.rowCount() == len(project.images()) == 24
+    assert window.workspace.image_id is not None          # the first image is open
+    assert window.canvas.editor is window.session.editor
+    assert window.palette.list.count() == project.schema.num_classes == 4
+    assert "no model yet" in window.status_fields.model.text()
+    assert "CPU" in window.status_fields.device.text()
+    # filter by split and by text, sort worst mIoU first
+    window.list_panel.split_combo.setCurrentIndex(window.list_panel.split_combo.findData("val"))
+    assert 0 < window.list_panel.proxy.rowCount() < 24
+    assert all(project.get(i).split == "val" for i in window.list_panel.visible_ids())
+    window.list_panel.split_combo.setCurrentIndex(0)
+    window.list_panel.search.setText("cell_1")
+    assert {project.get(i).name for i in window.list_panel.visible_ids()} == {f"cell_1{d}.jpg" for d in range(10)}
+
+
+def test_paint_undo_redo_with_real_mouse_events(window, qtbot) -> None:
+    window.workspace.open_image(find_unlabelled(window))
+    canvas = window.canvas
+    editor = window.session.editor
+    assert labelled(editor.mask) == 0
+    window.palette.select_nth(2)                          # cytoplasm, value 1
+    qtbot.keyClick(window, Qt.Key.Key_P)                  # paint tool via its shortcut
+    assert canvas.tool == Tool.BRUSH
+    canvas.set_brush_radius(3)
+    with qtbot.waitSignal(canvas.labelsEdited, timeout=2000):
+        drag(canvas, [(20, 20), (30, 20), (40, 25)])
+    assert editor.mask[20, 25] == 1 and editor.mask[25, 40] == 1
+    assert editor.mask[60, 60] == UNLABELLED
+    painted = labelled(editor.mask)
+    assert window.session.dirty and "unsaved" in window.status_fields.saved.text()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert labelled(editor.mask) == 0
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert labelled(editor.mask) == painted and editor.mask[20, 25] == 1
+
+
+def test_fill_and_pick(window, qtbot) -> None:
+    window.workspace.open_image(find_unlabelled(window))
+    canvas, editor = window.canvas, window.session.editor
+    window.palette.select_nth(3)                          # nucleus, value 2
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert canvas.tool == Tool.FILL
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas_point(canvas, 5, 5).toPoint())
+    assert (editor.mask == 2).all()                       # the blank mask is one region
+    qtbot.keyClick(window, Qt.Key.Key_L)                  # eyedropper
+    window.palette.select_nth(1)
+    with qtbot.waitSignal(canvas.classPicked, timeout=2000):
+        qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas_point(canvas, 7, 7).toPoint())
+    assert window.palette.current_class() == 2
+
+
+def test_switching_images_autosaves_and_restores(window, qtbot) -> None:
+    project = window.project
+    target = find_unlabelled(window)
+    window.workspace.open_image(target)
+    window.palette.select_nth(4)                          # debris, value 3
+    window.canvas.set_tool(Tool.BRUSH)
+    drag(window.canvas, [(10, 10), (12, 30)])
+    assert window.session.dirty
+    qtbot.keyClick(window, Qt.Key.Key_D)                  # next image: saves the previous one
+    assert window.workspace.image_id != target
+    saved = project.read_label(target)
+    assert saved is not None and saved[20, 11] == 3
+    assert project.get(target).status == Status.EDITED
+    qtbot.keyClick(window, Qt.Key.Key_A)                  # and back
+    assert window.workspace.image_id == target
+    assert window.session.editor.mask[20, 11] == 3
+
+
+def test_autosave_timer_saves_after_the_last_edit(window, qtbot) -> None:
+    window.session.autosave.setInterval(50)
+    target = find_unlabelled(window)
+    window.workspace.open_image(target)
+    with qtbot.waitSignal(window.session.saved, timeout=5000) as blocker:
+        drag(window.canvas, [(30, 30), (35, 35)])
+    assert blocker.args == [target]
+    assert window.project.read_label(target)[32, 32] != UNLABELLED
+    assert "saved" == window.status_fields.saved.text()
+
+
+def test_failed_save_keeps_edits_and_says_so(window, qtbot, monkeypatch) -> None:
+    target = find_unlabelled(window)
+    window.workspace.open_image(target)
+    drag(window.canvas, [(5, 5), (9, 9)])
+
+    def broken(*_a, **_k):
+        raise WorkbenchError("disk full", window.project.state_dir / "labels")
+
+    monkeypatch.setattr(window.project, "save_label", broken)
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    assert "disk full" in window.notifier.last_error
+    assert "NOT SAVED" in window.status_fields.saved.text()
+    row = window.list_model.row_of(target)
+    assert window.list_model.data(window.list_model.index(row, 1)) == "unsaved!"
+    monkeypatch.undo()
+    qtbot.keyClick(window, Qt.Key.Key_A)                  # back: the edits are still there
+    assert window.session.editor.mask[7, 7] != UNLABELLED
+    window.workspace.save()
+    assert window.project.read_label(target)[7, 7] != UNLABELLED
+    assert window.list_model.data(window.list_model.index(row, 1)) != "unsaved!"
+
+
+def test_verify_and_next_and_split(window, qtbot) -> None:
+    target = find_unlabelled(window)
+    window.workspace.open_image(target)
+    qtbot.keyClick(window, Qt.Key.Key_V)                  # nothing labelled: refused, message shown
+    assert window.workspace.image_id == target and "nothing is labelled" in window.notifier.last_error
+    window.canvas.set_tool(Tool.FILL)
+    qtbot.mouseClick(window.canvas, Qt.MouseButton.LeftButton, pos=canvas_point(window.canvas, 3, 3).toPoint())
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    rec = window.project.get(target)
+    assert rec.status == Status.VERIFIED and rec.split == "val"
+    assert window.workspace.image_id != target
+
+
+def test_unreadable_image_shows_an_error_and_keeps_running(make_window, project_dir, qtbot) -> None:
+    (project_dir / "aaa_broken.jpg").write_bytes(b"this is not a jpeg")
+    window = make_window(project_dir)
+    broken = window.project.find("aaa_broken.jpg")
+    assert broken is not None
+    good = window.workspace.image_id
+    assert good != broken.id                              # the first readable image was opened
+    assert window.workspace.open_image(broken.id) is False
+    assert "aaa_broken.jpg" in window.notifier.last_error
+    assert window.workspace.image_id == good and window.canvas.editor is window.session.editor
+    qtbot.keyClick(window, Qt.Key.Key_D)                  # still usable
+    assert window.workspace.image_id != good
+
+
+def test_retrain_without_labels_says_why(make_window, tmp_path, qtbot) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((40, 50, 3), 60 * i, np.uint8)).save(folder / f"img{i}.png")
+    window = make_window(folder)
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert "nothing to train on" in window.notifier.last_error
+    assert not window.training.running
+    window.model_actions.predict_all()
+    assert "no model yet" in window.notifier.last_error
+
+
+def test_close_and_reopen_restores_state(make_window, project_dir, qtbot) -> None:
+    window = make_window(project_dir)
+    ids = window.list_panel.visible_ids()
+    window.workspace.open_image(ids[5])
+    window.list_panel.sort_combo.setCurrentText("Status")
+    window.canvas.set_tool(Tool.BRUSH)
+    drag(window.canvas, [(15, 15), (16, 16)])
+    window.close()
+    assert window.project is None
+    again = make_window(project_dir)
+    assert again.workspace.image_id == ids[5]
+    assert again.list_panel.sort_combo.currentText() == "Status"
+    assert again.session.editor.mask[15, 15] != UNLABELLED   # saved on close
+    with Project.open(project_dir) as p:  # noqa: F841 - the lock is held by `again`: read-only open works
+        assert p.read_only
+
+
+def test_classes_can_be_added_and_renamed(window) -> None:
+    assert window.palette.apply(lambda s: s.add_class("mitosis"))
+    assert window.project.schema.names[-1] == "mitosis"
+    assert window.palette.list.count() == 5
+    assert window.palette.apply(lambda s: s.rename_class(0, "bg"))
+    assert Project.__name__ and window.project.schema.class_name(0) == "bg"
+    assert window.palette.list.item(0).text().startswith("bg")
+
+
+def test_shortcut_table_is_unique_and_fully_listed(window) -> None:
+    shortcuts.check_unique()
+    dialog = ShortcutsDialog(window)
+    assert dialog.table.rowCount() == len(shortcuts.SHORTCUTS)
+    texts = {dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
+    assert "Undo" in texts and "Mark verified and next" in texts
+    for s in shortcuts.SHORTCUTS:     # every command is a window action with its keys
+        assert window.actions_by_id[s.id].shortcuts()
+
+
+def test_screenshot(window, tmp_path, qtbot) -> None:
+    window.resize(1400, 900)
+    qtbot.waitUntil(lambda: window.list_model.thumbnails is not None
+                    and window.list_model.thumbnails.get(window.list_panel.visible_ids()[0]) is not None,
+                    timeout=10000)
+    path = tmp_path / "main_window.png"
+    assert window.grab().save(str(path))
+    assert path.stat().st_size > 10_000
+    out = os.environ.get("WORKBENCH_SCREENSHOT_DIR")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(Path(out) / "main_window.png"))
+
+
+@pytest.mark.parametrize("key", ["[", "]"])
+def test_brush_size_keys(window, qtbot, key) -> None:
+    window.canvas.set_brush_radius(8)
+    qtbot.keyClick(window, key)
+    assert window.canvas.brush_radius == (6 if key == "[" else 10)
+    assert window.toolbars.brush.value() == window.canvas.brush_radius
