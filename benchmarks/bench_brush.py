@@ -87,6 +87,22 @@ def canvas_latency(app: QApplication, canvas: Canvas, dabs: int, paints: list[in
     return out
 
 
+def pan_latency(app: QApplication, canvas: Canvas, moves: int) -> list[float]:
+    """Milliseconds per middle-drag move of 6 logical pixels (Qt scrolls, repaints the strip)."""
+    M = Qt.MouseButton.MiddleButton
+    pos = QPointF(canvas.width() / 2, canvas.height() / 2)
+    _send(canvas, QEvent.Type.MouseButtonPress, pos, M, M)
+    out = []
+    for i in range(moves):
+        pos = QPointF(pos.x() + (6 if (i // 50) % 2 == 0 else -6), pos.y())
+        t0 = time.perf_counter()
+        _send(canvas, QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, M)
+        app.processEvents()
+        out.append((time.perf_counter() - t0) * 1000)
+    _send(canvas, QEvent.Type.MouseButtonRelease, pos, M, Qt.MouseButton.NoButton)
+    return out
+
+
 def editor_latency(size: int, dabs: int, radius: int) -> list[float]:
     """Milliseconds per ``stroke_to`` on a bare editor, same spacing as the canvas path."""
     ed = LabelEditor(np.full((size, size), 255, np.uint8))
@@ -158,7 +174,10 @@ def main() -> None:
         t0 = time.perf_counter()
         canvas.repaint()
         full.append((time.perf_counter() - t0) * 1000)
-    results["full-widget repaint (for comparison)"] = full
+    results["full-widget repaint at fit (for comparison)"] = full
+    canvas.set_zoom(1.0)
+    app.processEvents()
+    results["pan (middle-drag move), zoom 1"] = pan_latency(app, canvas, 100)
 
     for name, ms in results.items():
         print(f"{name:45s} {_stats(ms)}")
