@@ -199,6 +199,8 @@ class Predictor:
     def _to_input(self, arrays: list[np.ndarray]) -> torch.Tensor:
         """uint8 (H, W, C) arrays of one size -> normalised, padded (N, C, Hp, Wp) on the device."""
         batch = np.stack(arrays) if len(arrays) > 1 else arrays[0][None]
+        if not batch.flags.writeable:  # torch warns on read-only buffers; never written here
+            batch = batch.copy()
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2)
         # Contiguous NCHW on CPU (what oneDNN expects and what a plain loop feeds);

@@ -1,7 +1,8 @@
 """Tile geometry for large images: overlapping windows and the part each one owns.
 
-Along an axis of length ``L`` windows of size ``T`` start every ``T - overlap``
-pixels, the last one flush with the end. Each window *owns* the span between the
+Along an axis of length ``L`` as few windows of size ``T`` as keep neighbours
+overlapping by at least ``overlap`` are spread evenly, the first flush with the start
+and the last with the end. Each window *owns* the span between the
 midpoints of its overlaps with its neighbours, so every pixel is written exactly once,
 by the window in which it lies farthest from an edge (centre-crop stitching). Nothing
 larger than one batch of tiles' logits ever exists: outputs are written per tile.
@@ -30,8 +31,8 @@ def axis_spans(length: int, tile: int, overlap: int) -> list[Span]:
         raise ValueError(f"need tile > overlap >= 0, got tile={tile}, overlap={overlap}")
     if length <= tile:
         return [Span(0, length, 0, length)]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step)) + [length - tile]
+    count = -(-(length - overlap) // (tile - overlap))  # ceil
+    starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
     spans = []
     for i, start in enumerate(starts):
         stop = start + tile
