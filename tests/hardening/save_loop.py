@@ -1,0 +1,162 @@
+"""Child process for the kill test: saves masks and project state forever, to be SIGKILLed.
+
+Run as ``python save_loop.py FOLDER MODE``. It imports once, prints ``ready``, then
+obeys commands read from stdin, one per line:
+
+``run N SEED MAX_MS``  fork N writers one after the other; SIGKILL each after a delay
+                       drawn from ``random.Random(SEED)`` in [0, MAX_MS] ms; reply
+                       ``done KILLED EXITED`` (EXITED counts writers that ended on
+                       their own, which the test treats as a failure).
+``quit``               exit.
+
+Forking from this already-imported process makes each writer start in about a
+millisecond, so hundreds of kills fit in seconds, and every kill lands at an
+arbitrary point of a save: inside PNG encoding, the temp-file write, the fsync,
+the rename, or an SQLite transaction.
+
+MODE ``masks``: ``workbench.masks.write_mask`` of version A or B of each mask in
+``FOLDER/labels``. MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
+with A/B, ``set_status``, ``save_settings`` in turn. MODE ``replace-kill``: like
+``masks``, but the writer kills itself right before or after ``os.replace`` (the
+narrowest window of an atomic save).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from workbench import masks
+from workbench.classes import ClassInfo, ClassSchema
+
+MASK_HW = (96, 128)
+N_MASKS = 6
+STATUSES = ("edited", "verified")
+
+
+def schema() -> ClassSchema:
+    """The schema of the kill test's project."""
+    return ClassSchema([ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "object", (250, 0, 0)),
+                        ClassInfo(2, "other", (0, 250, 0))])
+
+
+@functools.cache
+def version(index: int, which: int) -> np.ndarray:
+    """Mask ``index`` in version ``which`` (0 = A, 1 = B): random, so each is recognisable."""
+    rng = np.random.default_rng(1000 * index + which)
+    mask = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=MASK_HW)
+    mask.flags.writeable = False  # cached and shared: nobody may change it
+    return mask
+
+
+def mask_name(index: int) -> str:
+    """File name of mask ``index`` (also the stem of its image in project mode)."""
+    return f"img {index:02d}"
+
+
+def _write_masks_forever(folder: Path, start: int) -> None:
+    sch = schema()
+    labels = folder / "labels"
+    n = start
+    while True:
+        i = n % N_MASKS
+        masks.write_mask(labels / f"{mask_name(i)}.png", version(i, (n // N_MASKS) % 2), sch)
+        n += 1
+
+
+def _save_project_forever(folder: Path, start: int) -> None:
+    from workbench.project import Project
+
+    project = Project.open(folder)
+    if project.read_only:  # the previous writer's lock must be gone once it is dead
+        raise SystemExit("opened read-only: the killed writer's lock was not released")
+    ids = {r.stem: r.id for r in project.images()}
+    n = start
+    while True:
+        i = n % N_MASKS
+        which = (n // N_MASKS) % 2
+        image_id = ids[mask_name(i)]
+        project.save_label(image_id, version(i, which), status=STATUSES[which])
+        project.set_status([image_id], STATUSES[1 - which])
+        project.save_settings({"round": n, "note": "x" * (n % 50)})
+        n += 1
+
+
+def _kill_around_replace(folder: Path, start: int, before: bool) -> None:
+    real_replace = os.replace
+
+    def replace_then_die(src: str, dst: str) -> None:
+        if before:
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(src, dst)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace_then_die  # this process only, and it is about to die
+    sch = schema()
+    i = start % N_MASKS
+    masks.write_mask(folder / "labels" / f"{mask_name(i)}.png", version(i, (start // N_MASKS) % 2), sch)
+
+
+def _writer(folder: Path, mode: str, start: int) -> None:
+    try:
+        if mode == "masks":
+            _write_masks_forever(folder, start)
+        elif mode == "project":
+            _save_project_forever(folder, start)
+        elif mode == "replace-kill":
+            _kill_around_replace(folder, start, before=start % 2 == 0)
+        raise SystemExit(f"unknown mode {mode}")
+    except BaseException as exc:  # report, then exit non-zero: the parent counts it
+        print(f"writer {os.getpid()} ended: {exc!r}", file=sys.stderr, flush=True)
+        os._exit(3)
+
+
+def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int, int]:
+    """Fork ``n`` writers in turn and SIGKILL each at a random moment; (killed, exited)."""
+    rng = random.Random(seed)
+    killed = exited = 0
+    for k in range(n):
+        delay = rng.uniform(0, max_ms) / 1000
+        start = rng.randrange(1_000_000)
+        pid = os.fork()
+        if pid == 0:
+            _writer(folder, mode, start)
+            os._exit(4)
+        if mode != "replace-kill":
+            time.sleep(delay)  # the random moment of the crash: this is what is tested
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+            killed += 1
+        else:
+            exited += 1
+    return killed, exited
+
+
+def main() -> None:
+    """Serve ``run`` commands from stdin until ``quit``."""
+    folder, mode = Path(sys.argv[1]), sys.argv[2]
+    # Do the one-time work (mask patterns, PNG encoder import) before forking, so each
+    # writer's time goes to saving.
+    for i in range(N_MASKS):
+        masks.encode_mask(version(i, 0), schema())
+        version(i, 1)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts or parts[0] == "quit":
+            break
+        if parts[0] == "run":
+            killed, exited = run(folder, mode, int(parts[1]), int(parts[2]), float(parts[3]))
+            print(f"done {killed} {exited}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

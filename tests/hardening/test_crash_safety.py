@@ -1,0 +1,264 @@
+"""Crash safety: SIGKILL at random moments of saving never leaves a torn mask or project.
+
+``save_loop.py`` runs as a child that forks writers and kills each at a random moment
+(delays from a seeded RNG). After each batch this test checks that every mask on disk
+is exactly version A or B, that reopening removes the crash's temp files, and that the
+project opens and lists its images. Then: saving into a full disk or a location that
+cannot be written fails loudly, names the file and keeps the old label and state.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.hardening import save_loop
+from workbench import masks
+from workbench.atomic import TEMP_MARKER, clean_stale_temps
+from workbench.errors import WorkbenchError
+from workbench.project import Project, Status
+
+SAVE_LOOP = Path(save_loop.__file__)
+N = save_loop.N_MASKS
+
+
+class Killer:
+    """Drives one ``save_loop.py`` child: ``run`` kills writers, returns (killed, exited)."""
+
+    def __init__(self, folder: Path, mode: str, log: Path) -> None:
+        self.log = log.open("w")
+        self.proc = subprocess.Popen([sys.executable, str(SAVE_LOOP), str(folder), mode],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     text=True, bufsize=1)
+        assert self.proc.stdout.readline().strip() == "ready", self._stderr()
+
+    def run(self, n: int, seed: int, max_ms: float) -> tuple[int, int]:
+        self.proc.stdin.write(f"run {n} {seed} {max_ms}\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().split()
+        assert reply and reply[0] == "done", f"save loop died: {self._stderr()}"
+        return int(reply[1]), int(reply[2])
+
+    def _stderr(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def close(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        self.log.close()
+        return Path(self.log.name).read_text()
+
+
+def _versions() -> dict[int, tuple[bytes, bytes]]:
+    sch = save_loop.schema()
+    return {i: (masks.encode_mask(save_loop.version(i, 0), sch),
+                masks.encode_mask(save_loop.version(i, 1), sch)) for i in range(N)}
+
+
+def _temps(folder: Path) -> list[Path]:
+    return list(folder.rglob(f"{TEMP_MARKER}*"))
+
+
+def _assert_masks_whole(labels: Path, versions: dict[int, tuple[bytes, bytes]]) -> set[tuple[int, int]]:
+    """Every mask file is byte-for-byte version A or B, and decodes to it; returns (mask, version)s."""
+    seen = set()
+    sch = save_loop.schema()
+    for i, (a, b) in versions.items():
+        path = labels / f"{save_loop.mask_name(i)}.png"
+        data = path.read_bytes()
+        assert data in (a, b), f"{path.name}: torn or unknown content ({len(data)} bytes)"
+        mask = masks.read_mask(path, sch, save_loop.MASK_HW)
+        expected = save_loop.version(i, 0 if data == a else 1)
+        np.testing.assert_array_equal(mask, expected)
+        seen.add((i, 0 if data == a else 1))
+    return seen
+
+
+@pytest.mark.slow
+def test_sigkill_during_mask_writes(tmp_path: Path) -> None:
+    """240 kills in the middle of ``write_mask``: every mask stays A or B."""
+    labels = tmp_path / "labels"
+    sch = save_loop.schema()
+    for i in range(N):
+        masks.write_mask(labels / f"{save_loop.mask_name(i)}.png", save_loop.version(i, 0), sch)
+    versions = _versions()
+    killer = Killer(tmp_path, "masks", tmp_path / "child.log")
+    total = temps_seen = 0
+    seen: set[tuple[int, int]] = set()
+    try:
+        for batch in range(4):
+            killed, exited = killer.run(60, seed=batch, max_ms=50)
+            assert exited == 0, killer._stderr()
+            total += killed
+            seen |= _assert_masks_whole(labels, versions)
+            temps_seen += len(_temps(labels))
+    finally:
+        log = killer.close()
+    assert total == 240, log
+    assert any(which == 1 for _, which in seen), "no writer ever finished a save"
+    # Evidence that kills landed inside saves (a temp file was being written), and that
+    # the leftovers are recognised and removed.
+    assert temps_seen > 0
+    clean_stale_temps(tmp_path)
+    assert _temps(tmp_path) == []
+    _assert_masks_whole(labels, versions)
+
+
+def _make_project(folder: Path) -> None:
+    h, w = save_loop.MASK_HW
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i in range(N):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            folder / f"{save_loop.mask_name(i)}.png")
+    with Project.open(folder, schema=save_loop.schema()) as project:
+        for rec in project.images():
+            project.save_label(rec.id, save_loop.version(int(rec.stem.split()[-1]), 0))
+
+
+def _assert_project_whole(folder: Path, versions: dict[int, tuple[bytes, bytes]]) -> tuple[int, int]:
+    """Reopen after a crash: temps removed, 6 images, every label A or B.
+
+    Returns (temp files found before the reopen, labels now in version B).
+    """
+    state = folder / ".workbench"
+    in_b = 0
+    temps_before = len(_temps(state))
+    with Project.open(folder) as project:
+        assert not project.read_only, "the killed writer's lock outlived it"
+        assert _temps(state) == [], "stale temp files survived the reopen"
+        records = project.images()
+        assert [r.stem for r in records] == [save_loop.mask_name(i) for i in range(N)]
+        for rec in records:
+            i = int(rec.stem.split()[-1])
+            label = project.read_label(rec.id)
+            assert label is not None and rec.has_label
+            data = project.label_path(rec.id).read_bytes()
+            assert data in versions[i], f"{rec.name}: torn label"
+            np.testing.assert_array_equal(label, save_loop.version(i, versions[i].index(data)))
+            in_b += versions[i].index(data)
+            assert rec.status in (Status.EDITED, Status.VERIFIED)
+        settings = project.settings()  # valid JSON, old or new
+        assert settings == {} or isinstance(settings.get("round"), int)
+    return temps_before, in_b
+
+
+@pytest.mark.slow
+def test_sigkill_during_project_saves(tmp_path: Path) -> None:
+    """160 kills during Project.open / save_label / set_status / save_settings."""
+    folder = tmp_path / "images"
+    _make_project(folder)
+    versions = _versions()
+    killer = Killer(folder, "project", tmp_path / "child.log")
+    total = temps_seen = saved_b = 0
+    try:
+        for batch in range(4):
+            killed, exited = killer.run(40, seed=100 + batch, max_ms=120)
+            assert exited == 0, killer._stderr()
+            total += killed
+            temps, in_b = _assert_project_whole(folder, versions)
+            temps_seen += temps
+            saved_b += in_b
+    finally:
+        log = killer.close()
+    assert total == 160, log
+    assert saved_b > 0, "no writer ever finished a save"
+    assert temps_seen > 0, "no kill landed inside a file write"
+
+
+def test_sigkill_right_before_and_after_rename(tmp_path: Path) -> None:
+    """The narrowest windows: killed just before or just after ``os.replace``."""
+    labels = tmp_path / "labels"
+    sch = save_loop.schema()
+    for i in range(N):
+        masks.write_mask(labels / f"{save_loop.mask_name(i)}.png", save_loop.version(i, 0), sch)
+    killer = Killer(tmp_path, "replace-kill", tmp_path / "child.log")
+    try:
+        killed, exited = killer.run(24, seed=7, max_ms=0)
+    finally:
+        log = killer.close()
+    assert (killed, exited) == (24, 0), log
+    assert _temps(labels), "a kill before the rename must leave its temp file behind"
+    _assert_masks_whole(labels, _versions())
+    assert clean_stale_temps(tmp_path) > 0 and _temps(tmp_path) == []
+
+
+# ----- full disk, read-only location ---------------------------------------------------------
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    folder = tmp_path / "images"
+    _make_project(folder)
+    with Project.open(folder) as p:
+        yield p
+
+
+def _fail_with(monkeypatch: pytest.MonkeyPatch, name: str, err: int) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os, name, fail)
+
+
+@pytest.mark.parametrize(("call", "err", "words"), [
+    ("fsync", errno.ENOSPC, "No space left on device"),
+    ("replace", errno.EROFS, "Read-only file system"),
+    ("replace", errno.EACCES, "Permission denied"),
+])
+def test_failed_label_save_keeps_old_label_and_state(project: Project, monkeypatch: pytest.MonkeyPatch,
+                                                     call: str, err: int, words: str) -> None:
+    """Full disk / read-only / no permission: loud error naming the file, nothing lost."""
+    rec = project.images()[0]
+    path = project.label_path(rec.id)
+    before_bytes = path.read_bytes()
+    before_rec = project.get(rec.id)
+    new = save_loop.version(0, 1)
+    _fail_with(monkeypatch, call, err)
+    with pytest.raises(WorkbenchError) as info:
+        project.save_label(rec.id, new, status=Status.VERIFIED)
+    monkeypatch.undo()
+    message = str(info.value)
+    assert path.name in message and words in message and "could not save" in message
+    assert path.read_bytes() == before_bytes
+    after = project.get(rec.id)
+    assert (after.status, after.updated, after.source) == (before_rec.status, before_rec.updated,
+                                                          before_rec.source)
+    assert _temps(project.state_dir) == []
+    # The same save succeeds once the disk has room again: the edit was not lost.
+    project.save_label(rec.id, new, status=Status.VERIFIED)
+    np.testing.assert_array_equal(project.read_label(rec.id), new)
+
+
+def test_failed_settings_save_keeps_old_settings(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.save_settings({"epochs": 3})
+    _fail_with(monkeypatch, "fsync", errno.ENOSPC)
+    with pytest.raises(WorkbenchError, match="settings.json: could not save: No space left"):
+        project.save_settings({"epochs": 9})
+    monkeypatch.undo()
+    assert project.settings() == {"epochs": 3}
+    assert json.loads(project.settings_path.read_text()) == {"epochs": 3}
+
+
+def test_label_folder_cannot_be_created(project: Project) -> None:
+    """``labels`` blocked by a file (a location that cannot be written, even by root)."""
+    labels = project.state_dir / "labels"
+    for p in labels.iterdir():
+        p.unlink()
+    labels.rmdir()
+    labels.write_text("not a folder")
+    rec = project.images()[0]
+    before = project.get(rec.id)
+    with pytest.raises(WorkbenchError, match="could not save") as info:
+        project.save_label(rec.id, save_loop.version(0, 1))
+    assert project.label_path(rec.id).name in str(info.value)
+    assert project.get(rec.id).status == before.status
