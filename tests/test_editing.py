@@ -264,8 +264,14 @@ def test_bad_masks_are_rejected():
         LabelEditor(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(InputError, match="contiguous"):
         LabelEditor(np.zeros((4, 8), np.uint8)[:, ::2])
+    ed = LabelEditor(np.zeros((4, 4), np.uint8))
     with pytest.raises(InputError, match="outside 0-255"):
-        LabelEditor(np.zeros((4, 4), np.uint8)).begin_stroke(300)
+        ed.begin_stroke(300)
+    with pytest.raises(InputError, match="outside 0-255"):
+        ed.fill(0, 0, -1)
+    with pytest.raises(InputError, match="outside 0-255"):
+        ed.fill_polygon([(0, 0), (3, 0), (3, 3)], 256)
+    assert (ed.mask == 0).all()
 
 
 # ----- random sequences of operations against snapshot copies --------------------------

@@ -37,6 +37,12 @@ def _check_mask(mask: np.ndarray, what: str = "label mask") -> np.ndarray:
     return mask
 
 
+def _check_value(value: int) -> int:
+    if not 0 <= int(value) <= 255:
+        raise InputError(f"label value {value} is outside 0-255")
+    return int(value)
+
+
 class LabelEditor:
     """Brush, eraser, fill, polygon and accept-prediction edits on a (H, W) uint8 mask, in place.
 
@@ -144,9 +150,7 @@ class LabelEditor:
     def begin_stroke(self, value: int) -> None:
         """Start a drag that paints ``value`` (255 erases); ends any drag in progress."""
         self.end_stroke()
-        if not 0 <= int(value) <= 255:
-            raise InputError(f"label value {value} is outside 0-255")
-        self._stroke_value = int(value)
+        self._stroke_value = _check_value(value)
         self._stroke_last = None
 
     def stroke_to(self, y: float, x: float, radius: float) -> BBox | None:
@@ -228,8 +232,9 @@ class LabelEditor:
     def fill(self, y: int, x: int, value: int) -> BBox | None:
         """Flood-fill the 4-connected region of equal value under (y, x) with ``value``."""
         self.end_stroke()
+        value = _check_value(value)
         h, w = self.shape
-        if not (0 <= y < h and 0 <= x < w) or int(self.mask[y, x]) == int(value):
+        if not (0 <= y < h and 0 <= x < w) or int(self.mask[y, x]) == value:
             return None
         box, sel = region_at(self.mask, int(y), int(x))
         return self._apply_selection(box, sel, int(value), "fill")
@@ -237,6 +242,7 @@ class LabelEditor:
     def fill_polygon(self, points: list[tuple[float, float]], value: int) -> BBox | None:
         """Fill the polygon with (x, y) vertices (pixel-centre coordinates) with ``value``."""
         self.end_stroke()
+        value = _check_value(value)
         found = polygon_mask(points, self.shape)
         if found is None:
             return None
