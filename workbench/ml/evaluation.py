@@ -51,6 +51,7 @@ def evaluate_model(images_dir: str | Path, checkpoint: str | Path, gt_dir: str |
     missing = [p.name for stem, p in gt_files.items() if stem not in image_files]
     todo = [stem for stem in gt_files if stem in image_files]
     truth: dict[str, np.ndarray] = {}
+    unreadable: list[str] = []
 
     def inputs() -> Iterator[tuple[str, np.ndarray]]:
         # Lazy: one image (and its mask) decoded at a time, as the predictor asks.
@@ -60,6 +61,7 @@ def evaluate_model(images_dir: str | Path, checkpoint: str | Path, gt_dir: str |
                 truth[stem] = read_mask(gt_files[stem], schema, expected_hw=image.shape[:2])
             except InputError as exc:
                 problems.append(str(exc))
+                unreadable.append(stem)
                 continue
             yield stem, image
 
@@ -71,7 +73,7 @@ def evaluate_model(images_dir: str | Path, checkpoint: str | Path, gt_dir: str |
         m = total.compute(pred.mask, truth.pop(stem), ignore)
         total.matrix += m
         per_image[stem] = scores_from_matrix(m).miou
-        report(on_progress, len(per_image) + len(problems), len(todo), stem,
+        report(on_progress, len(per_image) + len(unreadable), len(todo), stem,
                miou=total.scores().miou or 0.0)
     return EvaluationReport(
         scores=total.scores(), images=len(per_image), missing=missing, per_image=per_image,

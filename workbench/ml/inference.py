@@ -110,8 +110,6 @@ class Predictor:
             raise WorkbenchError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.tile = max(self.multiple, int(tile) // self.multiple * self.multiple)
-        if self.tile < MIN_TILE and tile >= MIN_TILE:
-            self.tile = MIN_TILE
         self.overlap = max(0, min(int(overlap), self.tile // 2))
         self.channels_last = self.device.type == "cuda"
         self.amp_dtype: torch.dtype | None = None
