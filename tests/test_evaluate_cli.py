@@ -105,6 +105,17 @@ def test_problems_and_absent_classes_in_output(tmp_path, capsys):
     assert "mean over 2 of 3 classes" in out
 
 
+def test_per_image_lists_every_image_lowest_first(folders, camvid, capsys):
+    root, schema, _ = folders
+    report = evaluate_folders(root / "pred", root / "gt", schema)
+    assert main(["evaluate", "--pred", str(root / "pred"), "--gt", str(root / "gt"),
+                 "--classes", str(camvid / "classes.json"), "--per-image"]) == 0
+    out = capsys.readouterr().out
+    listed = out.split("per-image mIoU, lowest first:\n")[1].split("\n\n")[0].split("\n")
+    expected = sorted(report.per_image.items(), key=lambda kv: kv[1])
+    assert listed == [f"  {k}  {v:.4f}" for k, v in expected]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--gt", "GT"], "give --pred DIR"),
     (["--pred", "GT", "--gt", "GT"], "--pred needs --classes"),
@@ -152,6 +163,9 @@ def test_model_form_calls_evaluate_model(folders, tmp_path, monkeypatch, capsys)
                               "--gt", str(root / "gt"), "--device", "cpu", "--batch-size", "2", "--json"])
     assert calls == [(tmp_path, tmp_path / "m.safetensors", root / "gt", "cpu", 2, None)]
     assert data["images"] == 4 and data["class_names"] == schema.names
+    assert main(["evaluate", str(tmp_path), "--model", str(tmp_path / "m.safetensors"),
+                 "--gt", str(root / "gt")]) == 0
+    assert "ground truth without an image (1):" in capsys.readouterr().out
 
 
 def test_model_form_refuses_classes_that_differ_from_the_checkpoint(folders, tmp_path, monkeypatch, capsys):

@@ -46,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "classes are used and FILE, if given, must match them)")
     p.add_argument("--device", default="auto", help="model form: auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=4, help="model form: images per batch")
+    p.add_argument("--per-image", action="store_true",
+                   help="list every image's mIoU, lowest first (default: the 5 lowest)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         if args.classes is None:
             raise WorkbenchError("--pred needs --classes FILE (the class schema of the masks)")
         report = _evaluate_masks(Path(args.pred), Path(args.gt), Path(args.classes))
+        missing_label = "ground truth without a prediction"
     elif args.model is not None:
         if args.images is None:
             raise WorkbenchError("--model needs IMAGES, the folder of images to predict")
@@ -65,13 +68,15 @@ def run(args: argparse.Namespace) -> int:
             raise WorkbenchError(f"--batch-size must be at least 1, got {args.batch_size}")
         report = _evaluate_model(Path(args.images), Path(args.model), Path(args.gt),
                                  args.classes, args.device, args.batch_size)
+        missing_label = "ground truth without an image"
     else:
         raise WorkbenchError("give --pred DIR (predicted masks) or IMAGES --model CKPT")
 
     if args.json:
         print(json.dumps(report.to_json()))
     else:
-        print(format_report(report))
+        print(format_report(report, missing_label=missing_label,
+                            worst=None if args.per_image else WORST_SHOWN))
     if report.images == 0:
         print(f"workbench: error: no image could be scored ({len(report.missing)} without "
               f"prediction, {len(report.problems)} with problems)", file=sys.stderr)
@@ -117,8 +122,10 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def format_report(report) -> str:
-    """Human-readable report: headline scores, per-class table, worst images, issues."""
+def format_report(report, *, missing_label: str = "ground truth without a prediction",
+                  worst: int | None = WORST_SHOWN) -> str:
+    """Human-readable report: headline scores, per-class table, lowest-scoring images
+    (``worst`` of them, all for None), missing pairs and problems."""
     s = report.scores
     scored = sum(v is not None for v in s.per_class_iou)
     lines = [
@@ -135,11 +142,15 @@ def format_report(report) -> str:
         note = "   (absent from ground truth and prediction)" if iou is None else ""
         lines.append(f"  {name:<{width}}  {_fmt(iou)}{note}")
     ranked = sorted(((v, k) for k, v in report.per_image.items() if v is not None))
-    if len(ranked) > 1 and ranked[0][0] < 1.0:
+    if worst is None:
+        lines += ["", "per-image mIoU, lowest first:"]
+        lines += [f"  {k}  {v:.4f}" for v, k in ranked]
+        lines += [f"  {k}  n/a (nothing to score)" for k, v in report.per_image.items() if v is None]
+    elif len(ranked) > 1 and ranked[0][0] < 1.0:
         lines += ["", "lowest per-image mIoU:"]
-        lines += [f"  {k}  {v:.4f}" for v, k in ranked[:WORST_SHOWN]]
+        lines += [f"  {k}  {v:.4f}" for v, k in ranked[:worst]]
     if report.missing:
-        lines += ["", f"ground truth without a prediction ({len(report.missing)}):"]
+        lines += ["", f"{missing_label} ({len(report.missing)}):"]
         lines += [f"  {m}" for m in report.missing]
     if report.problems:
         lines += ["", f"problems ({len(report.problems)}), not scored:"]
