@@ -262,8 +262,6 @@ def test_checkpoint_header_random_json(header: Any) -> None:
         _read_meta_file(path)
 
 
-@pytest.mark.xfail(strict=True, reason="read_meta lets RecursionError escape from json.loads; "
-                   "workbench/ml/checkpoint.py belongs to the engine engineer (fix pending)")
 def test_checkpoint_meta_nested_too_deep(tmp_path: Path) -> None:
     """Metadata JSON nested 100,000 levels deep is refused, not a RecursionError."""
     blob = safetensors_bytes({"w": torch.zeros(2)}, metadata={checkpoint.METADATA_KEY: "[" * 100_000 + "]" * 100_000})

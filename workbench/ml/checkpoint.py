@@ -164,6 +164,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"checkpoint metadata is not valid JSON ({exc.msg})", path) from None
+    except RecursionError:
+        raise InputError("checkpoint metadata is nested too deeply to be a workbench checkpoint",
+                         path) from None
     return meta_from_dict(data, path)
 
 
