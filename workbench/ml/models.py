@@ -33,7 +33,7 @@ ARCHITECTURES: dict[str, str] = {
 # Spellings people type that mean the same architecture.
 ARCHITECTURE_ALIASES: dict[str, str] = {"unet++": "unetplusplus", "deeplabv3+": "deeplabv3plus"}
 
-# Encoders chosen by measurement (docs/decisions/0001-default-encoder.md,
+# Encoders chosen by measurement (docs/decisions/0005-default-encoder.md,
 # benchmarks/bench_encoders.py): a light one for CPUs, the customary one for GPUs.
 CPU_DEFAULT_ENCODER = "resnet18"
 GPU_DEFAULT_ENCODER = "resnet34"
