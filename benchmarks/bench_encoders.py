@@ -1,4 +1,4 @@
-"""Time U-Net encoders on this machine to choose the default (docs/decisions/0001).
+"""Time U-Net encoders on this machine to choose the default (docs/decisions/0005).
 
 For each encoder: parameters, inference forward (batch 1, 384x480 = a CamVid frame
 padded to a multiple of 32, eval + inference_mode) and one training step (batch 4,
