@@ -5,8 +5,9 @@ obeys commands read from stdin, one per line:
 
 ``run N SEED MAX_MS``  fork N writers one after the other; SIGKILL each after a delay
                        drawn from ``random.Random(SEED)`` in [0, MAX_MS] ms; reply
-                       ``done KILLED EXITED`` (EXITED counts writers that ended on
-                       their own, which the test treats as a failure).
+                       ``done KILLED EXITED TORN`` (EXITED counts writers that ended on
+                       their own, which the test treats as a failure; TORN counts
+                       kills that left a half-written temp file, i.e. landed mid-save).
 ``quit``               exit.
 
 Forking from this already-imported process makes each writer start in about a
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench import masks
+from workbench.atomic import TEMP_MARKER
 from workbench.classes import ClassInfo, ClassSchema
 
 MASK_HW = (96, 128)
@@ -118,10 +120,15 @@ def _writer(folder: Path, mode: str, start: int) -> None:
         os._exit(3)
 
 
-def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int, int]:
-    """Fork ``n`` writers in turn and SIGKILL each at a random moment; (killed, exited)."""
+def _temp_files(folder: Path) -> set[Path]:
+    return set(folder.rglob(f"{TEMP_MARKER}*"))
+
+
+def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int, int, int]:
+    """Fork ``n`` writers in turn and SIGKILL each at a random moment; (killed, exited, torn)."""
     rng = random.Random(seed)
-    killed = exited = 0
+    killed = exited = torn = 0
+    temps = _temp_files(folder)
     for k in range(n):
         delay = rng.uniform(0, max_ms) / 1000
         start = rng.randrange(1_000_000)
@@ -137,7 +144,10 @@ def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int,
             killed += 1
         else:
             exited += 1
-    return killed, exited
+        now = _temp_files(folder)
+        torn += bool(now - temps)  # a new temp file: this writer died inside a save
+        temps = now
+    return killed, exited, torn
 
 
 def main() -> None:
@@ -154,8 +164,8 @@ def main() -> None:
         if not parts or parts[0] == "quit":
             break
         if parts[0] == "run":
-            killed, exited = run(folder, mode, int(parts[1]), int(parts[2]), float(parts[3]))
-            print(f"done {killed} {exited}", flush=True)
+            killed, exited, torn = run(folder, mode, int(parts[1]), int(parts[2]), float(parts[3]))
+            print(f"done {killed} {exited} {torn}", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ N = save_loop.N_MASKS
 
 
 class Killer:
-    """Drives one ``save_loop.py`` child: ``run`` kills writers, returns (killed, exited)."""
+    """Drives one ``save_loop.py`` child: ``run`` kills writers -> (killed, exited, torn)."""
 
     def __init__(self, folder: Path, mode: str, log: Path) -> None:
         self.log = log.open("w")
@@ -40,12 +40,12 @@ class Killer:
                                      text=True, bufsize=1)
         assert self.proc.stdout.readline().strip() == "ready", self._stderr()
 
-    def run(self, n: int, seed: int, max_ms: float) -> tuple[int, int]:
+    def run(self, n: int, seed: int, max_ms: float) -> tuple[int, int, int]:
         self.proc.stdin.write(f"run {n} {seed} {max_ms}\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline().split()
         assert reply and reply[0] == "done", f"save loop died: {self._stderr()}"
-        return int(reply[1]), int(reply[2])
+        return int(reply[1]), int(reply[2]), int(reply[3])
 
     def _stderr(self) -> str:
         self.log.flush()
@@ -98,11 +98,11 @@ def test_sigkill_during_mask_writes(tmp_path: Path) -> None:
     seen: set[tuple[int, int]] = set()
     try:
         for batch in range(4):
-            killed, exited = killer.run(60, seed=batch, max_ms=50)
+            killed, exited, torn = killer.run(60, seed=batch, max_ms=50)
             assert exited == 0, killer._stderr()
             total += killed
             seen |= _assert_masks_whole(labels, versions)
-            temps_seen += len(_temps(labels))
+            temps_seen += torn
     finally:
         log = killer.close()
     assert total == 240, log
@@ -164,11 +164,11 @@ def test_sigkill_during_project_saves(tmp_path: Path) -> None:
     total = temps_seen = saved_b = 0
     try:
         for batch in range(4):
-            killed, exited = killer.run(40, seed=100 + batch, max_ms=120)
+            killed, exited, torn = killer.run(40, seed=100 + batch, max_ms=120)
             assert exited == 0, killer._stderr()
             total += killed
-            temps, in_b = _assert_project_whole(folder, versions)
-            temps_seen += temps
+            _, in_b = _assert_project_whole(folder, versions)
+            temps_seen += torn
             saved_b += in_b
     finally:
         log = killer.close()
@@ -185,10 +185,11 @@ def test_sigkill_right_before_and_after_rename(tmp_path: Path) -> None:
         masks.write_mask(labels / f"{save_loop.mask_name(i)}.png", save_loop.version(i, 0), sch)
     killer = Killer(tmp_path, "replace-kill", tmp_path / "child.log")
     try:
-        killed, exited = killer.run(24, seed=7, max_ms=0)
+        killed, exited, torn = killer.run(24, seed=7, max_ms=0)
     finally:
         log = killer.close()
     assert (killed, exited) == (24, 0), log
+    assert torn > 0
     assert _temps(labels), "a kill before the rename must leave its temp file behind"
     _assert_masks_whole(labels, _versions())
     assert clean_stale_temps(tmp_path) > 0 and _temps(tmp_path) == []
