@@ -7,16 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import torch  # the fuzz, untrusted, CLI and fault tests import it anyway
 
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:  # tests that never import torch do not pay for it
-        yield
-        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
