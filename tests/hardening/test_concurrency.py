@@ -192,7 +192,6 @@ def test_two_windows_second_is_read_only(folder: Path, qtbot) -> None:  # noqa: 
 
 def test_prediction_arriving_during_edits_keeps_them(folder: Path, tmp_path: Path, qtbot) -> None:  # noqa: ANN001
     """The person paints while the model predicts the same image: the paint stays, status EDITED."""
-
     import torch
 
     from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint
