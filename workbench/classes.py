@@ -107,8 +107,11 @@ class ClassSchema:
             text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise InputError("class file not found", path) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read class file: {exc}", path) from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"cannot read class file: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                             f"at position {exc.start}); save it as UTF-8", path) from None
+        except OSError as exc:
+            raise InputError(f"cannot read class file: {exc.strerror or exc}", path) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
