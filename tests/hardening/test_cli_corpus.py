@@ -240,3 +240,52 @@ def test_sixteen_bit_and_odd_images_predict_upright(world: dict, tmp_path: Path)
                  "--device", "cpu"]) == 0
     assert Image.open(out_dir / "phone photo.png").size == (24, 32)
     assert Image.open(out_dir / "one pixel.png").size == (1, 1)
+
+
+def _odd_mask_folder(world: dict, tmp_path: Path, self_link: bool = False) -> Path:
+    """Good masks plus a pipe, a dangling link, a folder (and a self-link) named like masks."""
+    folder = tmp_path / "odd masks"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"good {i}.png").write_bytes((world["gt"] / f"good {i}.png").read_bytes())
+    os.mkfifo(folder / "good 5.png")
+    (folder / "good 6.png").symlink_to("missing.png")
+    (folder / "good 7.png").mkdir()
+    if self_link:
+        (folder / "good 8.png").symlink_to("good 8.png")
+    return folder
+
+
+def test_odd_entries_in_a_mask_folder(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pipes, dangling links and folders among masks: no hang, no crash, the good ones used."""
+    folder = _odd_mask_folder(world, tmp_path)
+    state = tmp_path / "state"
+    rc = main(["import", str(world["images"]), "--masks", str(folder), "--classes", str(world["classes"]),
+               "--state-dir", str(state)])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc in (0, 1), err
+    with Project.open(world["images"], state_dir=state) as project:
+        assert sorted(r.stem for r in project.images() if r.has_label) == ["good 0", "good 1", "good 2"]
+    rc = main(["evaluate", "--pred", str(folder), "--gt", str(world["gt"]), "--classes", str(world["classes"])])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 0 and "images scored   3" in out
+    rc = main(["train", str(world["images"]), "--masks", str(folder), "--classes", str(world["classes"]),
+               "--out", str(tmp_path / "m.safetensors"), "--epochs", "1", "--crop", "32", "--batch-size", "2",
+               "--device", "cpu", "--encoder", "tu-mobilenetv3_small_050"])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 0, err
+    assert (tmp_path / "m.safetensors").is_file()
+
+
+@pytest.mark.xfail(strict=True, reason="project.importer.list_mask_files lets DirEntry.is_file() raise "
+                   "ELOOP for the whole folder; workbench/project/ fix pending")
+def test_self_link_in_a_mask_folder(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _odd_mask_folder(world, tmp_path, self_link=True)
+    rc = main(["import", str(world["images"]), "--masks", str(folder), "--classes", str(world["classes"]),
+               "--state-dir", str(tmp_path / "state")])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc in (0, 1), err
