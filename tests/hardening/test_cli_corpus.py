@@ -289,3 +289,40 @@ def test_self_link_in_a_mask_folder(world: dict, tmp_path: Path, capsys: pytest.
     out, err = capsys.readouterr()
     _no_traceback(out, err)
     assert rc in (0, 1), err
+
+
+def test_import_masks_for_bad_images(world: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A good mask whose image is broken: the problem names the image, the rest imports."""
+    folder = tmp_path / "masks"
+    ok = world["mask_cases"]["palette_ok"].path.read_bytes()
+    # Images whose header is unreadable (a truncated file with an intact header has a known
+    # size, so its mask imports: the image problem shows up when it is opened).
+    broken = [c for c in world["cases"] if c.expect == corpus.ERROR and c.path.name in world["listed"]
+              and c.problem != "truncated"]
+    for case in broken:
+        (folder / f"{case.path.stem}.png").parent.mkdir(exist_ok=True)
+        (folder / f"{case.path.stem}.png").write_bytes(ok)
+    (folder / "good 0.png").write_bytes(ok)
+    rc = main(["import", str(world["images"]), "--masks", str(folder), "--classes", str(world["classes"]),
+               "--state-dir", str(tmp_path / "state")])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 1 and "imported 1 of" in out
+    for case in broken:
+        assert case.path.name in err and case.problem.lower() in err.lower(), case.name
+
+
+@pytest.mark.parametrize("name", ["schema_not_json", "schema_dup_index", "schema_deep", "schema_latin1"])
+def test_bad_classes_file_on_the_command_line(world: dict, tmp_path: Path, name: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``--classes`` naming a broken schema: exit 2 naming it, and no project is created."""
+    case = next(c for c in corpus.schema_cases(tmp_path / "schemas") if c.name == name)
+    state = tmp_path / "state"
+    for argv in (["import", str(world["images"]), "--masks", str(world["masks"]), "--classes", str(case.path),
+                  "--state-dir", str(state)],
+                 ["evaluate", "--pred", str(world["gt"]), "--gt", str(world["gt"]), "--classes", str(case.path)]):
+        rc = main(argv)
+        out, err = capsys.readouterr()
+        _no_traceback(out, err)
+        assert rc == 2 and case.path.name in err and case.problem.lower() in err.lower(), err
+    assert not (state / "project.sqlite").exists()
