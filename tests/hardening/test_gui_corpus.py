@@ -96,3 +96,50 @@ def test_save_to_an_unwritable_place_keeps_edits(corpus_window) -> None:  # noqa
     window.workspace.save()
     np.testing.assert_array_equal(project.read_label(good), np.ones((48, 64), np.uint8))
     assert window.list_model.data(window.list_model.index(row, 1)) != "unsaved!"
+
+
+TINY_TRAINING = {"arch": "unet", "encoder": "tu-mobilenetv3_small_050", "epochs": 1, "minutes": None,
+                 "lr": 1e-3, "batch_size": 2, "crop": 32, "device": "cpu", "fine_tune": True, "workers": 0}
+
+
+@pytest.mark.parametrize("fault", ["truncated_image", "single_class"])
+def test_retrain_refusal_is_shown_in_the_window(tmp_path: Path, qtbot, fault: str) -> None:  # noqa: ANN001
+    """Retrain on a broken training image or a single class: a message in the window, no traceback."""
+    from workbench.gui.main_window import MainWindow
+    from workbench.project import Project, Status
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"im{i}.png").write_bytes(corpus.good_image_bytes(64, 64, seed=i))
+    whole = corpus.good_image_bytes(64, 64, seed=7)
+    (folder / "broken.png").write_bytes(whole[: len(whole) // 2] if fault == "truncated_image" else whole)
+    with Project.open(folder, schema=corpus.corpus_schema()) as project:
+        for rec in project.images():
+            mask = np.zeros((64, 64), np.uint8)
+            if fault != "single_class":
+                mask[:32] = 1
+            project.save_label(rec.id, mask, status=Status.VERIFIED)
+        project.save_settings({"training": TINY_TRAINING})
+        labels_before = corpus.tree_digest(project.state_dir / "labels")
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window)
+    window.show()
+    assert window.open_project(folder)
+    try:
+        with qtbot.waitSignal(window.training.failed, timeout=120000) as blocker:
+            window.training.start()
+        message = blocker.args[0]
+        assert "Traceback" not in message and 'File "' not in message, message
+        if fault == "truncated_image":
+            assert "broken.png" in message and "truncated" in message, message
+        else:
+            assert "label at least two classes" in message, message
+        qtbot.waitUntil(lambda: not window.training.running, timeout=30000)
+        assert window.notifier.last_error and message.split("\n")[0][:40] in window.notifier.last_error
+        assert window.project.models() == []
+        assert window.workspace.open_image(window.project.find("im1.png").id)  # still usable
+    finally:
+        window.close_project(ask=False)
+        window.close()
+    assert corpus.tree_digest(folder / ".workbench" / "labels") == labels_before
