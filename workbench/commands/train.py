@@ -68,6 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed + data = same weights on CPU)")
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default: automatic)")
+    p.add_argument("--threads", type=int, help="CPU threads per process (default: the cores other "
+                                               "processes leave free, re-checked every 30 s)")
     p.set_defaults(func=run)
 
 
@@ -94,7 +96,7 @@ def pair_by_stem(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[Path, Pa
 def _config(args: argparse.Namespace, init: str | Path | None) -> Any:
     from workbench.ml.training import TrainConfig
 
-    for name in ("epochs", "batch_size", "crop", "workers"):
+    for name in ("epochs", "batch_size", "crop", "workers", "threads"):
         v = getattr(args, name)
         if v is not None and v < (0 if name == "workers" else 1):
             raise WorkbenchError(f"--{name.replace('_', '-')} must be at least "
@@ -105,7 +107,8 @@ def _config(args: argparse.Namespace, init: str | Path | None) -> Any:
                        encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
                        epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
                        crop=args.crop, lr=args.lr, class_weights=args.class_weights, dice=args.dice,
-                       seed=args.seed, device=args.device, workers=args.workers, init=init)
+                       seed=args.seed, device=args.device, workers=args.workers, init=init,
+                       threads=args.threads)
 
 
 def _folder_job(args: argparse.Namespace) -> dict[str, Any]:

@@ -266,16 +266,19 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
                 multiple: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack images of any size: pad each to the batch maximum rounded up to ``multiple``.
 
-    Images are padded with 0, targets with ``IGNORE`` so padding never counts.
+    Images are reflect-padded, as the Predictor pads them, so validation scores match
+    ``workbench evaluate``; targets are padded with ``IGNORE`` so padding never counts.
     """
     h = max(t.shape[-2] for _, t in batch)
     w = max(t.shape[-1] for _, t in batch)
     h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    images = torch.zeros((len(batch), 3, h, w), dtype=torch.uint8)
+    images = torch.empty((len(batch), 3, h, w), dtype=torch.uint8)
     targets = torch.full((len(batch), h, w), IGNORE, dtype=torch.uint8)
     for k, (img, tgt) in enumerate(batch):
-        images[k, :, :img.shape[1], :img.shape[2]] = img
-        targets[k, :tgt.shape[0], :tgt.shape[1]] = tgt
+        ih, iw = tgt.shape
+        arr = np.pad(img.numpy(), ((0, 0), (0, h - ih), (0, w - iw)), mode="reflect" if min(ih, iw) > 1 else "edge")
+        images[k] = torch.from_numpy(arr)
+        targets[k, :ih, :iw] = tgt
     return images, targets
 
 

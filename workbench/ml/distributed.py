@@ -74,6 +74,19 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return float(t.item()) / self.world_size
 
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+        DDP broadcasts buffers at the start of each forward, so after the last training
+        step each rank holds statistics of its own batch; validating (and saving) the
+        rank-0 model everywhere needs them equal.
+        """
+        if not self.enabled:
+            return
+        with torch.no_grad():
+            for buf in module.buffers():
+                dist.broadcast(buf, src=0)
+
     def barrier(self) -> None:
         """Wait for every rank."""
         if self.enabled:

@@ -1,0 +1,193 @@
+"""The trainer on tiny synthetic data: learning, ignore, seeds, cancel, fine-tune, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from workbench.classes import ClassSchema
+from workbench.errors import InputError, WorkbenchError
+from workbench.masks import write_mask
+from workbench.ml.checkpoint import load_checkpoint, read_meta
+from workbench.ml.losses import SegmentationLoss
+from workbench.ml.training import TrainConfig, train
+from workbench.progress import CancelToken, Progress
+
+# A small, fast encoder keeps each run to seconds on 2 CPU cores.
+ENCODER = "tu-mobilenetv3_small_050"
+SCHEMA = ClassSchema.default(["background", "square"])
+
+
+def _squares(folder: Path, n: int, seed: int, *, unlabelled_fraction: float = 0.0) -> list[tuple[Path, Path]]:
+    """Bright squares on a dark noisy background, 64x64; optionally most pixels unlabelled."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(n):
+        image = rng.integers(0, 70, (64, 64, 3), dtype=np.uint8)
+        mask = np.zeros((64, 64), np.uint8)
+        y, x = rng.integers(4, 36, 2)
+        s = int(rng.integers(14, 26))
+        image[y:y + s, x:x + s] = rng.integers(170, 256, 3)
+        mask[y:y + s, x:x + s] = 1
+        if unlabelled_fraction:
+            mask[rng.random((64, 64)) < unlabelled_fraction] = 255
+        Image.fromarray(image).save(folder / f"img{i}.png")
+        write_mask(folder / f"img{i}_mask.png", mask, SCHEMA)
+        pairs.append((folder / f"img{i}.png", folder / f"img{i}_mask.png"))
+    return pairs
+
+
+def _config(**kw: object) -> TrainConfig:
+    base = dict(encoder=ENCODER, batch_size=4, crop=64, scale=(1.0, 1.0), lr=3e-3, device="cpu",
+                class_weights=False, workers=0)
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list]:
+    root = tmp_path_factory.mktemp("squares")
+    return _squares(root / "train", 16, 0), _squares(root / "val", 4, 1)
+
+
+@pytest.fixture(scope="module")
+def trained(squares: tuple[list, list], tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    out = tmp_path_factory.mktemp("model") / "squares.safetensors"
+    reports: list[Progress] = []
+    result = train(_config(epochs=12), SCHEMA, squares[0], squares[1], out, on_progress=reports.append)
+    return result, reports
+
+
+def test_learns_squares_and_loss_falls(trained: tuple) -> None:
+    result, reports = trained
+    assert result.best_miou is not None and result.best_miou > 0.9
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    assert not result.cancelled and result.epochs_done == 12 and result.stopped_by == "epochs"
+    meta = read_meta(result.checkpoint)
+    assert meta.metrics["val_miou"] == pytest.approx(result.best_miou)
+    assert len(meta.history) >= 1 and {"loss", "val_miou", "time_s"} <= set(meta.history[0])
+    assert sorted(meta.trained_on) == sorted(f"img{i}.png" for i in range(16))
+    assert meta.train["crop"] == 64 and meta.schema == SCHEMA.to_dict()
+    train_reports = [r for r in reports if r.info.get("phase") == "train"]
+    keys = {"epoch", "epochs", "step", "steps", "loss", "eta_s", "images_per_s"}
+    assert keys <= set(train_reports[-1].info)
+    val_reports = [r for r in reports if "val_miou" in r.info]
+    assert len(val_reports) == 12 and "val_pixel_accuracy" in val_reports[0].info
+    assert reports[-1].done == reports[-1].total == 12 * 4  # 16 images / batch 4 = 4 steps per epoch
+
+
+def test_partly_labelled_masks_train(squares: tuple[list, list], tmp_path: Path) -> None:
+    sparse = _squares(tmp_path / "sparse", 8, 5, unlabelled_fraction=0.9)
+    result = train(_config(epochs=2), SCHEMA, sparse, squares[1], tmp_path / "m.safetensors")
+    assert result.best_miou is not None and all(np.isfinite(h["loss"]) for h in result.history)
+
+
+@pytest.mark.parametrize("dice", [False, True])
+def test_ignored_pixels_do_not_affect_the_loss(dice: bool) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    target = torch.randint(0, 3, (2, 8, 8))
+    target[:, :4] = 255
+    loss_fn = SegmentationLoss(torch.tensor([1.0, 2.0, 0.5]), dice=dice)
+    loss = loss_fn(logits, target)
+    loss.backward()
+    assert torch.all(logits.grad[:, :, :4] == 0)  # no gradient from ignored pixels
+    changed = logits.detach().clone()
+    changed[:, :, :4] = torch.randn(2, 3, 4, 8) * 10
+    assert float(loss_fn(changed, target)) == pytest.approx(float(loss.detach()))
+    all_ignored = torch.full((2, 8, 8), 255)
+    assert float(loss_fn(logits, all_ignored).detach()) == 0.0
+
+
+def test_same_seed_gives_identical_weights(squares: tuple[list, list], tmp_path: Path) -> None:
+    a = train(_config(epochs=1, seed=3), SCHEMA, squares[0], squares[1], tmp_path / "a.safetensors")
+    b = train(_config(epochs=1, seed=3), SCHEMA, squares[0], squares[1], tmp_path / "b.safetensors")
+    c = train(_config(epochs=1, seed=4), SCHEMA, squares[0], squares[1], tmp_path / "c.safetensors")
+    wa, wb, wc = (load_file(str(r.checkpoint)) for r in (a, b, c))
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_cancel_returns_a_usable_checkpoint(squares: tuple[list, list], tmp_path: Path) -> None:
+    cancel = CancelToken()
+
+    def on_progress(p: Progress) -> None:
+        if p.info.get("phase") == "train" and p.info.get("step", 0) >= 2:
+            cancel.cancel()
+
+    out = tmp_path / "cancelled.safetensors"
+    result = train(_config(epochs=50), SCHEMA, squares[0], squares[1], out,
+                   on_progress=on_progress, cancel=cancel)
+    assert result.cancelled and result.stopped_by == "cancel" and result.steps == 2
+    assert result.epochs_done == 0 and result.best_miou is not None
+    model, meta = load_checkpoint(out, schema=SCHEMA)
+    assert meta.metrics["val_miou"] == pytest.approx(result.best_miou)
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_fine_tune_with_different_classes_adapts_the_head(trained: tuple, squares: tuple[list, list],
+                                                          tmp_path: Path) -> None:
+    result, _ = trained
+    three = ClassSchema.default(["background", "square", "circle"])
+    notes: list[str] = []
+    out = tmp_path / "ft.safetensors"
+    ft = train(_config(epochs=1, init=result.checkpoint), three, squares[0], squares[1], out,
+               on_progress=lambda p: notes.append(p.message) if p.info.get("phase") == "setup" else None)
+    assert any("new output head" in n for n in notes)
+    meta = read_meta(ft.checkpoint)
+    assert meta.num_classes == 3 and meta.parent == result.checkpoint.name
+    # The encoder was carried over from the 2-class model, not re-initialised.
+    old, new = load_file(str(result.checkpoint)), load_file(str(out))
+    stem = next(k for k in old if k.startswith("encoder.") and k.endswith(".weight"))
+    assert torch.allclose(old[stem], new[stem], atol=0.05)  # Adam moved it a few lr steps at most
+    assert new["segmentation_head.0.weight"].shape[0] == 3
+
+
+def test_refuses_no_pairs_and_a_single_class(tmp_path: Path) -> None:
+    with pytest.raises(WorkbenchError, match="no labelled images in the train split"):
+        train(_config(epochs=1), SCHEMA, [], [], tmp_path / "x.safetensors")
+    folder = tmp_path / "bg"
+    folder.mkdir()
+    pairs = []
+    for i in range(3):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / f"{i}.png")
+        write_mask(folder / f"{i}_m.png", np.zeros((32, 32), np.uint8), SCHEMA)
+        pairs.append((folder / f"{i}.png", folder / f"{i}_m.png"))
+    with pytest.raises(WorkbenchError, match="class 'background': nothing to learn"):
+        train(_config(epochs=1), SCHEMA, pairs, [], tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_refuses_bad_settings_and_bad_files_before_training(squares: tuple[list, list], tmp_path: Path) -> None:
+    with pytest.raises(WorkbenchError, match="multiple of 32.*try 96"):
+        train(_config(epochs=1, crop=100), SCHEMA, squares[0], [], tmp_path / "x.safetensors")
+    with pytest.raises(WorkbenchError, match="smaller --batch-size or --crop"):
+        train(_config(epochs=1, crop=4096, batch_size=4096), SCHEMA, squares[0], [], tmp_path / "x.safetensors")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(InputError, match="broken.png"):
+        train(_config(epochs=1), SCHEMA, [*squares[0], (broken, squares[0][0][1])], [], tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_time_budget_stops_and_saves(squares: tuple[list, list], tmp_path: Path) -> None:
+    out = tmp_path / "timed.safetensors"
+    result = train(_config(minutes=0.05), SCHEMA, squares[0], [], out)
+    assert result.stopped_by == "time" and not result.cancelled
+    assert out.is_file() and read_meta(out).metrics["val_miou"] == pytest.approx(result.best_miou)
+
+
+def test_holds_out_validation_images_when_none_given(squares: tuple[list, list], tmp_path: Path) -> None:
+    notes: list[str] = []
+    result = train(_config(epochs=1, val_fraction=0.25), SCHEMA, squares[0], [], tmp_path / "h.safetensors",
+                   on_progress=lambda p: notes.append(p.message))
+    assert any("holding out 4 of 16" in n for n in notes)
+    assert len(read_meta(result.checkpoint).trained_on) == 12
