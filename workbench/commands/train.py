@@ -64,6 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="median-frequency class weights (default on CPU)")
     cw.add_argument("--no-class-weights", dest="class_weights", action="store_false",
                     help="plain cross-entropy")
+    p.add_argument("--class-weight-power", type=float, metavar="P",
+                   help="class weights = (median frequency balancing) ** P (default 0.5; 1 = full)")
     p.add_argument("--dice", action="store_true", help="add a soft Dice term to the loss")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed + data = same weights on CPU)")
@@ -107,6 +109,7 @@ def _config(args: argparse.Namespace, init: str | Path | None) -> Any:
                        encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
                        epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
                        crop=args.crop, lr=args.lr, class_weights=args.class_weights, dice=args.dice,
+                       class_weight_power=args.class_weight_power,
                        seed=args.seed, device=args.device, workers=args.workers, init=init,
                        threads=args.threads)
 

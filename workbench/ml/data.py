@@ -166,18 +166,19 @@ def class_pixel_counts(store: PairStore, num_classes: int, *,
 
 
 def median_frequency_weights(counts: np.ndarray, image_pixels: np.ndarray,
-                             max_weight: float = 10.0) -> np.ndarray:
-    """Median-frequency class weights (Eigen & Fergus 2015), clipped to [1/max, max].
+                             max_weight: float = 10.0, power: float = 1.0) -> np.ndarray:
+    """Median-frequency class weights (Eigen & Fergus 2015), to ``power``, clipped to [1/max, max].
 
-    freq(c) = pixels of c / pixels of the images where c occurs; weight = median / freq.
-    Absent classes get weight 1 (they contribute nothing to the loss anyway). The clip
-    keeps a class seen in a handful of pixels from dominating the loss.
+    freq(c) = pixels of c / pixels of the images where c occurs; weight = (median / freq)
+    ** power (0.5 softens the balancing). Absent classes get weight 1 (they contribute
+    nothing to the loss anyway). The clip keeps a class seen in a handful of pixels from
+    dominating the loss.
     """
     present = counts > 0
     weights = np.ones(len(counts), np.float64)
     if present.any():
         freq = counts[present] / np.maximum(image_pixels[present], 1)
-        weights[present] = np.median(freq) / freq
+        weights[present] = (np.median(freq) / freq) ** power
     return np.clip(weights, 1.0 / max_weight, max_weight).astype(np.float32)
 
 

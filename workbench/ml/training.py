@@ -41,9 +41,9 @@ DEFAULT_EPOCHS = 30
 # is the one measured best for a 20-minute CamVid run on 2 cores:
 # docs/decisions/0002-cpu-training-recipe.md.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 8, "crop": 256, "class_weights": True,
-                              "scale": (0.75, 1.25), "color_jitter": 0.0}
+                              "class_weight_power": 0.5, "scale": (0.75, 1.25), "color_jitter": 0.0}
 GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": False,
-                              "scale": (0.5, 2.0), "color_jitter": 0.2}
+                              "class_weight_power": 0.5, "scale": (0.5, 2.0), "color_jitter": 0.2}
 
 # Rough training memory per input pixel for smp U-Nets with ResNet encoders in float32
 # (activations saved for backward; measured ~1.7 kB/px for resnet18, ~1.9 kB/px for
@@ -65,6 +65,7 @@ class TrainConfig:
     crop: int | None = None
     lr: float = 1e-3
     class_weights: bool | None = None
+    class_weight_power: float | None = None  # 1 = median-frequency balancing, 0.5 = its square root
     dice: bool = False
     val_fraction: float = 0.15
     seed: int = 0
@@ -250,7 +251,7 @@ class _Trainer:
             raise WorkbenchError(f"every labelled pixel in the training images is class '{name}': "
                                  "nothing to learn; label at least two classes")
         self.class_counts = counts
-        self.weights = (D.median_frequency_weights(counts, image_pixels)
+        self.weights = (D.median_frequency_weights(counts, image_pixels, power=self.cfg.class_weight_power)
                         if self.cfg.class_weights else None)
         self.workers = (self.cfg.workers if self.cfg.workers is not None
                         else D.auto_workers(self.device.type, cache))
