@@ -16,7 +16,8 @@ arbitrary point of a save: inside PNG encoding, the temp-file write, the fsync,
 the rename, or an SQLite transaction.
 
 MODE ``masks``: ``workbench.masks.write_mask`` of version A or B of each mask in
-``FOLDER/labels``. MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
+``FOLDER/labels``. MODE ``checkpoint``: ``save_checkpoint`` of version A or B of a
+small model to ``FOLDER/model.safetensors`` (what the trainer does for each new best). MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
 with A/B, ``set_status``, ``save_settings`` in turn. MODE ``replace-kill``: like
 ``masks``, but the writer kills itself right before or after ``os.replace`` (the
 narrowest window of an atomic save).
@@ -73,6 +74,30 @@ def _write_masks_forever(folder: Path, start: int) -> None:
         n += 1
 
 
+@functools.cache
+def checkpoint_version(which: int) -> tuple[object, object]:
+    """(model, meta) of checkpoint version ``which``: fixed weights and a fixed time stamp."""
+    import torch
+
+    from workbench.ml.checkpoint import CheckpointMeta
+
+    torch.manual_seed(which)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.Conv2d(64, 96, 3))
+    meta = CheckpointMeta(arch="unet", encoder="resnet18", num_classes=3, schema=schema().to_dict(),
+                          created="2026-01-01T00:00:00+00:00", metrics={"version": which})
+    return model, meta
+
+
+def _save_checkpoints_forever(folder: Path, start: int) -> None:
+    from workbench.ml.checkpoint import save_checkpoint
+
+    n = start
+    while True:
+        model, meta = checkpoint_version(n % 2)
+        save_checkpoint(folder / "model.safetensors", model, meta)
+        n += 1
+
+
 def _save_project_forever(folder: Path, start: int) -> None:
     from workbench.project import Project
 
@@ -112,6 +137,8 @@ def _writer(folder: Path, mode: str, start: int) -> None:
             _write_masks_forever(folder, start)
         elif mode == "project":
             _save_project_forever(folder, start)
+        elif mode == "checkpoint":
+            _save_checkpoints_forever(folder, start)
         elif mode == "replace-kill":
             _kill_around_replace(folder, start, before=start % 2 == 0)
         raise SystemExit(f"unknown mode {mode}")
@@ -158,6 +185,12 @@ def main() -> None:
     for i in range(N_MASKS):
         masks.encode_mask(version(i, 0), schema())
         version(i, 1)
+    if mode == "checkpoint":
+        import torch
+
+        torch.set_num_threads(1)  # no OpenMP pool in a process that forks
+        checkpoint_version(0)
+        checkpoint_version(1)
     print("ready", flush=True)
     for line in sys.stdin:
         parts = line.split()
