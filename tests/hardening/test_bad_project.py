@@ -128,3 +128,40 @@ def test_damaged_label_in_the_app(folder: Path, qtbot) -> None:  # noqa: ANN001
         window.close_project(ask=False)
         window.close()
     assert label.read_bytes() == damaged
+
+
+def test_read_only_image_folder_is_never_written(tmp_path: Path) -> None:
+    """A folder whose permission bits deny writing: state goes elsewhere, the folder is untouched."""
+    folder = tmp_path / "shared data"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"im{i}.png").write_bytes(corpus.good_image_bytes(*HW, seed=i))
+    before = corpus.tree_digest(folder)
+    folder.chmod(0o555)
+    try:
+        with Project.open(folder, schema=SCHEMA) as project:
+            assert folder.resolve() not in project.state_dir.parents
+            rec = project.images()[0]
+            project.save_label(rec.id, np.ones(HW, np.uint8))
+            project.save_settings({"x": 1})
+        assert sorted(p.name for p in folder.iterdir()) == ["im0.png", "im1.png"]
+        assert corpus.tree_digest(folder) == before
+    finally:
+        folder.chmod(0o755)
+
+
+def test_app_refuses_a_missing_folder_or_a_file(tmp_path: Path, qtbot) -> None:  # noqa: ANN001
+    from workbench.gui.main_window import MainWindow
+
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert window.open_project(tmp_path / "nowhere") is False
+        assert "nowhere" in window.notifier.last_error and "no such folder" in window.notifier.last_error
+        (tmp_path / "photo.png").write_bytes(corpus.good_image_bytes())
+        assert window.open_project(tmp_path / "photo.png") is False
+        assert "photo.png" in window.notifier.last_error and "not a folder" in window.notifier.last_error
+        assert window.project is None
+    finally:
+        window.close()
