@@ -38,7 +38,8 @@ def make_window(qtbot):
 
     def make(folder: Path, **kwargs):
         window = MainWindow(device="cpu")
-        qtbot.addWidget(window)
+        # pytest-qt closes its widgets before fixtures finalise: stop jobs first, without asking.
+        qtbot.addWidget(window, before_close_func=lambda w: w.close_project(ask=False))
         window.show()
         assert window.open_project(folder, **kwargs), window.notifier.last_error
         # Window shortcuts only fire in the active window: wait for activation like a person would.

@@ -190,12 +190,22 @@ class MainWindow(QMainWindow):
                                           "Training or prediction is still running. Stop it and close?")
             if answer != QMessageBox.StandardButton.Yes:
                 return False
+        self.session.save_quietly()
+        for image_id in self.session.unsaved_ids() if ask else []:   # failed saves: edits only in memory
+            self.workspace.open_image(image_id)
+            answer = QMessageBox.question(
+                self, "Edits not saved", f"The label of {self.project.get(image_id).name} could not be saved "
+                "(see the message above the image). Close anyway and lose these edits?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
         stopped = all([self.training.shutdown(CLOSE_WAIT_MS), self.predictions.shutdown(CLOSE_WAIT_MS),
                        self.metrics.shutdown(CLOSE_WAIT_MS)])
         if self.list_model.thumbnails is not None:
             self.list_model.thumbnails.shutdown(CLOSE_WAIT_MS)
-        self.session.save_quietly()
         save_ui_state(self.project, self.list_panel, self.workspace)
+        # Detach every part first: results still queued from workers are then dropped.
+        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel):
+            part.set_project(None)
         if stopped:  # a worker still running keeps using the database: leave it open
             self.project.close()
         self.project = None

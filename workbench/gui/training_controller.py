@@ -22,7 +22,7 @@ from workbench.project import Project, Split
 
 # Settings the dialog edits, stored under this key of project.settings().
 SETTINGS_KEY = "training"
-SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device")
+SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers")
 
 
 def training_defaults() -> dict[str, Any]:
@@ -162,6 +162,8 @@ class TrainingController(QObject):
         self.progress.emit(p)
 
     def _on_returned(self, result) -> None:
+        if self.project is None:   # the project was closed while the run ended: nothing to register
+            return
         if getattr(result, "cancelled", False):
             self._remove_partial(result)
             self.finished.emit(TrainingOutcome(None, self._parent_version, True, None, "training cancelled"))
