@@ -326,3 +326,25 @@ def test_bad_classes_file_on_the_command_line(world: dict, tmp_path: Path, name:
         _no_traceback(out, err)
         assert rc == 2 and case.path.name in err and case.problem.lower() in err.lower(), err
     assert not (state / "project.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_huge_mask_import_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 12,000 x 12,000 image and mask through ``import`` and ``evaluate --pred``."""
+    images = tmp_path / "images"
+    case = corpus.huge_image(images)
+    mask_dir = tmp_path / "masks"
+    mask_dir.mkdir()
+    # A grey PNG of one value is a valid index mask: every pixel is class 1.
+    (mask_dir / case.path.name).write_bytes(corpus.constant_png(12_000, 12_000, value=1))
+    classes = tmp_path / "classes.json"
+    corpus.corpus_schema().save(classes)
+    rc = main(["import", str(images), "--masks", str(mask_dir), "--classes", str(classes)])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 0 and "imported 1 of 1" in out, err
+    rc = main(["evaluate", "--pred", str(mask_dir), "--gt", str(images / ".workbench" / "labels"),
+               "--classes", str(classes)])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 0 and "144,000,000 pixels scored" in out and "mIoU            1.0000" in out

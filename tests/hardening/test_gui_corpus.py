@@ -143,3 +143,31 @@ def test_retrain_refusal_is_shown_in_the_window(tmp_path: Path, qtbot, fault: st
         window.close_project(ask=False)
         window.close()
     assert corpus.tree_digest(folder / ".workbench" / "labels") == labels_before
+
+
+@pytest.mark.slow
+def test_huge_image_opens_edits_and_saves(tmp_path: Path, qtbot) -> None:  # noqa: ANN001
+    """12,000 x 12,000 pixels in the app (about 3.5 GB peak): open, fill, save, label size right."""
+    from workbench import imageio
+    from workbench.gui.main_window import MainWindow
+
+    folder = tmp_path / "images"
+    case = corpus.huge_image(folder)
+    (folder / "aaa small.png").write_bytes(corpus.good_image_bytes())
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window)
+    window.show()
+    assert window.open_project(folder)
+    try:
+        rec = window.project.find(case.path.name)
+        assert window.workspace.open_image(rec.id), window.notifier.last_error
+        assert window.session.image.shape == case.shape
+        window.session.editor.fill(6000, 6000, 1)
+        window.session.edited()
+        window.workspace.save()
+        label = window.project.label_path(rec.id)
+        assert imageio.image_size(label) == (12_000, 12_000)
+        assert not window.session.dirty
+    finally:
+        window.close_project(ask=False)
+        window.close()
