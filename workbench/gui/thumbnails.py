@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage, QPixmap
 from workbench import imageio
 from workbench.gui.workers import Job, JobRunner
 
-THUMB_SIZE = 48
+THUMB_SIZE = 36
 
 
 def make_thumbnails(items: list[tuple[int, Path]], size: int = THUMB_SIZE) -> list[tuple[int, np.ndarray | None]]:

@@ -36,7 +36,8 @@ class ToolBars:
         self.tools.addSeparator()
         for name in ("undo", "redo", "accept_all", "verify_next"):
             self.tools.addAction(actions[name])
-            actions[name].setIconText(short_text(actions[name]).replace("Mark ", ""))
+            actions[name].setIconText({"verify_next": "Verify + next", "accept_all": "Accept all"}.get(
+                name, short_text(actions[name])))
         self.view = QToolBar("View", window)
         self.view.setObjectName("view_toolbar")
         for name in VIEW_ACTIONS:
@@ -53,4 +54,5 @@ class ToolBars:
             self.view.addAction(actions[name])
             actions[name].setIconText(short_text(actions[name]))
         window.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.tools)
+        window.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
         window.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.view)

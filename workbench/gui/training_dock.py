@@ -38,7 +38,8 @@ class TrainingPanel(QWidget):
         self.settings_button = QPushButton("Settings…")
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
-        self.status = QLabel("Idle.")
+        self.bar.hide()             # shown while a run is in progress
+        self.status = QLabel("Retrain makes a new model version from the saved labels of the train split.")
         self.status.setWordWrap(True)
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
         self.plot = pg.PlotWidget()
@@ -68,6 +69,7 @@ class TrainingPanel(QWidget):
         """Switch buttons between idle and running; clears the curves on start."""
         self.retrain_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self.bar.setVisible(running)
         if running:
             self.loss.clear()
             self.miou.clear()
@@ -114,6 +116,4 @@ class TrainingPanel(QWidget):
     def show_outcome(self, message: str) -> None:
         """Final line of a run."""
         self.set_running(False)
-        self.bar.setRange(0, 1)
-        self.bar.setValue(1)
         self.status.setText(message)
