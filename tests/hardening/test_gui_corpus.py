@@ -171,3 +171,48 @@ def test_huge_image_opens_edits_and_saves(tmp_path: Path, qtbot) -> None:  # noq
     finally:
         window.close_project(ask=False)
         window.close()
+
+
+def test_predict_all_over_bad_images(tmp_path: Path, qtbot) -> None:  # noqa: ANN001
+    """Predict all with broken images in the list: each failure names its file, the rest are predicted."""
+    from workbench.gui.main_window import MainWindow
+    from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint
+    from workbench.ml.models import ModelConfig, build_model
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"good {i}.png").write_bytes(corpus.good_image_bytes(seed=i))
+    (folder / "notes.png").write_text("not an image")
+    (folder / "zero.png").write_bytes(b"")
+    whole = corpus.good_image_bytes()
+    (folder / "cut.png").write_bytes(whole[: len(whole) // 2])
+    schema = corpus.corpus_schema()
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, build_model(ModelConfig("unet", "tu-mobilenetv3_small_050"), schema.num_classes),
+                    CheckpointMeta(arch="unet", encoder="tu-mobilenetv3_small_050",
+                                   num_classes=schema.num_classes, schema=schema.to_dict()))
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window)
+    window.show()
+    assert window.open_project(folder)
+    failures: list[tuple[int, str]] = []
+    window.predictions.failed.connect(lambda i, m: failures.append((i, m)))  # emitted on the GUI thread
+    try:
+        project = window.project
+        project.save_schema(schema)
+        project.register_model(ckpt)
+        window.workspace.model_changed()
+        ids = [r.id for r in project.images()]
+        with qtbot.waitSignal(window.predictions.batchFinished, timeout=120000):
+            window.predictions.predict_all(ids)
+        failed_names = {project.get(i).name for i, _ in failures}
+        assert failed_names == {"notes.png", "zero.png", "cut.png"}, failures
+        for image_id, message in failures:
+            assert project.get(image_id).name in message and "Traceback" not in message
+        for i in range(3):
+            assert project.read_prediction(project.find(f"good {i}.png").id, 1) is not None
+        assert window.workspace.open_image(project.find("good 1.png").id)
+    finally:
+        window.close_project(ask=False)
+        window.close()
