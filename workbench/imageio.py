@@ -56,8 +56,9 @@ def describe_unreadable(head: bytes, what: str = "image") -> str:
                 f"is not)")
     try:
         text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
+    except UnicodeDecodeError as exc:
+        # The sample may end inside a multi-byte character; anything earlier means binary.
+        text = head[:exc.start].decode("utf-8") if exc.start >= len(head) - 3 else ""
     if text and all(c.isprintable() or c.isspace() for c in text):
         kind = "an HTML page" if "<html" in text.lower() or "<!doctype" in text.lower() else "text"
         return f"not a readable {what}: the file holds {kind}, not PNG/JPEG/TIFF/BMP/WebP data"
