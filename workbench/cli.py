@@ -58,9 +58,22 @@ def _run_gui(args: argparse.Namespace) -> int:
     return launch_gui(args.path, state_dir=getattr(args, "state_dir", None))
 
 
+def _tolerant_output() -> None:
+    # File names are printed as they are; a console that cannot encode one (a legacy
+    # code page, output redirected with an ASCII locale) must show an escape, not crash.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its handler
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _tolerant_output()
     # `workbench` and `workbench PATH` open the app; anything else is a sub-command.
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("open", "-h", "--help", "--version")):
         argv = ["open", *argv]

@@ -348,3 +348,20 @@ def test_huge_mask_import_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFix
     out, err = capsys.readouterr()
     _no_traceback(out, err)
     assert rc == 0 and "144,000,000 pixels scored" in out and "mIoU            1.0000" in out
+
+
+def test_non_ascii_names_on_an_ascii_console(world: dict, tmp_path: Path) -> None:
+    """A console that cannot encode ``café 日本 ñ`` (legacy code page, ASCII locale) shows escapes."""
+    pred = tmp_path / "pred"
+    gt = tmp_path / "gt"
+    schema = corpus.corpus_schema()
+    for name in ("café 日本 ñ.png", "plain.png"):
+        masks.write_mask(pred / name, _ok_mask(1), schema)
+        masks.write_mask(gt / name, _ok_mask(2), schema)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "workbench", "evaluate", "--pred", str(pred), "--gt", str(gt),
+                           "--classes", str(world["classes"])], capture_output=True, timeout=120, env=env)
+    out, err = proc.stdout.decode("ascii"), proc.stderr.decode("ascii")
+    _no_traceback(out, err)
+    assert proc.returncode == 0, err
+    assert "caf\\xe9" in out and "plain" in out
