@@ -365,3 +365,33 @@ def test_non_ascii_names_on_an_ascii_console(world: dict, tmp_path: Path) -> Non
     _no_traceback(out, err)
     assert proc.returncode == 0, err
     assert "caf\\xe9" in out and "plain" in out
+
+
+_NOT_FINITE = pytest.mark.xfail(strict=True, reason=(
+    "non-finite --minutes / --lr pass the 'more than 0' checks; training then runs and the checkpoint "
+    "cannot be saved (inf is not JSON), or int(inf) raises OverflowError; fix pending in "
+    "workbench/ml/training.py (_check_settings)"))
+
+
+@pytest.mark.parametrize(("option", "word"), [
+    pytest.param(["--minutes", "inf"], "minutes", marks=_NOT_FINITE),
+    pytest.param(["--lr", "inf"], "learning rate", marks=_NOT_FINITE),
+    (["--minutes", "nan"], "minutes"), (["--lr", "nan"], "learning rate"), (["--epochs", "-3"], "epochs"),
+    (["--crop", "33"], "crop"), (["--batch-size", "0"], "batch-size")])
+def test_train_rejects_impossible_numbers(world: dict, tmp_path: Path, option: list[str], word: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Out-of-range training options on good data: exit 2 with a message, no traceback."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for i in range(2):
+        (images / f"good {i}.png").write_bytes((world["images"] / f"good {i}.png").read_bytes())
+        (labels / f"good {i}.png").write_bytes((world["gt"] / f"good {i}.png").read_bytes())
+    rc = main(["train", str(images), "--masks", str(labels), "--classes", str(world["classes"]),
+               "--out", str(tmp_path / "m.safetensors"), "--device", "cpu",
+               "--encoder", "tu-mobilenetv3_small_050", *option])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 2 and "workbench: error:" in err and word in err, err
+    assert "epoch(s)" not in out  # refused before training, not after it
+    assert not (tmp_path / "m.safetensors").exists()
