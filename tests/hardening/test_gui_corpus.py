@@ -264,3 +264,41 @@ def test_hand_edited_training_settings(tmp_path: Path, qtbot, training: dict) ->
     finally:
         window.close_project(ask=False)
         window.close()
+
+
+def test_damaged_current_model_in_the_app(tmp_path: Path, qtbot) -> None:  # noqa: ANN001
+    """The current model file was truncated: prediction fails naming it; labelling still works."""
+    from workbench.gui.main_window import MainWindow
+    from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint
+    from workbench.ml.models import ModelConfig, build_model
+    from workbench.project import Project
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"im{i}.png").write_bytes(corpus.good_image_bytes(seed=i))
+    schema = corpus.corpus_schema()
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, build_model(ModelConfig("unet", "tu-mobilenetv3_small_050"), schema.num_classes),
+                    CheckpointMeta(arch="unet", encoder="tu-mobilenetv3_small_050",
+                                   num_classes=schema.num_classes, schema=schema.to_dict()))
+    with Project.open(folder, schema=schema) as project:
+        model_path = project.register_model(ckpt).path
+    model_path.write_bytes(model_path.read_bytes()[:300])
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window)
+    window.show()
+    failures: list[str] = []
+    window.predictions.failed.connect(lambda _i, m: failures.append(m))
+    assert window.open_project(folder)
+    try:
+        qtbot.waitUntil(lambda: bool(failures), timeout=60000)
+        assert model_path.name in failures[0] and "Traceback" not in failures[0], failures[0]
+        image_id = window.workspace.image_id
+        window.session.editor.fill(0, 0, 1)
+        window.session.edited()
+        window.workspace.save()
+        assert window.project.read_label(image_id).max() == 1
+    finally:
+        window.close_project(ask=False)
+        window.close()
