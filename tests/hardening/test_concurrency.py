@@ -222,3 +222,47 @@ def test_prediction_arriving_during_edits_keeps_them(folder: Path, tmp_path: Pat
     finally:
         window.close_project(ask=False)
         window.close()
+
+
+SECOND_APP = """
+import sys
+import numpy as np
+from PySide6.QtWidgets import QApplication
+from workbench.gui.main_window import MainWindow
+app = QApplication([])
+window = MainWindow(device="cpu")
+window.show()
+assert window.open_project(sys.argv[1])
+print("TITLE", window.windowTitle())
+print("BANNER", window.notifier.last_error)
+window.session.editor.fill(0, 0, 1)
+window.session.edited()
+window.workspace.save()
+print("SAVE", window.notifier.last_error)
+window.close_project(ask=False)
+window.close()
+"""
+
+
+def test_second_app_process_is_read_only(folder: Path, qtbot) -> None:  # noqa: ANN001
+    """Two app instances (two processes) on one project: the second says read-only and writes nothing."""
+    import os
+
+    first = _window(qtbot, folder)
+    try:
+        labels = first.project.state_dir / "labels"
+        before = corpus.tree_digest(labels) if labels.is_dir() else {}
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)}
+        proc = subprocess.run([sys.executable, "-c", SECOND_APP, str(folder)], capture_output=True, text=True,
+                              timeout=180, env=env, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+        assert lines["TITLE"].endswith("[read-only]")
+        assert "read-only" in lines["BANNER"]
+        assert "read-only" in lines["SAVE"] or "another window" in lines["SAVE"]
+        assert "Traceback" not in proc.stderr
+        assert (corpus.tree_digest(labels) if labels.is_dir() else {}) == before
+        assert not first.project.read_only
+    finally:
+        first.close_project(ask=False)
+        first.close()
