@@ -17,7 +17,9 @@ the rename, or an SQLite transaction.
 
 MODE ``masks``: ``workbench.masks.write_mask`` of version A or B of each mask in
 ``FOLDER/labels``. MODE ``checkpoint``: ``save_checkpoint`` of version A or B of a
-small model to ``FOLDER/model.safetensors`` (what the trainer does for each new best). MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
+small model to ``FOLDER/model.safetensors`` (what the trainer does for each new best).
+MODE ``add-class``: ``Project.add_class`` once, which moves the void class up and
+renumbers every stored label (a change spanning many files). MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
 with A/B, ``set_status``, ``save_settings`` in turn. MODE ``replace-kill``: like
 ``masks``, but the writer kills itself right before or after ``os.replace`` (the
 narrowest window of an atomic save).
@@ -116,6 +118,16 @@ def _save_project_forever(folder: Path, start: int) -> None:
         n += 1
 
 
+def _add_class_once(folder: Path) -> None:
+    from workbench.project import Project
+
+    with Project.open(folder) as project:
+        if project.read_only:
+            raise SystemExit("opened read-only: the killed writer's lock was not released")
+        project.add_class(f"class {project.schema.num_classes}")
+    os._exit(0)  # finished before the kill: counted as "exited", which this mode allows
+
+
 def _kill_around_replace(folder: Path, start: int, before: bool) -> None:
     real_replace = os.replace
 
@@ -139,6 +151,8 @@ def _writer(folder: Path, mode: str, start: int) -> None:
             _save_project_forever(folder, start)
         elif mode == "checkpoint":
             _save_checkpoints_forever(folder, start)
+        elif mode == "add-class":
+            _add_class_once(folder)
         elif mode == "replace-kill":
             _kill_around_replace(folder, start, before=start % 2 == 0)
         raise SystemExit(f"unknown mode {mode}")

@@ -24,6 +24,7 @@ from PIL import Image
 from tests.hardening import save_loop
 from workbench import masks
 from workbench.atomic import TEMP_MARKER, clean_stale_temps
+from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import WorkbenchError
 from workbench.project import Project, Status
 
@@ -339,3 +340,47 @@ def test_database_full_is_a_workbench_error(project: Project) -> None:
     finally:
         store._conn = real
     assert project.get(rec.id).status == before.status
+
+
+def _void_schema() -> ClassSchema:
+    return ClassSchema([ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "object", (250, 0, 0)),
+                        ClassInfo(2, "void", (9, 9, 9), void=True)], ignore_index=2)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "Project.save_schema renumbers label files one by one, then saves classes.json: a crash in between "
+    "leaves labels that read as 'values outside the class schema' until the same change is redone "
+    "(needs a journal replayed at open; workbench/project/ fix pending)"))
+def test_sigkill_during_add_class_renumbering(tmp_path: Path) -> None:
+    """Kill ``add_class`` while it renumbers labels: every label must still mean what it meant."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    h, w = save_loop.MASK_HW
+    originals = {}
+    for i in range(N):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
+    with Project.open(folder, schema=_void_schema()) as project:
+        for rec in project.images():
+            mask = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(h, w))
+            project.save_label(rec.id, mask)
+            originals[rec.name] = mask
+    killer = Killer(folder, "add-class", tmp_path / "child.log")
+    outcomes = {"killed": 0, "finished": 0}
+    try:
+        for k in range(30):  # one kill at a time, checked right after: a gap cannot heal unseen
+            killed, exited, _ = killer.run(1, seed=300 + k, max_ms=120)
+            outcomes["killed"] += killed
+            outcomes["finished"] += exited
+            with Project.open(folder) as project:
+                void = [c.index for c in project.schema.classes if c.void]
+                assert len(void) == 1
+                for rec in project.images():
+                    label = project.read_label(rec.id)  # InputError = a half-renumbered label
+                    original = originals[rec.name]
+                    np.testing.assert_array_equal(label[original == 2], void[0])
+                    np.testing.assert_array_equal(label[original != 2], original[original != 2])
+    finally:
+        log = killer.close()
+    assert outcomes["killed"] >= 10 and outcomes["finished"] >= 1, (outcomes, log)
