@@ -19,7 +19,8 @@ MODE ``masks``: ``workbench.masks.write_mask`` of version A or B of each mask in
 ``FOLDER/labels``. MODE ``checkpoint``: ``save_checkpoint`` of version A or B of a
 small model to ``FOLDER/model.safetensors`` (what the trainer does for each new best).
 MODE ``add-class``: ``Project.add_class`` once, which moves the void class up and
-renumbers every stored label (a change spanning many files). MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
+renumbers every stored label (a change spanning many files). MODE ``add-class-cut``:
+the same, killed right after the second file of the change is renamed into place. MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
 with A/B, ``set_status``, ``save_settings`` in turn. MODE ``replace-kill``: like
 ``masks``, but the writer kills itself right before or after ``os.replace`` (the
 narrowest window of an atomic save).
@@ -118,10 +119,21 @@ def _save_project_forever(folder: Path, start: int) -> None:
         n += 1
 
 
-def _add_class_once(folder: Path) -> None:
+def _add_class_once(folder: Path, die_after_replaces: int | None = None) -> None:
     from workbench.project import Project
 
+    if die_after_replaces is not None:  # deterministic crash after the Nth file of the change
+        real_replace, done = os.replace, [0]
+
+        def replace_then_maybe_die(src: str, dst: str) -> None:
+            real_replace(src, dst)
+            done[0] += 1
+            if done[0] >= die_after_replaces:
+                os.kill(os.getpid(), signal.SIGKILL)
+
     with Project.open(folder) as project:
+        if die_after_replaces is not None:
+            os.replace = replace_then_maybe_die  # patched after open: only the change's own writes count
         if project.read_only:
             raise SystemExit("opened read-only: the killed writer's lock was not released")
         project.add_class(f"class {project.schema.num_classes}")
@@ -153,6 +165,8 @@ def _writer(folder: Path, mode: str, start: int) -> None:
             _save_checkpoints_forever(folder, start)
         elif mode == "add-class":
             _add_class_once(folder)
+        elif mode == "add-class-cut":
+            _add_class_once(folder, die_after_replaces=2)
         elif mode == "replace-kill":
             _kill_around_replace(folder, start, before=start % 2 == 0)
         raise SystemExit(f"unknown mode {mode}")
@@ -177,7 +191,7 @@ def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int,
         if pid == 0:
             _writer(folder, mode, start)
             os._exit(4)
-        if mode != "replace-kill":
+        if mode not in ("replace-kill", "add-class-cut"):
             time.sleep(delay)  # the random moment of the crash: this is what is tested
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)

@@ -347,14 +347,8 @@ def _void_schema() -> ClassSchema:
                         ClassInfo(2, "void", (9, 9, 9), void=True)], ignore_index=2)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "Project.save_schema renumbers label files one by one, then saves classes.json: a crash in between "
-    "leaves labels that read as 'values outside the class schema' until the same change is redone "
-    "(needs a journal replayed at open; workbench/project/ fix pending)"))
-def test_sigkill_during_add_class_renumbering(tmp_path: Path) -> None:
-    """Kill ``add_class`` while it renumbers labels: every label must still mean what it meant."""
-    folder = tmp_path / "images"
+def _labelled_void_project(folder: Path) -> dict[str, np.ndarray]:
+    """Six images with labels holding background, object, void (2) and not-labelled pixels."""
     folder.mkdir()
     rng = np.random.default_rng(0)
     h, w = save_loop.MASK_HW
@@ -366,21 +360,33 @@ def test_sigkill_during_add_class_renumbering(tmp_path: Path) -> None:
             mask = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(h, w))
             project.save_label(rec.id, mask)
             originals[rec.name] = mask
-    killer = Killer(folder, "add-class", tmp_path / "child.log")
-    outcomes = {"killed": 0, "finished": 0}
+    return originals
+
+
+def _assert_labels_mean_the_same(folder: Path, originals: dict[str, np.ndarray]) -> None:
+    """Every label reads, void pixels sit at the schema's void index, the others are unchanged."""
+    with Project.open(folder) as project:
+        void = [c.index for c in project.schema.classes if c.void]
+        assert len(void) == 1
+        for rec in project.images():
+            label = project.read_label(rec.id)  # InputError here = a half-renumbered label
+            original = originals[rec.name]
+            np.testing.assert_array_equal(label[original == 2], void[0])
+            np.testing.assert_array_equal(label[original != 2], original[original != 2])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Project.save_schema renumbers label files one by one, then saves classes.json: a crash in between "
+    "leaves labels that read as 'values outside the class schema' until the same change is redone "
+    "(needs a journal replayed at open; workbench/project/ fix pending)"))
+def test_crash_in_the_middle_of_add_class_renumbering(tmp_path: Path) -> None:
+    """Killed right after the 2nd of 6 labels is renumbered: the project must still read right."""
+    folder = tmp_path / "images"
+    originals = _labelled_void_project(folder)
+    killer = Killer(folder, "add-class-cut", tmp_path / "child.log")
     try:
-        for k in range(30):  # one kill at a time, checked right after: a gap cannot heal unseen
-            killed, exited, _ = killer.run(1, seed=300 + k, max_ms=120)
-            outcomes["killed"] += killed
-            outcomes["finished"] += exited
-            with Project.open(folder) as project:
-                void = [c.index for c in project.schema.classes if c.void]
-                assert len(void) == 1
-                for rec in project.images():
-                    label = project.read_label(rec.id)  # InputError = a half-renumbered label
-                    original = originals[rec.name]
-                    np.testing.assert_array_equal(label[original == 2], void[0])
-                    np.testing.assert_array_equal(label[original != 2], original[original != 2])
+        killed, exited, _ = killer.run(1, seed=0, max_ms=0)
     finally:
         log = killer.close()
-    assert outcomes["killed"] >= 10 and outcomes["finished"] >= 1, (outcomes, log)
+    assert (killed, exited) == (1, 0), log
+    _assert_labels_mean_the_same(folder, originals)
