@@ -6,13 +6,17 @@ Side by side in one run, same model, same images, same device:
              batched like the predictor; no softmax, no copies back: the floor.
 - predictor: ``Predictor.predict_many`` over decoded uint8 images (normalise, pad,
              forward, crop, argmax + confidence + entropy, back to numpy).
+- predictor with ``channels_last=False``: the plain loop's memory layout, so the
+             ratio shows the predictor's own overhead (the default uses NHWC on CPU).
 - cli:       ``workbench predict`` on the image files (decode + predict + write PNGs).
 
 The ratio reported in BENCHMARKS.md is predictor / plain (images/s); cli / plain is
-shown too. Methods are interleaved round by round and the median round counts, so a
-burst of load on a shared machine hits all of them alike.
+shown too. On a shared machine the load changes second by second, so plain and
+predictor are timed back to back on each batch (alternating which goes first), every
+round; the figure per method is its best round (least disturbed), and the median of
+the per-batch paired ratios is printed as a check.
 
-    .venv/bin/python benchmarks/bench_inference.py [--images 20] [--rounds 3] [--device auto]
+    .venv/bin/python benchmarks/bench_inference.py [--images 20] [--rounds 5] [--device auto]
         [--batch-size 4] [--encoder ENC] [--model CKPT]
 """
 
@@ -48,7 +52,7 @@ def _sync(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--encoder", default=None, help="default: the device's default encoder")
@@ -75,6 +79,9 @@ def main() -> None:
             save_checkpoint(ckpt, model, meta)
         model = model.to(device).eval()
         predictor = Predictor(model, meta, device=device, batch_size=args.batch_size)
+        # The same predictor with the plain loop's NCHW layout: its overhead alone.
+        predictor_nchw = Predictor(model, meta, device=device, batch_size=args.batch_size,
+                                   channels_last=False)
 
         # The plain loop's inputs are prepared outside the timing: normalised and padded.
         mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
@@ -87,16 +94,19 @@ def main() -> None:
             x = F.pad(x, (0, (-w) % 32, 0, (-h) % 32), mode="reflect").contiguous()
             batches.append(x.to(device))
 
-        def plain() -> None:
+        def plain(i: int) -> None:
             with torch.no_grad():
-                for x in batches:
-                    model(x)
+                model(batches[i])
             _sync(device)
 
-        def predicted() -> None:
-            for _ in predictor.predict_many(enumerate(images)):
+        def predicted(i: int, pr: Predictor = predictor) -> None:
+            chunk = images[i * args.batch_size:(i + 1) * args.batch_size]
+            for _ in pr.predict_many(enumerate(chunk)):
                 pass
             _sync(device)
+
+        def predicted_nchw(i: int) -> None:
+            predicted(i, predictor_nchw)
 
         links = tmp / "images"
         links.mkdir()
@@ -110,29 +120,47 @@ def main() -> None:
                      "--device", str(device), "--batch-size", str(args.batch_size)])
             assert rc == 0
 
-        methods = {"plain model(x) loop": plain, "Predictor.predict_many": predicted}
-        if not args.skip_cli:
-            methods["workbench predict (decode + write)"] = cli
-        for fn in methods.values():  # warm-up: kernel choice, allocator, page cache
-            fn()
-        times: dict[str, list[float]] = {k: [] for k in methods}
-        for _ in range(args.rounds):
-            for name, fn in methods.items():
+        paired_fns = [plain, predicted, predicted_nchw]
+        for i in range(len(batches)):  # warm-up: kernel choice, allocator, page cache
+            for fn in paired_fns:
+                fn(i)
+        names = ["plain model(x) loop", "Predictor.predict_many",
+                 "Predictor.predict_many, channels_last=False", "workbench predict (decode + write)"]
+        rounds: dict[str, list[float]] = {k: [] for k in names}
+        paired: list[float] = []
+        for r in range(args.rounds):
+            totals = [0.0] * len(paired_fns)
+            for i in range(len(batches)):
+                spent = [0.0] * len(paired_fns)
+                for k in range(len(paired_fns)):  # rotate who goes first
+                    which = (k + i + r) % len(paired_fns)
+                    t0 = time.perf_counter()
+                    paired_fns[which](i)
+                    spent[which] = time.perf_counter() - t0
+                for k in range(len(paired_fns)):
+                    totals[k] += spent[k]
+                paired.append(spent[0] / spent[1])
+            for k in range(len(paired_fns)):
+                rounds[names[k]].append(totals[k])
+            if not args.skip_cli:
                 t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+                cli()
+                rounds[names[3]].append(time.perf_counter() - t0)
 
     n = len(images)
     h, w = images[0].shape[:2]
     print(f"device: {describe_device(device)}; torch {torch.__version__}; model unet/{meta.encoder}, "
           f"{meta.num_classes} classes; {n} CamVid val images {w}x{h}; batch {args.batch_size}; "
-          f"median of {args.rounds} interleaved rounds")
-    base = n / statistics.median(times["plain model(x) loop"])
+          f"best of {args.rounds} rounds")
+    base = n / min(rounds[names[0]])
     print("| path | images/s | ratio to plain |")
     print("| --- | ---: | ---: |")
-    for name, ts in times.items():
-        ips = n / statistics.median(ts)
-        print(f"| {name} | {ips:.2f} | {ips / base:.2f} |")
+    for name, ts in rounds.items():
+        if ts:
+            ips = n / min(ts)
+            print(f"| {name} | {ips:.2f} | {ips / base:.2f} |")
+    print(f"median paired per-batch ratio predictor/plain: {statistics.median(paired):.2f} "
+          f"({len(paired)} pairs)")
 
 
 if __name__ == "__main__":
