@@ -170,6 +170,24 @@ def image_cases(folder: Path) -> list[Case]:
     target.write_bytes(png)
     cases.append(Case("link_target", target, "image", OK, shape=(24, 32, 3),
                       description="a plain image (target of a link)"))
+    cases.extend(_special_files(folder, target))
+    locked = add("unreadable", "locked.png", png,
+                 OK if IS_ROOT else ERROR, "" if IS_ROOT else "permission denied",
+                 (24, 32, 3) if IS_ROOT else None,
+                 description="file without read permission (chmod 000)")
+    locked.chmod(0)
+    return cases
+
+
+def _special_files(folder: Path, target: Path) -> list[Case]:
+    """Links, a folder and a named pipe named like images (POSIX; links need no privilege there)."""
+    cases: list[Case] = []
+    subdir = folder / "album.png"
+    subdir.mkdir()
+    cases.append(Case("folder_named_png", subdir, "image", ERROR, "folder",
+                      description="a folder named like an image"))
+    if os.name != "posix":
+        return cases
     link = folder / "link.png"
     link.symlink_to(target.name)
     cases.append(Case("symlink", link, "image", OK, shape=(24, 32, 3),
@@ -182,19 +200,10 @@ def image_cases(folder: Path) -> list[Case]:
     loop.symlink_to(loop.name)
     cases.append(Case("symlink_loop", loop, "image", ERROR, "symbolic link",
                       description="symbolic link pointing at itself"))
-    subdir = folder / "album.png"
-    subdir.mkdir()
-    cases.append(Case("folder_named_png", subdir, "image", ERROR, "folder",
-                      description="a folder named like an image"))
     fifo = folder / "pipe.png"
     os.mkfifo(fifo)
     cases.append(Case("fifo", fifo, "image", ERROR, "not a regular file",
                       description="a named pipe named .png (reading it would block forever)"))
-    locked = add("unreadable", "locked.png", png,
-                 OK if IS_ROOT else ERROR, "" if IS_ROOT else "permission denied",
-                 (24, 32, 3) if IS_ROOT else None,
-                 description="file without read permission (chmod 000)")
-    locked.chmod(0)
     return cases
 
 
