@@ -59,7 +59,10 @@ def test_prediction_appears_and_is_cached(window, qtbot, tmp_path) -> None:
 def test_predict_all_reports_progress(window, qtbot, tmp_path) -> None:
     project = window.project
     project.register_model(tiny_checkpoint(tmp_path / "tiny.safetensors", project.schema))
-    window.workspace.model_changed()
+    window.workspace.model_changed()            # v1 starts predicting the image on screen...
+    project.register_model(tiny_checkpoint(tmp_path / "tiny2.safetensors", project.schema))
+    window.workspace.model_changed()            # ...and is superseded at once: its result is stale
+    assert window.predictions.version == 2
     panel = window.list_panel
     panel.split_combo.setCurrentIndex(panel.split_combo.findData("val"))
     ids = panel.visible_ids()
@@ -70,8 +73,16 @@ def test_predict_all_reports_progress(window, qtbot, tmp_path) -> None:
         qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert done.args == [False]
     assert seen[-1] == (len(ids), len(ids))
-    assert all(project.read_prediction(i, 1) is not None for i in ids)
+    assert all(project.read_prediction(i, 2) is not None for i in ids)
     assert not window.status_fields.progress.isVisible()
+    # val images have ground truth: per-image mIoU and uncertainty are known and sortable
+    assert all(project.get(i).miou is not None and project.get(i).uncertainty is not None for i in ids)
+    panel.sort_combo.setCurrentText("Most uncertain first")
+    shown = [project.get(i).uncertainty for i in panel.visible_ids()]
+    assert shown == sorted(shown, reverse=True)
+    panel.sort_combo.setCurrentText("Worst mIoU first")
+    shown = [project.get(i).miou for i in panel.visible_ids()]
+    assert shown == sorted(shown)
 
 
 def test_retrain_registers_versions_and_shows_metrics(window, qtbot) -> None:

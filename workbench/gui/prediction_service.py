@@ -106,6 +106,7 @@ class PredictionService(QObject):
         self._queue: deque[int] = deque()
         self._job: Job | None = None
         self._job_id: int | None = None
+        self._job_version: int | None = None
         self._memory: OrderedDict[tuple[int, int], PredictionResult] = OrderedDict()
         self._batch: set[int] = set()
         self._batch_total = 0
@@ -136,7 +137,7 @@ class PredictionService(QObject):
     @property
     def busy(self) -> bool:
         """True while a prediction runs or waits."""
-        return bool(self._queue) or (self._job is not None and not self._job.done)
+        return bool(self._queue) or self._job is not None
 
     # ----- requests ---------------------------------------------------------------------------
     def cached(self, image_id: int) -> PredictionResult | None:
@@ -155,7 +156,7 @@ class PredictionService(QObject):
         res = self.cached(image_id)
         if res is not None:
             return res
-        if image_id != self._job_id:
+        if not self._in_flight(image_id):
             if image_id in self._queue:
                 self._queue.remove(image_id)
             self._queue.appendleft(image_id)
@@ -167,7 +168,7 @@ class PredictionService(QObject):
         if self.version is None:
             return
         for i in image_ids:
-            if (i, self.version) not in self._memory and i not in self._queue and i != self._job_id:
+            if (i, self.version) not in self._memory and i not in self._queue and not self._in_flight(i):
                 self._queue.append(i)
         self._pump()
 
@@ -180,7 +181,7 @@ class PredictionService(QObject):
         for i in image_ids:
             if (i, self.version) in self._memory:
                 self._batch_item_done(i)
-            elif i not in self._queue and i != self._job_id:
+            elif i not in self._queue and not self._in_flight(i):
                 self._queue.append(i)
         self.batchProgress.emit(self._batch_done, self._batch_total)
         if not self._batch:
@@ -201,13 +202,22 @@ class PredictionService(QObject):
         return self._runner.wait(msecs)
 
     # ----- worker plumbing ------------------------------------------------------------------
+    def _in_flight(self, image_id: int) -> bool:
+        # True when the running job will deliver this image for the current version.
+        job = self._job
+        return (job is not None and not job.done and not job.token.cancelled
+                and self._job_id == image_id and self._job_version == self.version)
+
     def _pump(self) -> None:
-        if self._job is not None and not self._job.done:
+        # Wait for the previous job's `finished` (not just its thread) so its signals, which
+        # refer to _job_id, are all handled before the next job starts.
+        if self._job is not None:
             return
         if not self._queue or self.project is None or self.version is None:
             return
         image_id = self._queue.popleft()
         self._job_id = image_id
+        self._job_version = self.version
         self._job = Job(predict_image, self.project, image_id, self.version, self.model_path, self._slot)
         self._job.signals.returned.connect(self._on_returned)
         self._job.signals.errored.connect(self._on_errored)
@@ -233,6 +243,7 @@ class PredictionService(QObject):
             self.failed.emit(image_id, err.message + (f"\n\n{err.details}" if err.details else ""))
 
     def _on_finished(self) -> None:
+        self._job = None
         self._job_id = None
         self._pump()
 
