@@ -39,7 +39,7 @@ def list_images(folder: str | Path) -> list[Path]:
     # scandir's is_file() comes from the directory entry (no stat per file) and keeps
     # out sub-folders that happen to be named like images ("scans.tif/").
     with os.scandir(folder) as entries:
-        files = [Path(e.path) for e in entries if is_image_file(e.name) and _is_file(e)]
+        files = [Path(e.path) for e in entries if is_image_file(e.name) and entry_is_file(e)]
     return sorted(files, key=lambda p: p.name)
 
 
@@ -90,8 +90,12 @@ def check_regular_file(path: Path, what: str = "an image") -> None:
         raise InputError(f"empty file (0 bytes), not {what}", path)
 
 
-def _is_file(entry: os.DirEntry) -> bool:
-    # A link pointing at itself makes is_file() raise ELOOP; it is simply not an image.
+def entry_is_file(entry: os.DirEntry) -> bool:
+    """``entry.is_file()`` for folder listings, False where it would raise.
+
+    A link pointing at itself makes ``is_file()`` raise ELOOP: that entry is simply not
+    a file to list, and must not stop the listing of all the others.
+    """
     try:
         return entry.is_file()
     except OSError:
