@@ -302,3 +302,15 @@ def test_damaged_current_model_in_the_app(tmp_path: Path, qtbot) -> None:  # noq
     finally:
         window.close_project(ask=False)
         window.close()
+
+
+@pytest.mark.xfail(strict=True, reason="SettingsDialog.load calls int()/float() on stored values: a "
+                   "hand-edited 'epochs': 'ten' raises ValueError and the dialog never opens; "
+                   "workbench/gui/settings_dialog.py fix pending")
+def test_settings_dialog_with_hand_edited_values(qtbot) -> None:  # noqa: ANN001
+    """The Training settings dialog opens on nonsense values and shows defaults instead."""
+    from workbench.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog({**TINY_TRAINING, "epochs": "ten", "lr": "fast", "crop": None}, "CPU")
+    qtbot.addWidget(dialog)
+    assert dialog.epochs.value() >= 0 and dialog.lr.value() > 0
