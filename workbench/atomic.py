@@ -33,6 +33,24 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+NAME_MAX = 255
+"""Longest file name, in bytes, on the file systems we write to (ext4, APFS, NTFS)."""
+
+
+def temp_name(name: str) -> str:
+    """A unique temp-file name for ``name``, never longer than ``NAME_MAX`` bytes.
+
+    The target's name is kept (shortened from the front when needed) so a leftover
+    says what it was; a 244-byte label name must not fail only because of the prefix.
+    """
+    prefix = f"{TEMP_MARKER}{secrets.token_hex(4)}-"
+    room = NAME_MAX - len(prefix.encode())
+    encoded = name.encode("utf-8")
+    if len(encoded) > room:
+        name = encoded[-room:].decode("utf-8", errors="ignore")
+    return prefix + name
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically.
@@ -43,7 +61,7 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
     path = Path(path)
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
-    tmp = path.with_name(f"{TEMP_MARKER}{secrets.token_hex(4)}-{path.name}")
+    tmp = path.with_name(temp_name(path.name))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, mode, encoding=encoding) as fh:

@@ -114,3 +114,11 @@ def test_clean_stale_temps_keeps_real_files(tmp_path: Path) -> None:
     (tmp_path / f"{TEMP_MARKER}99-project.json").write_text(json.dumps({}))
     assert clean_stale_temps(tmp_path) == 2
     assert keep.exists() and sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "labels"]
+
+
+def test_atomic_write_of_a_longest_name(tmp_path: Path) -> None:
+    """A target name near the 255-byte limit: the temp-file prefix must not push it over."""
+    name = "é" * 120 + ".png"  # 244 bytes in UTF-8
+    masks.write_mask(tmp_path / name, np.zeros(HW, np.uint8), corpus.corpus_schema())
+    assert (tmp_path / name).is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [name]
