@@ -38,14 +38,16 @@ class Heartbeat:
 
         self.interval = interval_ms / 1000.0
         self.gaps: list[float] = []
-        self._last = time.perf_counter()
+        self.times: list[float] = []
+        self._last = self._t0 = time.perf_counter()
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
 
     def start(self) -> None:
         self.gaps.clear()
-        self._last = time.perf_counter()
+        self.times.clear()
+        self._last = self._t0 = time.perf_counter()
         self.timer.start()
 
     def stop(self) -> None:
@@ -54,6 +56,7 @@ class Heartbeat:
     def _tick(self) -> None:
         now = time.perf_counter()
         self.gaps.append(max(0.0, now - self._last - self.interval))
+        self.times.append(self._last - self._t0)
         self._last = now
 
     def summary(self) -> str:
@@ -61,7 +64,10 @@ class Heartbeat:
             return "no ticks"
         ms = sorted(g * 1000 for g in self.gaps)
         p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
-        return f"max stall {ms[-1]:.0f} ms, p99 {p99:.0f} ms, median {statistics.median(ms):.1f} ms ({len(ms)} ticks)"
+        worst = sorted(zip(self.gaps, self.times), reverse=True)[:3]
+        where = ", ".join(f"{1000 * g:.0f} ms at {t:.1f} s" for g, t in worst)
+        return (f"max stall {ms[-1]:.0f} ms, p99 {p99:.0f} ms, median {statistics.median(ms):.1f} ms "
+                f"({len(ms)} ticks; worst: {where})")
 
 
 def wait_for(app, cond, timeout_s: float) -> None:
@@ -187,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--switch-images", type=int, default=20)
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-switch", action="store_true")
     args = parser.parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
@@ -195,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ["WORKBENCH_STATE_HOME"] = str(tmp / "home")
-        lines = bench_switch(app, tmp, Path(args.camvid), args.switch_images)
+        lines = [] if args.skip_switch else bench_switch(app, tmp, Path(args.camvid), args.switch_images)
         if not args.skip_train:
             lines += bench_predict_and_train(app, tmp, args.epochs)
     import torch

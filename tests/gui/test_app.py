@@ -230,3 +230,75 @@ def test_brush_size_keys(window, qtbot, key) -> None:
     qtbot.keyClick(window, key)
     assert window.canvas.brush_radius == (6 if key == "[" else 10)
     assert window.toolbars.brush.value() == window.canvas.brush_radius
+
+
+def test_wrong_size_label_is_reported_in_the_window(window) -> None:
+    from workbench.masks import write_mask
+
+    project = window.project
+    rec = next(r for r in project.images() if r.id != window.workspace.image_id)
+    write_mask(project.state_dir / "labels" / f"{rec.stem}.png", np.zeros((7, 9), np.uint8), project.schema)
+    current = window.workspace.image_id
+    assert window.workspace.open_image(rec.id) is False
+    assert rec.name in window.notifier.last_error and "9x7" in window.notifier.last_error
+    assert window.banner.isVisible() and rec.name in window.banner.text.text()
+    assert window.workspace.image_id == current
+
+
+def test_overlay_controls(window, qtbot) -> None:
+    canvas = window.canvas
+    assert canvas.labels_visible and canvas.prediction_visible and not canvas.uncertainty_visible
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert not canvas.labels_visible
+    qtbot.keyClick(window, Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.uncertainty_visible
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    assert canvas.outline_mode
+    window.toolbars.opacity.setValue(20)
+    assert canvas.label_opacity == pytest.approx(0.2)
+    canvas.set_zoom(4.0)
+    qtbot.keyClick(window, Qt.Key.Key_Home)               # fit
+    assert canvas.zoom < 4.0
+
+
+def test_settings_dialog_stores_training_settings(window) -> None:
+    window.model_actions.edit_settings()
+    dialog = window.model_actions.dialog
+    assert dialog.crop.value() == 256 and dialog.batch_size.value() == 8   # TrainConfig's CPU recipe
+    dialog.epochs.setValue(3)
+    dialog.crop.setValue(128)
+    dialog.accept()
+    stored = window.project.settings()["training"]
+    assert stored["epochs"] == 3 and stored["crop"] == 128 and stored["arch"] == "unet"
+    window.model_actions.edit_settings()
+    assert window.model_actions.dialog.epochs.value() == 3
+    window.model_actions.dialog.restore_defaults()
+    assert window.model_actions.dialog.crop.value() == 256
+    window.model_actions.dialog.reject()
+
+
+def test_recent_projects_and_window_layout_persist(make_window, project_dir) -> None:
+    from workbench.gui.preferences import recent_projects
+
+    window = make_window(project_dir)
+    window.resize(640, 480)           # within the offscreen screen (restoreGeometry clamps to it)
+    window.docks["metrics"].raise_()
+    window.close()
+    assert recent_projects()[0] == str(project_dir.resolve())
+    again = make_window(project_dir)
+    assert (again.width(), again.height()) == (640, 480)
+
+
+def test_import_ground_truth_folder(window, qtbot, tmp_path) -> None:
+    import shutil
+
+    project = window.project
+    gt = tmp_path / "gt"
+    shutil.copytree(project.folder / "groundtruth", gt)
+    names = {p.stem for p in gt.glob("*.png")}
+    with qtbot.waitSignal(window.metrics.imported, timeout=30000) as got:
+        window.metrics.import_ground_truth(gt)
+    assert got.args[0].imported == len(names)
+    assert all(project.find(n).has_ground_truth for n in names)
+    window.model_actions.evaluate()                        # no model yet: said in the window
+    assert "no model yet" in window.notifier.last_error

@@ -26,7 +26,7 @@ from workbench.gui.shortcuts import SHORTCUTS, make_actions
 from workbench.gui.status_bar import StatusFields
 from workbench.gui.tools import Tool
 from workbench.gui.toolbars import ToolBars
-from workbench.gui.training_controller import TrainingController
+from workbench.gui.training_controller import TrainingController, preload_trainer
 from workbench.gui.training_dock import TrainingPanel
 from workbench.gui.workspace import Workspace
 from workbench.project import Project, Split
@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(centre)
         self.session = EditSession(self)
         self.predictions = PredictionService(device, self)
+        preload_trainer()
         self.training = TrainingController(self)
         self.metrics = MetricsController(device, self)
         self.list_model = ImageListModel(self)

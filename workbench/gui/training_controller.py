@@ -65,10 +65,36 @@ def val_pairs(project: Project) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def run_training(config, schema, train_pairs, val, out_path, parent, *, on_progress=None, cancel=None):
-    """The worker body: the same ``train`` the CLI calls (no Qt here)."""
+def preload_trainer() -> None:
+    """Import the trainer now, on the GUI thread, before the window is shown.
+
+    Its import (torchvision, via the data pipeline) takes ~2 s and holds the GIL in C
+    extension initialisation; done lazily in the worker it froze the window for 0.5 s
+    when Retrain was pressed (benchmarks/bench_gui.py).
+    """
+    import workbench.ml.training  # noqa: F401
+
+
+def build_config(settings: dict[str, Any], init: Path | None):
+    """A TrainConfig from stored settings; fine-tunes ``init`` when given and asked for."""
+    from workbench.ml.training import TrainConfig
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    kwargs = {k: v for k, v in settings.items() if k in names and k in SETTING_FIELDS and v not in ("", None)}
+    if settings.get("fine_tune", True) and init is not None:
+        kwargs["init"] = str(init)
+    return TrainConfig(**kwargs)
+
+
+def run_training(settings, init, schema, train_pairs, val, out_path, parent, *, on_progress=None, cancel=None):
+    """The worker body: the same ``train`` the CLI calls (no Qt here).
+
+    The config is built here, not on the GUI thread: importing the trainer (torch data
+    loading, losses) takes long enough the first time to freeze the window.
+    """
     from workbench.ml.training import train
 
+    config = build_config(settings, init)
     return train(config, schema, train_pairs, val, out_path, on_progress=on_progress, cancel=cancel,
                  parent=parent)
 
@@ -110,17 +136,6 @@ class TrainingController(QObject):
         """Train on ``project`` from now on (a running job is cancelled by the caller)."""
         self.project = project
 
-    def build_config(self, settings: dict[str, Any]):
-        """A TrainConfig from the stored settings; fine-tunes the current model when asked."""
-        from workbench.ml.training import TrainConfig
-
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        kwargs = {k: v for k, v in settings.items() if k in names and v not in ("", None)}
-        current = self.project.current_model()
-        if settings.get("fine_tune", True) and current is not None and "init" in names:
-            kwargs["init"] = str(current.path)
-        return TrainConfig(**kwargs)
-
     def start(self, settings: dict[str, Any] | None = None) -> None:
         """Start a run; raises WorkbenchError when it cannot (no labels, read-only, running)."""
         project = self.project
@@ -134,13 +149,15 @@ class TrainingController(QObject):
         if not pairs:
             raise WorkbenchError("nothing to train on: label (and save) at least one image in the "
                                  "train split first - edited or verified images are used")
-        settings = stored_settings(project) if settings is None else settings
-        config = self.build_config(settings)
+        if settings is None:
+            saved = project.settings().get(SETTINGS_KEY, {})
+            settings = saved if isinstance(saved, dict) else {}
         current = project.current_model()
         self._parent_version = current.version if current is not None else None
         self._out_path = project.next_model_path()
-        self._job = Job(run_training, config, project.schema.copy(), list(pairs), val_pairs(project),
-                        self._out_path, self._parent_version)
+        self._job = Job(run_training, dict(settings), current.path if current is not None else None,
+                        project.schema.copy(), list(pairs), val_pairs(project), self._out_path,
+                        self._parent_version)
         self._job.signals.progress.connect(self._on_progress)
         self._job.signals.returned.connect(self._on_returned)
         self._job.signals.errored.connect(self._on_errored)
