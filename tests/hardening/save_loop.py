@@ -43,6 +43,7 @@ from workbench.atomic import TEMP_MARKER
 from workbench.classes import ClassInfo, ClassSchema
 
 MASK_HW = (96, 128)
+_READY_FD: int | None = None  # in a writer: where to say "set up, now saving"
 N_MASKS = 6
 STATUSES = ("edited", "verified")
 
@@ -67,9 +68,19 @@ def mask_name(index: int) -> str:
     return f"img {index:02d}"
 
 
+def _ready() -> None:
+    """Tell the parent this writer is set up and about to save (used by half the kills)."""
+    global _READY_FD
+    if _READY_FD is not None:
+        os.write(_READY_FD, b"r")
+        os.close(_READY_FD)
+        _READY_FD = None
+
+
 def _write_masks_forever(folder: Path, start: int) -> None:
     sch = schema()
     labels = folder / "labels"
+    _ready()
     n = start
     while True:
         i = n % N_MASKS
@@ -94,6 +105,7 @@ def checkpoint_version(which: int) -> tuple[object, object]:
 def _save_checkpoints_forever(folder: Path, start: int) -> None:
     from workbench.ml.checkpoint import save_checkpoint
 
+    _ready()
     n = start
     while True:
         model, meta = checkpoint_version(n % 2)
@@ -108,6 +120,7 @@ def _save_project_forever(folder: Path, start: int) -> None:
     if project.read_only:  # the previous writer's lock must be gone once it is dead
         raise SystemExit("opened read-only: the killed writer's lock was not released")
     ids = {r.stem: r.id for r in project.images()}
+    _ready()
     n = start
     while True:
         i = n % N_MASKS
@@ -181,19 +194,33 @@ def _temp_files(folder: Path) -> set[Path]:
 
 def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int, int, int]:
     """Fork ``n`` writers in turn and SIGKILL each at a random moment; (killed, exited, torn)."""
+    global _READY_FD
     rng = random.Random(seed)
     killed = exited = torn = 0
     temps = _temp_files(folder)
     for k in range(n):
         delay = rng.uniform(0, max_ms) / 1000
         start = rng.randrange(1_000_000)
+        # Half the kills count their delay from fork (they can land while the writer opens
+        # the project), half from the moment it starts saving (so saves surely happen, even
+        # on a slow machine).
+        after_ready = mode in ("masks", "project", "checkpoint") and rng.random() < 0.5
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(ready_r)
+            _READY_FD = ready_w
             _writer(folder, mode, start)
             os._exit(4)
-        if mode not in ("replace-kill", "add-class-cut"):
-            time.sleep(delay)  # the random moment of the crash: this is what is tested
-            os.kill(pid, signal.SIGKILL)
+        os.close(ready_w)
+        try:
+            if after_ready:
+                os.read(ready_r, 1)  # b"" if the writer died first: then it is simply reaped
+            if mode not in ("replace-kill", "add-class-cut"):
+                time.sleep(delay)  # the random moment of the crash: this is what is tested
+                os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(ready_r)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             killed += 1
