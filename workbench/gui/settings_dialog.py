@@ -61,22 +61,31 @@ class SettingsDialog(QDialog):
         self.load(settings)
 
     def load(self, s: dict[str, Any]) -> None:
-        """Show the values of ``s`` (missing keys: defaults)."""
-        d = {**self._defaults, **s}
-        self.arch.setCurrentText(str(d.get("arch") or "unet"))
-        enc = d.get("encoder")
+        """Show the values of ``s``; missing keys and values of the wrong type show the defaults."""
+        d = self._defaults
+
+        def pick(key: str, kinds: tuple[type, ...], fallback: Any) -> Any:
+            for source in (s, d):
+                v = source.get(key)
+                if isinstance(v, kinds) and not isinstance(v, bool):
+                    return v
+            return fallback
+
+        self.arch.setCurrentText(pick("arch", (str,), "unet"))
+        enc = pick("encoder", (str,), None)
         i = self.encoder.findData(enc)
         if i >= 0:
             self.encoder.setCurrentIndex(i)
         else:
             self.encoder.setEditText(str(enc))
-        self.epochs.setValue(int(d.get("epochs") or 0))
-        self.minutes.setValue(float(d.get("minutes") or 0.0))
-        self.lr.setValue(float(d.get("lr") or 1e-3))
-        self.batch_size.setValue(int(d.get("batch_size") or 8))
-        self.crop.setValue(int(d.get("crop") or 256))
-        self.device.setCurrentText(str(d.get("device") or "auto"))
-        self.fine_tune.setChecked(bool(d.get("fine_tune", True)))
+        self.epochs.setValue(int(pick("epochs", (int,), 0)))
+        self.minutes.setValue(float(pick("minutes", (int, float), 0.0)))
+        self.lr.setValue(float(pick("lr", (int, float), 1e-3)))
+        self.batch_size.setValue(int(pick("batch_size", (int,), 8)))
+        self.crop.setValue(int(pick("crop", (int,), 256)))
+        self.device.setCurrentText(pick("device", (str,), "auto"))
+        fine = s.get("fine_tune", d.get("fine_tune", True))
+        self.fine_tune.setChecked(fine if isinstance(fine, bool) else True)
 
     def restore_defaults(self) -> None:
         """Back to TrainConfig's defaults."""

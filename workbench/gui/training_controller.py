@@ -47,7 +47,13 @@ def stored_settings(project: Project) -> dict[str, Any]:
     except WorkbenchError:
         saved = {}
     if isinstance(saved, dict):
-        out.update({k: v for k, v in saved.items() if k in out})
+        for key, value in saved.items():
+            if key in out:
+                try:
+                    check_settings({key: value}, "settings")
+                except WorkbenchError:
+                    continue  # a hand-edited value of the wrong type: show the default instead
+                out[key] = value
     return out
 
 
@@ -63,6 +69,30 @@ def val_pairs(project: Project) -> list[tuple[Path, Path]]:
         elif image in labelled:
             pairs.append((image, labelled[image]))
     return pairs
+
+
+# Expected JSON types of the stored settings (checked before a run: a hand-edited
+# settings.json must give a sentence naming the file, not a TypeError from the trainer).
+_INT_FIELDS = ("epochs", "batch_size", "crop", "workers")
+_NUMBER_FIELDS = ("minutes", "lr")
+_TEXT_FIELDS = ("arch", "encoder", "device")
+
+
+def check_settings(settings: dict[str, Any], where: Path | str) -> None:
+    """Raise WorkbenchError naming ``where`` when a stored training setting has the wrong type."""
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key in _INT_FIELDS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise WorkbenchError(f'training setting "{key}" must be a whole number, got {value!r}; '
+                                 "fix it in Model > Training settings", where)
+        if key in _NUMBER_FIELDS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise WorkbenchError(f'training setting "{key}" must be a number, got {value!r}; '
+                                 "fix it in Model > Training settings", where)
+        if key in _TEXT_FIELDS and not isinstance(value, str):
+            raise WorkbenchError(f'training setting "{key}" must be text, got {value!r}', where)
+        if key == "fine_tune" and not isinstance(value, bool):
+            raise WorkbenchError(f'training setting "fine_tune" must be true or false, got {value!r}', where)
 
 
 def preload_trainer() -> None:
@@ -151,7 +181,10 @@ class TrainingController(QObject):
                                  "train split first - edited or verified images are used")
         if settings is None:
             saved = project.settings().get(SETTINGS_KEY, {})
-            settings = saved if isinstance(saved, dict) else {}
+            if not isinstance(saved, dict):
+                raise WorkbenchError(f'"{SETTINGS_KEY}" must be an object of training settings', project.settings_path)
+            settings = saved
+        check_settings(settings, project.settings_path)
         current = project.current_model()
         self._parent_version = current.version if current is not None else None
         self._out_path = project.next_model_path()
