@@ -531,7 +531,8 @@ class _Trainer:
 
         settings = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v))
                     for k, v in dataclasses.asdict(self.cfg).items()}
-        settings.update(device=str(self.device), world_size=self.ctx.world_size, batch_size=self.batch,
+        settings.update(arch=self.arch, encoder=self.encoder, device=str(self.device),
+                        world_size=self.ctx.world_size, batch_size=self.batch,
                         steps=self.global_step, cached=self.cached, workers=self.workers,
                         threads_used=sorted(getattr(self, "threads_used", [])),
                         class_weight_values=self.weights.tolist() if self.weights is not None else None)
