@@ -56,13 +56,31 @@ class PredictorSlot:
         return self.predictor
 
 
+def read_cached(project: Project, image_id: int, version: int, *, on_progress=None,
+                cancel: CancelToken | None = None) -> tuple[int, int, PredictionResult | None]:
+    """(image id, version, the disk-cached prediction or None); no Qt (runs in a worker)."""
+    check(cancel)
+    try:
+        cached = project.read_prediction(image_id, version)
+    except WorkbenchError:
+        cached = None   # a damaged cache file: predict again (and overwrite it)
+    if cached is None:
+        return image_id, version, None
+    mask, conf = cached
+    rec = project.get(image_id)
+    return image_id, version, PredictionResult(image_id, version, mask, conf, rec.uncertainty, rec.miou)
+
+
 def predict_image(project: Project, image_id: int, version: int, model_path: Path, slot: PredictorSlot,
                   *, use_cache: bool = True, cancel: CancelToken | None = None,
                   on_progress=None) -> PredictionResult:
     """Cached or fresh prediction of one image by model ``version``; no Qt (runs in a worker)."""
     check(cancel)
     if use_cache:
-        cached = project.read_prediction(image_id, version)
+        try:
+            cached = project.read_prediction(image_id, version)
+        except WorkbenchError:
+            cached = None   # a damaged cache file: predict again (and overwrite it)
         if cached is not None:
             mask, conf = cached
             rec = project.get(image_id)
@@ -103,6 +121,7 @@ class PredictionService(QObject):
         self.model_path: Path | None = None
         self._slot = PredictorSlot(device)
         self._runner = JobRunner("prediction", 1, self)
+        self._cache_runner = JobRunner("prediction-cache", 1, self)
         self._queue: deque[int] = deque()
         self._job: Job | None = None
         self._job_id: int | None = None
@@ -137,7 +156,7 @@ class PredictionService(QObject):
     @property
     def busy(self) -> bool:
         """True while a prediction runs or waits."""
-        return bool(self._queue) or self._job is not None
+        return bool(self._queue) or self._job is not None or self._cache_runner.busy
 
     # ----- requests ---------------------------------------------------------------------------
     def cached(self, image_id: int) -> PredictionResult | None:
@@ -156,12 +175,30 @@ class PredictionService(QObject):
         res = self.cached(image_id)
         if res is not None:
             return res
+        # The disk cache is read by a worker of its own, so the image on screen never waits
+        # behind the model predicting a neighbour; a miss sends it to the front of the queue.
+        job = Job(read_cached, self.project, image_id, self.version)
+        job.signals.returned.connect(self._on_cache_read)
+        job.signals.errored.connect(self._on_cache_error)
+        self._cache_runner.start(job)
+        return None
+
+    def _on_cache_read(self, result: tuple) -> None:
+        image_id, version, res = result
+        if version != self.version:
+            return
+        if res is not None:
+            self._on_returned(res)
+            return
         if not self._in_flight(image_id):
             if image_id in self._queue:
                 self._queue.remove(image_id)
             self._queue.appendleft(image_id)
         self._pump()
-        return None
+
+    def _on_cache_error(self, err: JobError) -> None:
+        if not err.cancelled:
+            self.failed.emit(-1, err.message)
 
     def prefetch(self, image_ids: list[int]) -> None:
         """Queue ``image_ids`` after what is already queued (predict ahead)."""
@@ -199,7 +236,8 @@ class PredictionService(QObject):
     def shutdown(self, msecs: int) -> bool:
         """Cancel and wait up to ``msecs``; True when the worker stopped."""
         self.cancel()
-        return self._runner.wait(msecs)
+        self._cache_runner.cancel_all()
+        return self._runner.wait(msecs) and self._cache_runner.wait(msecs)
 
     # ----- worker plumbing ------------------------------------------------------------------
     def _in_flight(self, image_id: int) -> bool:

@@ -250,6 +250,8 @@ class Workspace(QObject):
         self.status.show_cursor(x, y, schema.class_name(value), pred)
 
     def _name(self, image_id: int) -> str:
+        if image_id < 0:
+            return "an image"
         try:
             return self.project.get(image_id).name
         except Exception:  # the record vanished: say which id
