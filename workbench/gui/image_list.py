@@ -51,6 +51,7 @@ class ImageListModel(QAbstractTableModel):
         self._row_of: dict[int, int] = {}
         self._unsaved: set[int] = set()
         self.thumbnails: ThumbnailCache | None = None
+        self.generation = 0     # bumped per project, so ids of another project are never reused
 
     # ----- project ------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -60,6 +61,7 @@ class ImageListModel(QAbstractTableModel):
             self.thumbnails.deleteLater()
             self.thumbnails = None
         self._project = project
+        self.generation += 1
         if project is not None:
             self.thumbnails = ThumbnailCache(project.image_path, parent=self)
             self.thumbnails.ready.connect(self._on_thumbnails)
@@ -260,6 +262,10 @@ class ImageListPanel(QWidget):
         self.split_combo.currentIndexChanged.connect(self._apply_filter)
         self.sort_combo.currentTextChanged.connect(self._apply_sort)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        # A full refresh resets the view's selection: keep the open image highlighted.
+        self._kept: tuple[int, int | None] = (0, None)
+        model.modelAboutToBeReset.connect(self._remember_current)
+        model.modelReset.connect(self._restore_current)
         self._apply_sort(self.sort_combo.currentText())
 
     # ----- state ---------------------------------------------------------------------------
@@ -323,6 +329,14 @@ class ImageListPanel(QWidget):
     def _apply_sort(self, name: str) -> None:
         col, order = SORTS.get(name, SORTS["Name"])
         self.table.sortByColumn(col, order)
+
+    def _remember_current(self) -> None:
+        self._kept = (self.model.generation, self.current_id())
+
+    def _restore_current(self) -> None:
+        generation, image_id = self._kept
+        if image_id is not None and generation == self.model.generation:
+            self.select(image_id)
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
