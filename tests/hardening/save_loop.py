@@ -15,15 +15,19 @@ millisecond, so hundreds of kills fit in seconds, and every kill lands at an
 arbitrary point of a save: inside PNG encoding, the temp-file write, the fsync,
 the rename, or an SQLite transaction.
 
-MODE ``masks``: ``workbench.masks.write_mask`` of version A or B of each mask in
-``FOLDER/labels``. MODE ``checkpoint``: ``save_checkpoint`` of version A or B of a
-small model to ``FOLDER/model.safetensors`` (what the trainer does for each new best).
-MODE ``add-class``: ``Project.add_class`` once, which moves the void class up and
-renumbers every stored label (a change spanning many files). MODE ``add-class-cut``:
-the same, killed right after the second file of the change is renamed into place. MODE ``project``: ``Project.open(FOLDER)`` then ``save_label``
-with A/B, ``set_status``, ``save_settings`` in turn. MODE ``replace-kill``: like
-``masks``, but the writer kills itself right before or after ``os.replace`` (the
-narrowest window of an atomic save).
+Modes:
+
+- ``masks``: ``workbench.masks.write_mask`` of version A or B of each mask in
+  ``FOLDER/labels``.
+- ``project``: ``Project.open(FOLDER)``, then ``save_label`` with A/B, ``set_status`` and
+  ``save_settings`` in turn.
+- ``checkpoint``: ``save_checkpoint`` of version A or B of a small model to
+  ``FOLDER/model.safetensors`` (what the trainer does for each new best).
+- ``replace-kill``: like ``masks``, but the writer kills itself right before or right
+  after ``os.replace`` (the narrowest window of an atomic save).
+- ``add-class``: ``Project.add_class`` once, which moves the void class up and
+  renumbers every stored label (a change spanning many files).
+- ``add-class-cut-N``: the same, killed right after the Nth file rename of the change.
 """
 
 from __future__ import annotations
@@ -178,8 +182,8 @@ def _writer(folder: Path, mode: str, start: int) -> None:
             _save_checkpoints_forever(folder, start)
         elif mode == "add-class":
             _add_class_once(folder)
-        elif mode == "add-class-cut":
-            _add_class_once(folder, die_after_replaces=2)
+        elif mode.startswith("add-class-cut-"):
+            _add_class_once(folder, die_after_replaces=int(mode.rsplit("-", 1)[1]))
         elif mode == "replace-kill":
             _kill_around_replace(folder, start, before=start % 2 == 0)
         raise SystemExit(f"unknown mode {mode}")
@@ -216,7 +220,7 @@ def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int,
         try:
             if after_ready:
                 os.read(ready_r, 1)  # b"" if the writer died first: then it is simply reaped
-            if mode not in ("replace-kill", "add-class-cut"):
+            if mode != "replace-kill" and not mode.startswith("add-class-cut-"):
                 time.sleep(delay)  # the random moment of the crash: this is what is tested
                 os.kill(pid, signal.SIGKILL)
         finally:

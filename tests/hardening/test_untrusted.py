@@ -249,8 +249,6 @@ def test_tampered_database_paths_stay_inside(tmp_path: Path) -> None:
     assert victim.read_bytes() == b"precious"
 
 
-@pytest.mark.xfail(strict=True, reason="Project.models() joins the stored path to models/ unchecked; "
-                   "workbench/project/ belongs to the project engineer (fix pending)")
 def test_tampered_model_path_stays_inside(tmp_path: Path, model_files: dict[str, Path]) -> None:
     """A models row edited to point at ``../../x.safetensors`` is not used as a model path."""
     folder = tmp_path / "images"
@@ -272,3 +270,22 @@ def test_tampered_model_path_stays_inside(tmp_path: Path, model_files: dict[str,
             return
         for rec in records:
             assert models_dir in rec.path.resolve().parents, f"model path escapes: {rec.path}"
+
+
+@pytest.mark.parametrize("staged", ["../../victim.png.renumber", "labels/../../victim.png.renumber",
+                                    "/tmp/x.png.renumber", "labels/a.png"])
+def test_class_change_journal_cannot_name_outside_files(tmp_path: Path, staged: str) -> None:
+    """The crash-recovery journal is a file in the project too: it may only name staged masks."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(corpus.good_image_bytes())
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"precious")
+    with Project.open(folder, schema=SCHEMA):
+        pass
+    journal = folder / ".workbench" / "schema-change.json"
+    journal.write_text(json.dumps({"staged": [staged], "schema": SCHEMA.to_dict()}))
+    with pytest.raises(InputError) as info:
+        Project.open(folder)
+    assert "schema-change.json" in str(info.value) and "not a staged mask" in str(info.value)
+    assert victim.read_bytes() == b"precious"

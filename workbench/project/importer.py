@@ -39,7 +39,7 @@ def list_mask_files(mask_dir: Path) -> list[Path]:
         raise InputError("mask folder not found" if not mask_dir.exists() else "not a folder", mask_dir)
     try:
         with os.scandir(mask_dir) as entries:
-            names = sorted(e.name for e in entries if imageio.is_image_file(e.name) and e.is_file())
+            names = sorted(e.name for e in entries if imageio.is_image_file(e.name) and imageio.entry_is_file(e))
     except OSError as exc:
         raise InputError(f"cannot list the mask folder: {exc.strerror or exc}", mask_dir) from exc
     return [mask_dir / n for n in names]

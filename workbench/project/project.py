@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 
 from workbench import imageio, masks
-from workbench.atomic import (atomic_open, atomic_write_bytes, atomic_write_text, clean_stale_temps,
-                              is_temp_file)
+from workbench.atomic import atomic_open, atomic_write_bytes, atomic_write_text, clean_stale_temps
 from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
-from workbench.project import seed
+from workbench.project import renumber, seed
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
@@ -43,12 +42,19 @@ def model_file_name(version: int) -> str:
     return f"v{version:04d}{MODEL_SUFFIX}"
 
 
+def _model_name(stored: str, version: int) -> str:
+    # The database is a file in the project folder: a path in it ("../../x") must not
+    # lead outside models/. Only the file name counts.
+    name = Path(str(stored)).name
+    return name if name not in ("", ".", "..") else model_file_name(version)
+
+
 def scan_image_names(folder: Path) -> list[str]:
     """Names of the image files directly in ``folder`` (directory entries only, no decoding)."""
     try:
         with os.scandir(folder) as entries:
             return sorted(e.name for e in entries
-                          if imageio.is_image_file(e.name) and e.is_file())
+                          if imageio.is_image_file(e.name) and imageio.entry_is_file(e))
     except OSError as exc:
         raise InputError(f"cannot list the folder: {exc.strerror or exc}", folder) from exc
 
@@ -109,6 +115,7 @@ class Project:
         try:
             if not read_only:
                 clean_stale_temps(state)
+                renumber.recover(state)  # finish a class change a crash interrupted
             store = Store(state / DB_NAME)
             new = store.get_kv("initialised") is None
             if new and exists and not read_only:  # a creation that crashed before seeding
@@ -340,9 +347,10 @@ class Project:
         self._check_writable()
         schema = schema.copy()
         moves = index_moves(self.schema, schema)
-        if moves:
-            self._remap_masks(moves, schema)
-        schema.save(self.classes_path)
+        if moves:  # staged + journalled: a crash half-way is finished at the next open
+            renumber.renumber_masks(self.state_dir, self.schema, schema, moves)
+        else:
+            schema.save(self.classes_path)
         self.schema = schema
 
     def add_class(self, name: str, color: tuple[int, int, int] | None = None) -> ClassInfo:
@@ -354,25 +362,6 @@ class Project:
             raise WorkbenchError(f"cannot add class {name!r}: {exc}") from exc
         self.save_schema(schema)
         return info
-
-    def _remap_masks(self, moves: dict[int, int], schema: ClassSchema) -> None:
-        lut = np.arange(256, dtype=np.uint8)
-        for old, new in moves.items():
-            lut[old] = new
-        moved = np.array(sorted(moves), dtype=np.uint8)
-        for sub in ("labels", "groundtruth"):
-            folder = self.state_dir / sub
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob(f"*{masks.MASK_SUFFIX}")):
-                if is_temp_file(path):
-                    continue
-                try:
-                    raw = masks.decode_mask(path.read_bytes(), self.schema, path)
-                except OSError as exc:
-                    raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
-                if np.isin(raw, moved).any():
-                    masks.write_mask(path, lut[raw], schema)
 
     # ----- models ----------------------------------------------------------------------
     def _next_version(self) -> int:
@@ -432,7 +421,7 @@ class Project:
     def models(self) -> list[ModelRecord]:
         """Registered model versions, oldest first."""
         models_dir = self.state_dir / "models"
-        return [ModelRecord(v, models_dir / p, c, parent, json.loads(m))
+        return [ModelRecord(v, models_dir / _model_name(p, v), c, parent, json.loads(m))
                 for v, p, c, parent, m in self._store.models()]
 
     def current_model(self) -> ModelRecord | None:

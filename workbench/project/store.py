@@ -111,6 +111,9 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self.close()
             raise WorkbenchError(f"cannot open the project database: {exc}", self.path) from exc
+        except WorkbenchError:  # _migrate's transaction already named the database
+            self.close()
+            raise
 
     # ----- plumbing ------------------------------------------------------------------
     @property
@@ -130,21 +133,37 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and run the block as one transaction (rolled back on error)."""
+        """Hold the lock and run the block as one transaction (rolled back on error).
+
+        An SQLite failure (disk full, I/O error) becomes a ``WorkbenchError`` naming the
+        database, so the CLI prints it and the app keeps the edit marked unsaved.
+        """
         with self._lock:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise WorkbenchError(f"cannot write the project database: {exc}", self.path) from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a read statement and return all rows."""
         with self._lock:
-            return self.conn.execute(sql, params).fetchall()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise WorkbenchError(f"cannot read the project database: {exc}", self.path) from exc
 
     def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in its own transaction; returns the rows changed."""

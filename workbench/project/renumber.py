@@ -1,0 +1,102 @@
+"""Renumbering stored masks when a class changes index, as one crash-safe change.
+
+``Project.save_schema`` may move a class to another index (``add_class`` pushes a void
+class up). Every label and ground-truth mask holding that class is renumbered and
+``classes.json`` replaced. A crash half-way through would leave masks that no longer
+match the schema, so the change is staged:
+
+1. the renumbered masks are written beside the originals (``<stem>.png.renumber``);
+2. a journal naming them and the new schema is written atomically (the commit point);
+3. each staged file is renamed over its original, the schema saved, the journal removed.
+
+Opening the project replays a journal it finds (a rename already done is skipped) and
+removes staged files that no journal names (the crash came before the commit point,
+so nothing had changed yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from workbench import masks
+from workbench.atomic import atomic_write_text, is_temp_file
+from workbench.classes import ClassSchema
+from workbench.errors import InputError, WorkbenchError
+
+JOURNAL = "schema-change.json"
+STAGED_SUFFIX = ".renumber"
+MASK_FOLDERS = ("labels", "groundtruth")
+
+
+def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[int, int]) -> None:
+    """Apply ``moves`` ({old index: new index}) to every stored mask and save ``new``."""
+    lut = np.arange(256, dtype=np.uint8)
+    for src, dst in moves.items():
+        lut[src] = dst
+    moved = np.array(sorted(moves), dtype=np.uint8)
+    staged: list[Path] = []
+    try:
+        for sub in MASK_FOLDERS:
+            folder = state / sub
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob(f"*{masks.MASK_SUFFIX}")):
+                if is_temp_file(path):
+                    continue
+                try:
+                    raw = masks.decode_mask(path.read_bytes(), old, path)
+                except OSError as exc:
+                    raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
+                if np.isin(raw, moved).any():
+                    stage = path.with_name(path.name + STAGED_SUFFIX)
+                    masks.write_mask(stage, lut[raw], new)
+                    staged.append(stage)
+        journal = {"staged": [str(p.relative_to(state).as_posix()) for p in staged],
+                   "schema": new.to_dict()}
+        atomic_write_text(state / JOURNAL, json.dumps(journal))
+    except BaseException:
+        for stage in staged:
+            stage.unlink(missing_ok=True)
+        raise
+    _apply(state, journal)
+
+
+def recover(state: Path) -> bool:
+    """Finish a schema change a crash interrupted; True when one was replayed."""
+    path = state / JOURNAL
+    if path.is_file():
+        try:
+            journal = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot finish an interrupted class change: {exc}", path) from None
+        _apply(state, journal)
+        return True
+    for sub in MASK_FOLDERS:
+        for leftover in (state / sub).glob(f"*{STAGED_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+    return False
+
+
+def _apply(state: Path, journal: object) -> None:
+    path = state / JOURNAL
+    if not isinstance(journal, dict) or not isinstance(journal.get("staged"), list):
+        raise InputError("not a class-change journal", path)
+    schema = ClassSchema.from_dict(journal.get("schema"), path)
+    for rel in journal["staged"]:
+        parts = Path(str(rel)).parts
+        # The journal is a file in the project: it may only name staged masks of this project.
+        if (len(parts) != 2 or parts[0] not in MASK_FOLDERS
+                or not parts[1].endswith(masks.MASK_SUFFIX + STAGED_SUFFIX)):
+            raise InputError(f"class-change journal names {rel!r}, not a staged mask", path)
+        stage = state / parts[0] / parts[1]
+        if stage.is_file():
+            try:
+                os.replace(stage, stage.with_name(parts[1][: -len(STAGED_SUFFIX)]))
+            except OSError as exc:
+                raise WorkbenchError(f"cannot renumber the mask: {exc.strerror or exc}", stage) from exc
+    schema.save(state / "classes.json")
+    path.unlink(missing_ok=True)
