@@ -65,6 +65,19 @@ def test_paint_undo_redo_with_real_mouse_events(window, qtbot) -> None:
     assert labelled(editor.mask) == painted and editor.mask[20, 25] == 1
 
 
+def test_status_bar_names_the_pixel_under_the_cursor(window, qtbot) -> None:
+    labelled_rec = next(r for r in window.project.images() if r.has_label)
+    window.workspace.open_image(labelled_rec.id)
+    editor, canvas = window.session.editor, window.canvas
+    ys, xs = np.nonzero(editor.mask != UNLABELLED)
+    x, y = int(xs[0]), int(ys[0])
+    with qtbot.waitSignal(canvas.cursorMoved, timeout=2000):
+        qtbot.mouseMove(canvas, canvas_point(canvas, x, y).toPoint())
+    assert window.status_fields.cursor.text() == f"x {x}, y {y}"
+    name = window.project.schema.class_name(int(editor.mask[y, x]))
+    assert window.status_fields.under.text() == f"label: {name}"     # no prediction without a model
+
+
 def test_fill_and_pick(window, qtbot) -> None:
     window.workspace.open_image(find_unlabelled(window))
     canvas, editor = window.canvas, window.session.editor

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
-from gui_helpers import tiny_checkpoint
+from gui_helpers import canvas_point, tiny_checkpoint
 from PySide6.QtCore import Qt
 
 from workbench.errors import WorkbenchError
@@ -45,6 +48,10 @@ def test_prediction_appears_and_is_cached(window, qtbot, tmp_path) -> None:
     assert project.read_prediction(unlabelled.id, 1) is not None     # cached on disk
     assert project.get(unlabelled.id).status == Status.PREDICTED
     assert project.get(unlabelled.id).uncertainty is not None
+    with qtbot.waitSignal(window.canvas.cursorMoved, timeout=2000):
+        qtbot.mouseMove(window.canvas, canvas_point(window.canvas, 4, 6).toPoint())
+    predicted = project.schema.class_name(int(res.mask[6, 4]))
+    assert window.status_fields.under.text() == f"label: not labelled | prediction: {predicted}"
     # accept it into the labels: one undo step
     qtbot.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert np.array_equal(window.session.editor.mask, res.mask)
@@ -110,6 +117,11 @@ def test_retrain_registers_versions_and_shows_metrics(window, qtbot) -> None:
     assert project.models()[1].parent == 1
     assert "v1:" in window.metrics_panel.summary.text() and "v2:" in window.metrics_panel.summary.text()
     assert window.metrics_panel.history.rowCount() == 2
+    shot = os.environ.get("WORKBENCH_SCREENSHOT_DIR")
+    if shot:                                              # for people to look at
+        window.docks["metrics"].raise_()
+        Path(shot).mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(Path(shot) / "after_retrain.png"))
     # clicking a per-image row opens that image
     name = window.metrics_panel.per_image.item(0, 0).text()
     window.metrics_panel._on_image_clicked(0, 0)
