@@ -387,3 +387,21 @@ def test_crash_in_the_middle_of_add_class_renumbering(tmp_path: Path, cut: int) 
         log = killer.close()
     assert (killed, exited) == (1, 0), log
     _assert_labels_mean_the_same(folder, originals)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_of_add_class(tmp_path: Path) -> None:
+    """30 kills at random moments of add_class, each checked right after: labels keep their meaning."""
+    folder = tmp_path / "images"
+    originals = _labelled_void_project(folder)
+    killer = Killer(folder, "add-class", tmp_path / "child.log")
+    outcomes = {"killed": 0, "finished": 0}
+    try:
+        for k in range(30):
+            killed, exited, _ = killer.run(1, seed=300 + k, max_ms=120)
+            outcomes["killed"] += killed
+            outcomes["finished"] += exited
+            _assert_labels_mean_the_same(folder, originals)
+    finally:
+        log = killer.close()
+    assert outcomes["killed"] >= 5 and outcomes["finished"] >= 1, (outcomes, log)
