@@ -52,6 +52,12 @@ def test_prediction_appears_and_is_cached(window, qtbot, tmp_path) -> None:
         qtbot.mouseMove(window.canvas, canvas_point(window.canvas, 4, 6).toPoint())
     predicted = project.schema.class_name(int(res.mask[6, 4]))
     assert window.status_fields.under.text() == f"label: not labelled | prediction: {predicted}"
+    # accept one region by clicking it with the R tool, then the whole image
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    qtbot.mouseClick(window.canvas, Qt.MouseButton.LeftButton, pos=canvas_point(window.canvas, 4, 6).toPoint())
+    region = window.session.editor.mask != 255
+    assert region[6, 4] and (window.session.editor.mask[region] == res.mask[6, 4]).all()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     # accept it into the labels: one undo step
     qtbot.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert np.array_equal(window.session.editor.mask, res.mask)
