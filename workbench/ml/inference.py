@@ -7,8 +7,8 @@ larger than ``tile`` go through overlapping tiles whose centres are stitched, so
 10,000 x 10,000 image needs memory for one batch of tiles' logits plus the outputs
 (mask uint8, confidence and entropy float32), never full-resolution C-class logits.
 The forward runs in channels_last on CUDA and CPU (faster kernels), with bf16 (or
-fp16) autocast on CUDA. A CUDA
-out-of-memory error halves the batch, then the tile, and retries.
+fp16) autocast on CUDA. A CUDA out-of-memory error halves the batch, then the tile,
+and retries; the lowered limits stay for the predictor's lifetime.
 """
 
 from __future__ import annotations
