@@ -51,6 +51,19 @@ def temp_name(name: str) -> str:
     return prefix + name
 
 
+def _make_folder(path: Path) -> None:
+    # "File exists" / "Not a directory" from mkdir do not say what is wrong: name the
+    # file that stands where a folder is needed (e.g. --out pointing at a file).
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),
+                       path.parent)
+        raise WorkbenchError(f"could not save: {blocker} is a file, not a folder", path) from exc
+    except OSError as exc:
+        raise WorkbenchError(f"could not save: {exc.strerror or exc}", path) from exc
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically.
@@ -62,8 +75,8 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
     tmp = path.with_name(temp_name(path.name))
+    _make_folder(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()

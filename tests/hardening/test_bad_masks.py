@@ -101,8 +101,11 @@ def test_mask_round_trip_keeps_every_value(tmp_path: Path) -> None:
 def test_atomic_write_into_impossible_folder(tmp_path: Path) -> None:
     """A parent that is a file: WorkbenchError naming the target, nothing left behind."""
     (tmp_path / "blocker").write_text("x")
-    with pytest.raises(WorkbenchError, match="label.png: could not save"):
+    with pytest.raises(WorkbenchError, match="label.png: could not save") as info:
         atomic_write_bytes(tmp_path / "blocker" / "label.png", b"data")
+    assert f"{tmp_path / 'blocker'} is a file, not a folder" in str(info.value)
+    with pytest.raises(WorkbenchError, match="blocker is a file, not a folder"):
+        atomic_write_bytes(tmp_path / "blocker" / "deeper" / "label.png", b"data")
 
 
 def test_clean_stale_temps_keeps_real_files(tmp_path: Path) -> None:
