@@ -141,7 +141,22 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMe
     atomic_write_bytes(path, data)
 
 
+# How pickled PyTorch files start: torch.save's zip archive, or a bare pickle (protocol 2+).
+_PICKLE_STARTS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
 def _open_error(path: Path, exc: BaseException) -> InputError:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        head = b""
+    if head.startswith(_PICKLE_STARTS):
+        # Say what the file is: the usual case is a .pt/.pth from elsewhere, renamed or not.
+        return InputError("not a safetensors checkpoint: this is a pickled PyTorch file (torch.save), "
+                          "which can run code when loaded, so workbench never opens it (never pickled "
+                          ".pt/.pth); save the weights with safetensors.torch.save_file where they were "
+                          "trained", path)
     return InputError(f"not a safetensors checkpoint ({type(exc).__name__}: {exc}); "
                       "workbench reads only .safetensors model files (never pickled .pt/.pth)", path)
 
