@@ -315,3 +315,20 @@ def test_import_ground_truth_folder(window, qtbot, tmp_path) -> None:
     assert all(project.find(n).has_ground_truth for n in names)
     window.model_actions.evaluate()                        # no model yet: said in the window
     assert "no model yet" in window.notifier.last_error
+
+
+def test_letter_keys_type_in_the_filter_but_navigate_from_the_list(window, qtbot) -> None:
+    panel = window.list_panel
+    start = window.workspace.image_id
+    panel.search.setFocus()
+    qtbot.waitUntil(panel.search.hasFocus, timeout=2000)
+    qtbot.keyClicks(panel.search, "cell_2")              # 'e' and 'l' are tool keys elsewhere
+    assert panel.search.text() == "cell_2" and window.canvas.tool == Tool.BRUSH
+    assert window.workspace.image_id == start
+    assert panel.current_id() is None                     # the open image is filtered out, not replaced
+    panel.search.clear()
+    assert panel.current_id() == start                    # and highlighted again once visible
+    panel.table.setFocus()
+    qtbot.waitUntil(panel.table.hasFocus, timeout=2000)
+    qtbot.keyClick(panel.table, Qt.Key.Key_D)
+    assert window.workspace.image_id == panel.neighbour(start, +1)

@@ -264,6 +264,8 @@ class ImageListPanel(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         # A full refresh resets the view's selection: keep the open image highlighted.
         self._kept: tuple[int, int | None] = (0, None)
+        self._quiet = False
+        self.open_id: int | None = None     # the image on screen (set by select)
         model.modelAboutToBeReset.connect(self._remember_current)
         model.modelReset.connect(self._restore_current)
         self._apply_sort(self.sort_combo.currentText())
@@ -275,7 +277,8 @@ class ImageListPanel(QWidget):
         return None if not idx.isValid() else int(self.proxy.data(idx, ID_ROLE))
 
     def select(self, image_id: int) -> bool:
-        """Select ``image_id`` (without emitting when already current); False if filtered out."""
+        """Select the open image ``image_id`` (no signal when already current); False if filtered out."""
+        self.open_id = image_id
         row = self.model.row_of(image_id)
         if row is None:
             return False
@@ -323,8 +326,17 @@ class ImageListPanel(QWidget):
 
     # ----- slots -----------------------------------------------------------------------------
     def _apply_filter(self) -> None:
-        self.proxy.set_filter(status=self.status_combo.currentData(), split=self.split_combo.currentData(),
-                              text=self.search.text())
+        # Filtering must not switch the open image: rows vanish and the view's current row
+        # moves, so activation is muted meanwhile and the open image is reselected.
+        keep = self.open_id
+        self._quiet = True
+        try:
+            self.proxy.set_filter(status=self.status_combo.currentData(), split=self.split_combo.currentData(),
+                                  text=self.search.text())
+            if keep is not None and not self.select(keep):
+                self.table.setCurrentIndex(QModelIndex())   # the open image is filtered out
+        finally:
+            self._quiet = False
 
     def _apply_sort(self, name: str) -> None:
         col, order = SORTS.get(name, SORTS["Name"])
@@ -339,5 +351,5 @@ class ImageListPanel(QWidget):
             self.select(image_id)
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if current.isValid():
+        if current.isValid() and not self._quiet:
             self.imageActivated.emit(int(self.proxy.data(current, ID_ROLE)))
