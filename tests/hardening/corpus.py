@@ -60,7 +60,8 @@ def corpus_schema() -> ClassSchema:
 
 
 # ----- low-level writers ------------------------------------------------------------------
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
+def png_chunk(tag: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, tag, data, CRC."""
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
@@ -71,30 +72,32 @@ def constant_png(width: int, height: int, value: int = 90) -> bytes:
     row = b"\x00" + bytes([value]) * width  # filter byte 0 + pixels
     parts = [comp.compress(row) for _ in range(height)]
     parts.append(comp.flush())
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + png_chunk(b"IDAT", b"".join(parts)) + png_chunk(b"IEND", b""))
 
 
 def declared_size_png(width: int, height: int) -> bytes:
     """A PNG whose header claims a size its data does not have (a decompression bomb)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
 
 
-def _save(img: Image.Image, fmt: str, **kw: Any) -> bytes:
+def encoded(img: Image.Image, fmt: str, **kw: Any) -> bytes:
+    """The bytes of ``img`` saved in format ``fmt``."""
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kw)
     return buf.getvalue()
 
 
-def _photo(h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
+def photo(h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
+    """A random (h, w, 3) uint8 picture."""
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 def good_image_bytes(h: int = 24, w: int = 32, seed: int = 0) -> bytes:
     """PNG bytes of a small random RGB image."""
-    return _save(Image.fromarray(_photo(h, w, seed)), "PNG")
+    return encoded(Image.fromarray(photo(h, w, seed)), "PNG")
 
 
 # ----- images -----------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def image_cases(folder: Path) -> list[Case]:
         return path
 
     png = good_image_bytes()
-    jpg = _save(Image.fromarray(_photo()), "JPEG", quality=90)
+    jpg = encoded(Image.fromarray(photo()), "JPEG", quality=90)
     add("zero_byte", "zero byte.png", b"", ERROR, "empty file", description="zero-byte .png")
     add("truncated_png", "truncated.png", png[: len(png) // 2], ERROR, "truncated",
         description="PNG cut in half")
@@ -126,36 +129,36 @@ def image_cases(folder: Path) -> list[Case]:
         "not a readable image", description="an HTML error page saved as .jpg")
     add("bomb_header", "bomb.png", declared_size_png(40_000, 40_000), ERROR, "too large",
         description="PNG header claiming 40,000 x 40,000 pixels")
-    add("one_pixel", "one pixel.png", _save(Image.new("RGB", (1, 1), (5, 6, 7)), "PNG"), OK,
+    add("one_pixel", "one pixel.png", encoded(Image.new("RGB", (1, 1), (5, 6, 7)), "PNG"), OK,
         shape=(1, 1, 3), description="1 x 1 pixel image")
     sixteen = (np.arange(24 * 32, dtype=np.uint16).reshape(24, 32) * 80)
-    add("gray16_png", "gray16.png", _save(Image.fromarray(sixteen), "PNG"), OK, shape=(24, 32, 3),
+    add("gray16_png", "gray16.png", encoded(Image.fromarray(sixteen), "PNG"), OK, shape=(24, 32, 3),
         description="16-bit grayscale PNG")
-    add("gray16_tiff", "gray16.tif", _save(Image.fromarray(sixteen), "TIFF"), OK,
+    add("gray16_tiff", "gray16.tif", encoded(Image.fromarray(sixteen), "TIFF"), OK,
         shape=(24, 32, 3), description="16-bit grayscale TIFF")
     add("float_tiff", "float32.tiff",
-        _save(Image.fromarray(np.linspace(0, 1, 24 * 32, dtype=np.float32).reshape(24, 32)), "TIFF"),
+        encoded(Image.fromarray(np.linspace(0, 1, 24 * 32, dtype=np.float32).reshape(24, 32)), "TIFF"),
         OK, shape=(24, 32, 3), description="32-bit float TIFF")
-    add("gray8", "gray.png", _save(Image.fromarray(_photo()[..., 0]), "PNG"), OK, shape=(24, 32, 3),
+    add("gray8", "gray.png", encoded(Image.fromarray(photo()[..., 0]), "PNG"), OK, shape=(24, 32, 3),
         description="8-bit grayscale PNG")
-    add("bilevel", "bilevel.png", _save(Image.fromarray(_photo()[..., 0] > 127), "PNG"), OK,
+    add("bilevel", "bilevel.png", encoded(Image.fromarray(photo()[..., 0] > 127), "PNG"), OK,
         shape=(24, 32, 3), description="1-bit black and white PNG")
-    add("rgba", "rgba.png", _save(Image.fromarray(np.dstack([_photo(), _photo(seed=1)[..., 0]])), "PNG"),
+    add("rgba", "rgba.png", encoded(Image.fromarray(np.dstack([photo(), photo(seed=1)[..., 0]])), "PNG"),
         OK, shape=(24, 32, 3), description="RGBA PNG (alpha composited over black)")
-    add("gray_alpha", "gray alpha.png", _save(Image.fromarray(_photo()[..., :2].copy(), "LA"), "PNG"),
+    add("gray_alpha", "gray alpha.png", encoded(Image.fromarray(photo()[..., :2].copy(), "LA"), "PNG"),
         OK, shape=(24, 32, 3), description="grayscale + alpha PNG")
-    pal = Image.fromarray(_photo()).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    add("palette", "palette.png", _save(pal, "PNG"), OK, shape=(24, 32, 3),
+    pal = Image.fromarray(photo()).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    add("palette", "palette.png", encoded(pal, "PNG"), OK, shape=(24, 32, 3),
         description="palette (indexed colour) PNG")
-    add("palette_transparent", "palette transparent.png", _save(pal, "PNG", transparency=0), OK,
+    add("palette_transparent", "palette transparent.png", encoded(pal, "PNG", transparency=0), OK,
         shape=(24, 32, 3), description="palette PNG with a transparent colour")
     cmyk = Image.new("CMYK", (32, 24), (0, 200, 200, 10))
-    add("cmyk_jpeg", "cmyk.jpg", _save(cmyk, "JPEG"), OK, shape=(24, 32, 3),
+    add("cmyk_jpeg", "cmyk.jpg", encoded(cmyk, "JPEG"), OK, shape=(24, 32, 3),
         description="CMYK JPEG (print workflow)")
-    add("cmyk_tiff", "cmyk.tif", _save(cmyk, "TIFF"), OK, shape=(24, 32, 3), description="CMYK TIFF")
+    add("cmyk_tiff", "cmyk.tif", encoded(cmyk, "TIFF"), OK, shape=(24, 32, 3), description="CMYK TIFF")
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display": stored 32 wide x 24 high, shown 24 x 32
-    add("exif_rotated", "phone photo.jpg", _save(Image.fromarray(_photo()), "JPEG", exif=exif.tobytes()),
+    add("exif_rotated", "phone photo.jpg", encoded(Image.fromarray(photo()), "JPEG", exif=exif.tobytes()),
         OK, shape=(32, 24, 3), description="JPEG with EXIF orientation 6 (phone photo)")
     add("non_ascii_name", "café 日本 ñ.png", png, OK, shape=(24, 32, 3),
         description="non-ASCII file name")
@@ -235,40 +238,40 @@ def mask_cases(folder: Path, hw: tuple[int, int] = (24, 32)) -> list[Case]:
 
     palette_png = encode_mask(good, schema)
     add("palette_ok", "palette ok.png", palette_png, OK, description="palette PNG of class indices")
-    add("gray_ok", "gray ok.png", _save(Image.fromarray(good), "PNG"), OK,
+    add("gray_ok", "gray ok.png", encoded(Image.fromarray(good), "PNG"), OK,
         description="grayscale PNG of class indices (CamVid style)")
     colours = np.array([SCHEMA_COLORS[0], SCHEMA_COLORS[1], SCHEMA_COLORS[2]] + [(255, 255, 255)] * 253,
                        np.uint8)
     rgb = colours[np.where(good == 255, 3, good)]
-    add("rgb_ok", "rgb ok.png", _save(Image.fromarray(rgb), "PNG"), OK,
+    add("rgb_ok", "rgb ok.png", encoded(Image.fromarray(rgb), "PNG"), OK,
         description="RGB mask in the schema's colours (white = not labelled)")
-    add("rgba_ok", "rgba ok.png", _save(Image.fromarray(np.dstack([rgb, np.full(hw, 255, np.uint8)])), "PNG"),
+    add("rgba_ok", "rgba ok.png", encoded(Image.fromarray(np.dstack([rgb, np.full(hw, 255, np.uint8)])), "PNG"),
         OK, description="RGBA colour mask (transparent = not labelled)")
-    add("gray16_ok", "gray16 ok.png", _save(Image.fromarray(good.astype(np.uint16)), "PNG"), OK,
+    add("gray16_ok", "gray16 ok.png", encoded(Image.fromarray(good.astype(np.uint16)), "PNG"), OK,
         description="16-bit grayscale mask with values 0-255")
     add("wrong_size", "wrong size.png", encode_mask(np.zeros((h + 6, w + 8), np.uint8), schema), ERROR,
         f"mask is {w + 8}x{h + 6} pixels but its image is {w}x{h}",
         description="mask of a different size than its image")
     bad_values = good.copy()
     bad_values[0, :3] = (7, 9, 254)
-    add("values_outside", "values outside.png", _save(Image.fromarray(bad_values), "PNG"), ERROR,
+    add("values_outside", "values outside.png", encoded(Image.fromarray(bad_values), "PNG"), ERROR,
         "outside the class schema: 7, 9, 254", description="mask values outside the class schema")
     rgb_bad = rgb.copy()
     rgb_bad[0, 0] = (12, 34, 56)
-    add("rgb_unknown_colour", "rgb unknown colour.png", _save(Image.fromarray(rgb_bad), "PNG"), ERROR,
+    add("rgb_unknown_colour", "rgb unknown colour.png", encoded(Image.fromarray(rgb_bad), "PNG"), ERROR,
         "(12, 34, 56)", description="RGB mask with a colour not in the palette")
     add("gray16_too_big", "gray16 big.png",
-        _save(Image.fromarray((good.astype(np.uint16) * 300)), "PNG"), ERROR, "values up to",
+        encoded(Image.fromarray((good.astype(np.uint16) * 300)), "PNG"), ERROR, "values up to",
         description="16-bit mask with values above 255")
     add("zero_byte_mask", "empty mask.png", b"", ERROR, "empty file", description="zero-byte mask")
     add("truncated_mask", "truncated mask.png", palette_png[: len(palette_png) // 2], ERROR,
         "truncated", description="mask PNG cut in half")
     add("text_mask", "text mask.png", b"label: cat\n", ERROR, "not a readable mask",
         description="text file named .png in the mask folder")
-    add("cmyk_mask", "cmyk mask.tif", _save(Image.new("CMYK", (w, h)), "TIFF"), ERROR,
+    add("cmyk_mask", "cmyk mask.tif", encoded(Image.new("CMYK", (w, h)), "TIFF"), ERROR,
         "unsupported mask image mode", description="CMYK mask")
     add("float_mask", "float mask.tif",
-        _save(Image.fromarray(good.astype(np.float32)), "TIFF"), ERROR, "unsupported mask image mode",
+        encoded(Image.fromarray(good.astype(np.float32)), "TIFF"), ERROR, "unsupported mask image mode",
         description="32-bit float mask")
     add("bomb_mask", "bomb mask.png", declared_size_png(40_000, 40_000), ERROR, "too large",
         description="mask PNG header claiming 40,000 x 40,000 pixels")

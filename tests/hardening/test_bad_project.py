@@ -98,7 +98,7 @@ def test_damaged_label_is_named_and_kept(folder: Path, damage: str) -> None:
         elif damage == "bad_values":
             from PIL import Image
 
-            data = corpus._save(Image.fromarray(np.full(HW, 77, np.uint8)), "PNG")
+            data = corpus.encoded(Image.fromarray(np.full(HW, 77, np.uint8)), "PNG")
         path.write_bytes(data)
         with pytest.raises(InputError, match="im1.png"):
             project.read_label(rec.id)

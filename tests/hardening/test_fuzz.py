@@ -42,11 +42,11 @@ SCHEMA = corpus.corpus_schema()
 _MASK = np.random.default_rng(5).choice(np.array([0, 1, 2, 255], np.uint8), size=(12, 16))
 SEEDS = {
     "palette": masks.encode_mask(_MASK, SCHEMA),
-    "gray": corpus._save(Image.fromarray(_MASK), "PNG"),
-    "rgb": corpus._save(Image.fromarray(np.stack([_MASK] * 3, -1)), "PNG"),
-    "tiff16": corpus._save(Image.fromarray(_MASK.astype(np.uint16)), "TIFF"),
-    "jpeg": corpus._save(Image.fromarray(np.stack([_MASK] * 3, -1)), "JPEG"),
-    "bmp": corpus._save(Image.fromarray(_MASK), "BMP"),
+    "gray": corpus.encoded(Image.fromarray(_MASK), "PNG"),
+    "rgb": corpus.encoded(Image.fromarray(np.stack([_MASK] * 3, -1)), "PNG"),
+    "tiff16": corpus.encoded(Image.fromarray(_MASK.astype(np.uint16)), "TIFF"),
+    "jpeg": corpus.encoded(Image.fromarray(np.stack([_MASK] * 3, -1)), "JPEG"),
+    "bmp": corpus.encoded(Image.fromarray(_MASK), "BMP"),
 }
 
 json_values = st.recursive(
@@ -105,15 +105,15 @@ def test_decode_mask_mutated_files(data: bytes) -> None:
 def test_decode_mask_forged_png_header(width: int, height: int, colour_type: int) -> None:
     """A PNG header may claim any size: refused or decoded, never an allocation blow-up."""
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    data = (b"\x89PNG\r\n\x1a\n" + corpus._png_chunk(b"IHDR", header)
-            + corpus._png_chunk(b"IDAT", b"x\x9c\x03\x00\x00\x00\x00\x01") + corpus._png_chunk(b"IEND", b""))
+    data = (b"\x89PNG\r\n\x1a\n" + corpus.png_chunk(b"IHDR", header)
+            + corpus.png_chunk(b"IDAT", b"x\x9c\x03\x00\x00\x00\x00\x01") + corpus.png_chunk(b"IEND", b""))
     _decode_and_validate(data)
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)
-@given(mutated({"png": corpus.good_image_bytes(12, 16), "jpeg": corpus._save(
-    Image.fromarray(corpus._photo(12, 16)), "JPEG"), "tiff": corpus._save(
-    Image.fromarray(corpus._photo(12, 16)), "TIFF")}))
+@given(mutated({"png": corpus.good_image_bytes(12, 16), "jpeg": corpus.encoded(
+    Image.fromarray(corpus.photo(12, 16)), "JPEG"), "tiff": corpus.encoded(
+    Image.fromarray(corpus.photo(12, 16)), "TIFF")}))
 def test_read_image_mutated_files(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz image.png"
