@@ -332,3 +332,16 @@ def test_letter_keys_type_in_the_filter_but_navigate_from_the_list(window, qtbot
     qtbot.waitUntil(panel.table.hasFocus, timeout=2000)
     qtbot.keyClick(panel.table, Qt.Key.Key_D)
     assert window.workspace.image_id == panel.neighbour(start, +1)
+
+
+def test_an_image_leaving_the_status_filter_stays_open(window, qtbot) -> None:
+    panel = window.list_panel
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("unlabelled"))
+    target = panel.visible_ids()[0]
+    window.workspace.open_image(target)
+    drag(window.canvas, [(5, 5), (8, 8)])
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)   # now "edited"
+    assert target not in panel.visible_ids()
+    assert window.workspace.image_id == target and panel.current_id() is None
+    panel.status_combo.setCurrentIndex(0)
+    assert panel.current_id() == target

@@ -44,6 +44,9 @@ SORTS: dict[str, tuple[int, Qt.SortOrder]] = {
 class ImageListModel(QAbstractTableModel):
     """Rows = the project's images; columns = name (+thumbnail), status, split, mIoU, uncertainty."""
 
+    refreshing = Signal()   # records are about to be re-read (rows may move or vanish)
+    refreshed = Signal()
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._project: Project | None = None
@@ -70,6 +73,13 @@ class ImageListModel(QAbstractTableModel):
 
     def refresh(self, image_ids: list[int] | None = None) -> None:
         """Re-read records from the project: all of them, or just ``image_ids``."""
+        self.refreshing.emit()
+        try:
+            self._refresh(image_ids)
+        finally:
+            self.refreshed.emit()
+
+    def _refresh(self, image_ids: list[int] | None) -> None:
         if self._project is None:
             self.beginResetModel()
             self._records, self._row_of = [], {}
@@ -262,12 +272,16 @@ class ImageListPanel(QWidget):
         self.split_combo.currentIndexChanged.connect(self._apply_filter)
         self.sort_combo.currentTextChanged.connect(self._apply_sort)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
-        # A full refresh resets the view's selection: keep the open image highlighted.
-        self._kept: tuple[int, int | None] = (0, None)
-        self._quiet = False
-        self.open_id: int | None = None     # the image on screen (set by select)
-        model.modelAboutToBeReset.connect(self._remember_current)
-        model.modelReset.connect(self._restore_current)
+        # Only a person's choice opens an image. When rows move or vanish on their own (a
+        # filter, a re-sort, a status that changed under a status filter, a full refresh),
+        # the view's current row moves too: activation is muted meanwhile and the open
+        # image is selected again afterwards (or nothing, if it is filtered out).
+        self._quiet = 0
+        self._open: tuple[int, int | None] = (0, None)   # (model generation, image on screen)
+        # (The view reacts to the proxy's row signals before any slot of ours could, so
+        # the mute brackets the operations themselves: refresh and filter changes.)
+        model.refreshing.connect(self._mute)
+        model.refreshed.connect(self._unmute)
         self._apply_sort(self.sort_combo.currentText())
 
     # ----- state ---------------------------------------------------------------------------
@@ -276,9 +290,15 @@ class ImageListPanel(QWidget):
         idx = self.table.currentIndex()
         return None if not idx.isValid() else int(self.proxy.data(idx, ID_ROLE))
 
+    @property
+    def open_id(self) -> int | None:
+        """The image on screen, as last passed to ``select`` (None after another project)."""
+        generation, image_id = self._open
+        return image_id if generation == self.model.generation else None
+
     def select(self, image_id: int) -> bool:
         """Select the open image ``image_id`` (no signal when already current); False if filtered out."""
-        self.open_id = image_id
+        self._open = (self.model.generation, image_id)
         row = self.model.row_of(image_id)
         if row is None:
             return False
@@ -326,29 +346,31 @@ class ImageListPanel(QWidget):
 
     # ----- slots -----------------------------------------------------------------------------
     def _apply_filter(self) -> None:
-        # Filtering must not switch the open image: rows vanish and the view's current row
-        # moves, so activation is muted meanwhile and the open image is reselected.
-        keep = self.open_id
-        self._quiet = True
+        self._mute()
         try:
             self.proxy.set_filter(status=self.status_combo.currentData(), split=self.split_combo.currentData(),
                                   text=self.search.text())
-            if keep is not None and not self.select(keep):
-                self.table.setCurrentIndex(QModelIndex())   # the open image is filtered out
         finally:
-            self._quiet = False
+            self._unmute()
 
     def _apply_sort(self, name: str) -> None:
         col, order = SORTS.get(name, SORTS["Name"])
         self.table.sortByColumn(col, order)
 
-    def _remember_current(self) -> None:
-        self._kept = (self.model.generation, self.current_id())
+    def _mute(self, *_args: object) -> None:
+        self._quiet += 1
 
-    def _restore_current(self) -> None:
-        generation, image_id = self._kept
-        if image_id is not None and generation == self.model.generation:
-            self.select(image_id)
+    def _unmute(self, *_args: object) -> None:
+        self._quiet = max(0, self._quiet - 1)
+        if self._quiet:
+            return
+        image_id = self.open_id
+        self._quiet += 1
+        try:
+            if image_id is None or not self.select(image_id):
+                self.table.setCurrentIndex(QModelIndex())   # the open image is not listed now
+        finally:
+            self._quiet -= 1
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid() and not self._quiet:
