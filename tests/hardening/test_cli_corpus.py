@@ -8,8 +8,10 @@ nothing could be done), no traceback is printed, and existing labels do not chan
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -389,3 +391,22 @@ def test_train_rejects_impossible_numbers(world: dict, tmp_path: Path, option: l
     assert rc == 2 and "workbench: error:" in err and word in err, err
     assert "epoch(s)" not in out  # refused before training, not after it
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_import_without_classes_meets_a_bomb_mask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Class inference (no --classes) reads every mask: a forged 50,000 x 50,000 header is reported."""
+    images, mask_dir = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    mask_dir.mkdir()
+    for stem in ("a", "b"):
+        (images / f"{stem}.png").write_bytes(corpus.good_image_bytes())
+    masks.write_mask(mask_dir / "a.png", _ok_mask(0), corpus.corpus_schema())
+    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 0, 0, 0, 0)
+    (mask_dir / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + corpus.png_chunk(b"IHDR", header)
+                                     + corpus.png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                                     + corpus.png_chunk(b"IEND", b""))
+    rc = main(["import", str(images), "--masks", str(mask_dir)])
+    out, err = capsys.readouterr()
+    _no_traceback(out, err)
+    assert rc == 1 and "imported 1 of 2" in out, (out, err)
+    assert "b.png" in err and "too large" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,15 @@ def infer_schema(mask_dir: Path) -> ClassSchema:
     top = -1
     for path in list_mask_files(mask_dir):
         try:
-            with Image.open(path) as img:
-                if img.mode not in ("L", "P", "I", "I;16", "1") and not img.mode.startswith("I;16"):
-                    raise InputError(f"colour ({img.mode}) masks need the class colours: "
-                                     f"give them with --classes FILE", path)
-                arr = np.asarray(img)
-        except (OSError, UnidentifiedImageError):
+            with warnings.catch_warnings():
+                # The pixel guard of masks.read_mask: a forged header must not allocate gigabytes.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    if img.mode not in ("L", "P", "I", "I;16", "1") and not img.mode.startswith("I;16"):
+                        raise InputError(f"colour ({img.mode}) masks need the class colours: "
+                                         f"give them with --classes FILE", path)
+                    arr = np.asarray(img)
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
             continue  # the import itself reports unreadable masks
         values = np.unique(arr)
         values = values[values != UNLABELLED]
