@@ -304,3 +304,39 @@ def test_settings_dialog_with_hand_edited_values(qtbot) -> None:  # noqa: ANN001
     dialog = SettingsDialog({**TINY_TRAINING, "epochs": "ten", "lr": "fast", "crop": None}, "CPU")
     qtbot.addWidget(dialog)
     assert dialog.epochs.value() >= 0 and dialog.lr.value() > 0
+
+
+def test_damaged_prediction_cache_is_recomputed(tmp_path: Path, qtbot) -> None:  # noqa: ANN001
+    """A cached prediction file that was damaged is predicted again and rewritten, silently."""
+    from workbench import masks as mask_io
+    from workbench.gui.main_window import MainWindow
+    from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint
+    from workbench.ml.models import ModelConfig, build_model
+    from workbench.project import Project
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(corpus.good_image_bytes())
+    schema = corpus.corpus_schema()
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, build_model(ModelConfig("unet", "tu-mobilenetv3_small_050"), schema.num_classes),
+                    CheckpointMeta(arch="unet", encoder="tu-mobilenetv3_small_050",
+                                   num_classes=schema.num_classes, schema=schema.to_dict()))
+    with Project.open(folder, schema=schema) as project:
+        rec = project.images()[0]
+        project.register_model(ckpt)
+        cache = project.prediction_dir(1) / f"{rec.stem}.png"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"\x89PNG\r\n\x1a\n damaged")
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.predictions.ready, timeout=60000):
+            assert window.open_project(folder)
+        qtbot.waitUntil(lambda: window.workspace.prediction is not None, timeout=60000)
+        assert window.workspace.prediction.mask.shape == (24, 32)
+        assert mask_io.read_mask(cache, schema, (24, 32)).shape == (24, 32)  # rewritten whole
+    finally:
+        window.close_project(ask=False)
+        window.close()
