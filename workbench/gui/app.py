@@ -14,6 +14,10 @@ def create_window(path: str | Path, state_dir: str | Path | None = None, device:
     """A shown main window on ``path`` (errors opening it are shown in the window)."""
     window = MainWindow(device=device)
     window.show()
+    # Take the keyboard focus even without a window manager (e.g. a bare X server), so
+    # the window's shortcuts work from the first key.
+    window.raise_()
+    window.activateWindow()
     window.open_project(path, state_dir=state_dir)
     return window
 
