@@ -345,3 +345,24 @@ def test_an_image_leaving_the_status_filter_stays_open(window, qtbot) -> None:
     assert window.workspace.image_id == target and panel.current_id() is None
     panel.status_combo.setCurrentIndex(0)
     assert panel.current_id() == target
+
+
+def test_run_app_shows_the_project_and_returns_when_closed(project_dir, qtbot) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.gui.app import run_app
+    from workbench.gui.main_window import MainWindow
+
+    seen = []
+
+    def close_windows() -> None:
+        for w in QApplication.topLevelWidgets():
+            if isinstance(w, MainWindow) and w.isVisible():
+                seen.append(w.project.folder if w.project else None)
+                w.close()
+        QApplication.quit()
+
+    QTimer.singleShot(500, close_windows)
+    assert run_app(project_dir) == 0
+    assert seen == [project_dir.resolve()]
