@@ -347,22 +347,27 @@ def test_an_image_leaving_the_status_filter_stays_open(window, qtbot) -> None:
     assert panel.current_id() == target
 
 
-def test_run_app_shows_the_project_and_returns_when_closed(project_dir, qtbot) -> None:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
-    from workbench.gui.app import run_app
-    from workbench.gui.main_window import MainWindow
+def test_run_app_in_a_fresh_process(project_dir, state_home) -> None:
+    """run_app (what `workbench` calls) opens the project and returns 0 when the window closes."""
+    import subprocess
+    import sys
 
-    seen = []
-
-    def close_windows() -> None:
-        for w in QApplication.topLevelWidgets():
-            if isinstance(w, MainWindow) and w.isVisible():
-                seen.append(w.project.folder if w.project else None)
-                w.close()
-        QApplication.quit()
-
-    QTimer.singleShot(500, close_windows)
-    assert run_app(project_dir) == 0
-    assert seen == [project_dir.resolve()]
+    script = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "from workbench.gui.app import run_app\n"
+        "def close():\n"
+        "    for w in QApplication.topLevelWidgets():\n"
+        "        if w.isWindow() and w.isVisible():\n"
+        "            print('OPEN', w.windowTitle(), w.workspace.image_id, flush=True)\n"
+        "            w.close()\n"
+        "QTimer.singleShot(1000, close)\n"
+        "sys.exit(run_app(sys.argv[1]))\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "WORKBENCH_STATE_HOME": str(state_home)}
+    out = subprocess.run([sys.executable, "-c", script, str(project_dir)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"OPEN {project_dir.name} - Segmentation Workbench 1" in out.stdout
