@@ -363,15 +363,8 @@ def test_non_ascii_names_on_an_ascii_console(world: dict, tmp_path: Path) -> Non
     assert "caf\\xe9" in out and "plain" in out
 
 
-_NOT_FINITE = pytest.mark.xfail(strict=True, reason=(
-    "non-finite --minutes / --lr pass the 'more than 0' checks; training then runs and the checkpoint "
-    "cannot be saved (inf is not JSON), or int(inf) raises OverflowError; fix pending in "
-    "workbench/ml/training.py (_check_settings)"))
-
-
 @pytest.mark.parametrize(("option", "word"), [
-    pytest.param(["--minutes", "inf"], "minutes", marks=_NOT_FINITE),
-    pytest.param(["--lr", "inf"], "learning rate", marks=_NOT_FINITE),
+    (["--minutes", "inf"], "minutes"), (["--lr", "inf"], "learning rate"),
     (["--minutes", "nan"], "minutes"), (["--lr", "nan"], "learning rate"), (["--epochs", "-3"], "epochs"),
     (["--crop", "33"], "crop"), (["--batch-size", "0"], "batch-size")])
 def test_train_rejects_impossible_numbers(world: dict, tmp_path: Path, option: list[str], word: str,
@@ -412,8 +405,6 @@ def test_import_without_classes_meets_a_bomb_mask(tmp_path: Path, capsys: pytest
     assert "b.png" in err and "too large" in err
 
 
-@pytest.mark.xfail(strict=True, reason="ml/data.py _mask_size lets PIL's DecompressionBombError escape "
-                   "(a traceback from workbench train); fix pending in workbench/ml/data.py")
 def test_train_meets_a_bomb_mask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A training mask whose header claims 50,000 x 50,000 pixels: refused naming it, no traceback."""
     images, mask_dir = tmp_path / "images", tmp_path / "masks"

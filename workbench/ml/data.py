@@ -29,7 +29,7 @@ from torchvision.transforms.v2 import functional as TF
 from workbench import progress
 from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import InputError
-from workbench.imageio import image_size, read_image
+from workbench.imageio import image_size, read_image, too_large_message
 from workbench.masks import read_mask, to_training_target
 from workbench.progress import CancelToken, ProgressCallback
 
@@ -83,6 +83,8 @@ def _mask_size(path: Path) -> tuple[int, int]:
         raise InputError("mask file not found", path) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a mask", path) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(too_large_message(exc), path) from None
     except (UnidentifiedImageError, OSError) as exc:
         if path.exists() and path.stat().st_size == 0:
             raise InputError("empty file (0 bytes), not a mask", path) from None

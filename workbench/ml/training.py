@@ -166,8 +166,10 @@ class _Trainer:
         c = self.cfg
         if c.epochs is not None and c.epochs < 1:
             raise WorkbenchError(f"epochs must be at least 1, got {c.epochs}")
-        if c.minutes is not None and not c.minutes > 0:
-            raise WorkbenchError(f"minutes must be more than 0, got {c.minutes}")
+        # Infinity passes "> 0" but cannot be stored in the checkpoint's JSON metadata:
+        # the run would train and then fail to save. Refuse it before training.
+        if c.minutes is not None and not 0 < c.minutes < math.inf:
+            raise WorkbenchError(f"minutes must be a finite number more than 0, got {c.minutes}")
         if c.batch_size < 1:
             raise WorkbenchError(f"batch size must be at least 1, got {c.batch_size}")
         if c.crop < 32 or c.crop % 32:
@@ -177,8 +179,8 @@ class _Trainer:
         if c.crop > MAX_CROP:
             raise WorkbenchError(f"crop {c.crop} is larger than the maximum {MAX_CROP}; "
                                  "train on crops and predict with tiles")
-        if not c.lr > 0:
-            raise WorkbenchError(f"learning rate must be more than 0, got {c.lr}")
+        if not 0 < c.lr < math.inf:
+            raise WorkbenchError(f"learning rate must be a finite number more than 0, got {c.lr}")
         if not 0 <= c.val_fraction < 1:
             raise WorkbenchError(f"val fraction must be in [0, 1), got {c.val_fraction}")
         lo, hi = c.scale
