@@ -116,7 +116,7 @@ def main() -> int:
     pairs = [(CAMVID / "train" / n, CAMVID / "trainannot" / n) for n in names]
     val_names = sorted(p.name for p in (CAMVID / "val").iterdir())[:2]
     val_pairs = [(CAMVID / "val" / n, CAMVID / "valannot" / n) for n in val_names]
-    images = torch.stack([torch.from_numpy(read_image(p)).permute(2, 0, 1) for p, _ in pairs])
+    images = torch.stack([torch.from_numpy(np.array(read_image(p))).permute(2, 0, 1) for p, _ in pairs])
     targets = torch.stack([torch.from_numpy(to_training_target(read_mask(m, schema), schema))
                            for _, m in pairs])
     print(f"device: {describe_device(device)}; {args.images} CamVid images, crop {args.crop}, "
