@@ -27,7 +27,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from workbench import progress
 from workbench.classes import ClassSchema
-from workbench.errors import CancelledError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.metrics import Scores, scores_from_matrix
 from workbench.ml import data as D
 from workbench.ml import distributed
@@ -507,7 +507,6 @@ class _Trainer:
     def _validate(self, net: torch.nn.Module, amp: bool) -> Scores:
         was_training = net.training
         net.eval()
-        matrix = np.zeros((self.K, self.K + 1), np.int64)
         ctxm = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
         from workbench.metrics import ConfusionMatrix
 
