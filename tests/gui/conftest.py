@@ -44,7 +44,7 @@ def make_window(qtbot):
         assert window.open_project(folder, **kwargs), window.notifier.last_error
         # Window shortcuts only fire in the active window: wait for activation like a person would.
         window.activateWindow()
-        qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=10000)
         windows.append(window)
         return window
 

@@ -371,3 +371,15 @@ def test_run_app_in_a_fresh_process(project_dir, state_home) -> None:
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"OPEN {project_dir.name} - Segmentation Workbench 1" in out.stdout
+
+
+def test_evaluate_brings_the_metrics_tab_forward(window, qtbot) -> None:
+    # A tabified dock behind another tab stays isVisible(); its visible region is what shows.
+    def metrics_shown() -> bool:
+        return not window.metrics_panel.visibleRegion().isEmpty()
+
+    window.docks["training"].raise_()
+    qtbot.waitUntil(lambda: not metrics_shown(), timeout=5000)
+    window.actions_by_id["evaluate"].trigger()              # Ctrl+E, no model yet
+    qtbot.waitUntil(metrics_shown, timeout=5000)
+    assert "no model yet" in window.notifier.last_error

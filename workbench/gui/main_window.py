@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
             "toggle_prediction": c.set_prediction_visible, "toggle_uncertainty": c.set_uncertainty_visible,
             "toggle_outline": c.set_outline_mode,
             "predict_all": ma.predict_all, "retrain": ma.retrain, "cancel_jobs": ma.cancel_all,
-            "evaluate": ma.evaluate, "settings": ma.edit_settings, "help_shortcuts": self.show_shortcuts,
+            "evaluate": self._evaluate, "settings": ma.edit_settings, "help_shortcuts": self.show_shortcuts,
         }
         for name, tool in (("paint", Tool.BRUSH), ("erase", Tool.ERASER), ("fill", Tool.FILL),
                            ("pick", Tool.PICK), ("accept", Tool.ACCEPT), ("polygon", Tool.POLYGON),
@@ -116,6 +116,11 @@ class MainWindow(QMainWindow):
         for n in range(1, 10):
             slots[f"class_{n}"] = partial(self.palette.select_nth, n)
         return slots
+
+    def _evaluate(self) -> None:
+        # The person asked for numbers: bring the Metrics tab to the front to show them.
+        self.docks["metrics"].raise_()
+        self.model_actions.evaluate()
 
     def _build_menus(self) -> None:
         menus: dict[str, QMenu] = {}
