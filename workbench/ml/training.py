@@ -39,7 +39,7 @@ DEFAULT_EPOCHS = 30
 
 # Settings a user left unset (None) take the recipe of the device type. The CPU recipe
 # is the one measured best for a 20-minute CamVid run on 2 cores:
-# docs/decisions/0002-cpu-training-recipe.md.
+# docs/decisions/0007-cpu-training-recipe.md.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 8, "crop": 256, "class_weights": True,
                               "class_weight_power": 0.5, "scale": (0.75, 1.25), "color_jitter": 0.0}
 GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": False,
