@@ -201,7 +201,7 @@ class EvaluationReport:
         }
 
 
-def _by_stem(files: list[Path], problems: list[str]) -> dict[str, Path]:
+def files_by_stem(files: list[Path], problems: list[str]) -> dict[str, Path]:
     """Map stem -> file; the first by name wins and a second one is reported."""
     out: dict[str, Path] = {}
     for f in files:
@@ -224,11 +224,11 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, schema: ClassSche
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     problems: list[str] = []
-    gt_files = _by_stem(list_images(gt_dir), problems)
+    gt_files = files_by_stem(list_images(gt_dir), problems)
     if not gt_files:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise WorkbenchError(f"no ground-truth masks found (looked for {exts} files)", gt_dir)
-    pred_files = _by_stem(list_images(pred_dir), problems)
+    pred_files = files_by_stem(list_images(pred_dir), problems)
 
     k = schema.num_classes
     ignore = schema.ignore_values

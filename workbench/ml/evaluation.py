@@ -15,19 +15,9 @@ import numpy as np
 from workbench.errors import InputError, WorkbenchError
 from workbench.imageio import list_images, read_image
 from workbench.masks import read_mask
-from workbench.metrics import ConfusionMatrix, EvaluationReport, scores_from_matrix
+from workbench.metrics import ConfusionMatrix, EvaluationReport, files_by_stem, scores_from_matrix
 from workbench.ml.inference import Predictor
 from workbench.progress import CancelToken, ProgressCallback, check, report
-
-
-def _by_stem(files: list[Path], problems: list[str]) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for f in files:
-        if f.stem in out:
-            problems.append(f"{f}: same name as {out[f.stem].name}; {out[f.stem].name} was used")
-        else:
-            out[f.stem] = f
-    return out
 
 
 def evaluate_model(images_dir: str | Path, checkpoint: str | Path, gt_dir: str | Path, *,
@@ -41,10 +31,10 @@ def evaluate_model(images_dir: str | Path, checkpoint: str | Path, gt_dir: str |
     """
     images_dir, gt_dir = Path(images_dir), Path(gt_dir)
     problems: list[str] = []
-    gt_files = _by_stem(list_images(gt_dir), problems)
+    gt_files = files_by_stem(list_images(gt_dir), problems)
     if not gt_files:
         raise WorkbenchError("no ground-truth masks found", gt_dir)
-    image_files = _by_stem(list_images(images_dir), problems)
+    image_files = files_by_stem(list_images(images_dir), problems)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
     schema = predictor.meta.class_schema()
     ignore = schema.ignore_values
