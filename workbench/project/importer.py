@@ -9,6 +9,7 @@ own, so a cancelled import keeps what it already did.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from workbench import imageio, masks
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, check, report
-from workbench.project.records import ImportReport, Status
+from workbench.project.records import ImageRecord, ImportReport, Status
 
 if TYPE_CHECKING:
     from workbench.project.project import Project
@@ -31,6 +32,52 @@ def normalise_kind(as_: str) -> str:
     if kind is None:
         raise WorkbenchError(f"cannot import masks as {as_!r}; choose labels or ground-truth")
     return kind
+
+
+def made_by_person(rec: ImageRecord) -> bool:
+    """True when the image's label was made or changed by a person (an import must not replace it)."""
+    if not rec.has_label:
+        return False
+    if rec.source is None:  # provenance lost (an old project): an edited or verified label counts
+        return rec.status in (Status.EDITED, Status.VERIFIED)
+    return rec.source == "person"
+
+
+def check_image_complete(path: Path) -> None:
+    """Decode ``path`` far enough to find a truncated or corrupt file; InputError naming it.
+
+    PNG: every chunk's checksum up to the end marker (no decompression); JPEG: a draft
+    decode at 1/8 scale; other formats: a full decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    imageio.check_regular_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                fmt = img.format
+                if fmt == "PNG":
+                    img.verify()
+                    return
+                if fmt == "JPEG":
+                    img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
+    except FileNotFoundError:
+        raise InputError("image file is missing", path) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(imageio.too_large_message(exc), path) from None
+    except UnidentifiedImageError:
+        raise InputError("not a readable image", path) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        msg = str(exc)
+        if "truncat" in msg.lower() or "broken data stream" in msg.lower() or isinstance(exc, EOFError):
+            raise InputError("truncated image file (the end of the file is missing)", path) from None
+        if "broken" in msg.lower() or "crc" in msg.lower():
+            raise InputError(f"damaged or truncated image file ({msg})", path) from None
+        raise InputError(f"cannot decode image: {msg}", path) from None
+    except MemoryError:
+        raise InputError("image too large to load into memory", path) from None
 
 
 def list_mask_files(mask_dir: Path) -> list[Path]:
@@ -48,11 +95,16 @@ def list_mask_files(mask_dir: Path) -> list[Path]:
 def import_masks(project: "Project", mask_dir: str | Path, *, as_: str = "labels",
                  on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
                  statuses: Mapping[str, Status] | None = None,
-                 default_status: Status = Status.VERIFIED, source: str = "import") -> ImportReport:
+                 default_status: Status = Status.VERIFIED, source: str = "import",
+                 overwrite: bool = False) -> ImportReport:
     """Import every mask in ``mask_dir`` whose stem names an image of ``project``.
 
     Labels get ``statuses[stem]`` (default ``default_status``, VERIFIED) and ``source``;
-    ground truth is stored apart and never changes a label or a status.
+    ground truth is stored apart and never changes a label or a status. A label made or
+    changed by a person is left alone and listed in ``ImportReport.kept`` unless
+    ``overwrite``; a label that is replaced goes to the image's label history first.
+    Every paired image is decoded once, so a truncated or corrupt image is a problem
+    naming it (its header alone would pass).
     """
     kind = normalise_kind(as_)
     mask_dir = Path(mask_dir).expanduser()
@@ -77,13 +129,22 @@ def import_masks(project: "Project", mask_dir: str | Path, *, as_: str = "labels
                                             f"{seen[stem].name}"))
         else:
             seen[stem] = path
+            if kind == "labels" and made_by_person(rec) and not overwrite:
+                rep.kept.append(rec.name)
+                report(on_progress, i + 1, len(files), f"importing {label}",
+                       imported=rep.imported, problems=len(rep.problems))
+                continue
             try:
                 hw = project.image_shape(rec.id)
+                check_image_complete(project.image_path(rec.id))
                 mask = masks.read_mask(path, project.schema, hw)
                 if kind == "labels":
-                    masks.write_mask(project.label_path(rec.id), mask, project.schema)
                     status = (statuses or {}).get(stem, default_status)
-                    project._record_label(rec.id, status, source)
+                    person = made_by_person(rec)
+                    project.save_label(rec.id, mask, status=status, source=source,
+                                       reason="import --overwrite" if person else "import")
+                    if person:
+                        rep.overwritten.append(rec.name)
                 else:
                     masks.write_mask(project.ground_truth_path(rec.id), mask, project.schema)
                     project._record_ground_truth(rec.id)

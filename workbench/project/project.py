@@ -26,7 +26,7 @@ from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
-from workbench.project import renumber, seed
+from workbench.project import label_history, renumber, seed
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
@@ -306,29 +306,94 @@ class Project:
                                    f"{what} for {path.name}")
 
     def save_label(self, image_id: int, mask: np.ndarray, *, status: Status | str = Status.EDITED,
-                   source: str = "person") -> None:
+                   source: str = "person", reason: str = "save") -> None:
         """Validate and save the image's label atomically, then record status and source.
 
-        The database changes only after the file is safely written: a failed save leaves
-        the old label and the old state.
+        The label it replaces goes to the image's history first (``label_history``), unless
+        it is identical or the person's own autosave from the same sitting
+        (``label_history.coalesces``). ``reason`` says what replaced it ("save",
+        "import --overwrite", "restore", ...). The database changes only after the file
+        is safely written: a failed save leaves the old label and the old state.
         """
         self._check_writable()
         status = parse_status(status)
         arr = self._checked_mask(image_id, mask, "label")
-        masks.write_mask(self.label_path(image_id), arr, self.schema)
+        path = self.label_path(image_id)
+        self._keep_replaced(image_id, path, arr, source=source, reason=reason)
+        masks.write_mask(path, arr, self.schema)
         self._store.update_images([image_id], status=status.value, source=source,
                                   updated=time.time(), has_label=1)
 
     def clear_label(self, image_id: int) -> None:
-        """Delete the image's label; it becomes unlabelled."""
+        """Delete the image's label (kept in its history first); it becomes unlabelled."""
         self._check_writable()
         path = self.label_path(image_id)
+        rec = self.get(image_id)
+        label_history.keep(self.state_dir, rec.stem, path, source=rec.source, status=rec.status.value,
+                           reason="clear", schema=self.schema)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise WorkbenchError(f"cannot delete the label: {exc.strerror or exc}", path) from exc
         self._store.update_images([image_id], status=Status.UNLABELLED.value, source=None,
                                   updated=time.time(), has_label=0)
+
+    def _keep_replaced(self, image_id: int, path: Path, new: np.ndarray, *, source: str, reason: str) -> None:
+        # The current label goes to history before it is replaced (see label_history).
+        try:
+            data = path.read_bytes()
+            made = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise WorkbenchError(f"cannot read the label to keep it in its history: {exc.strerror or exc}",
+                                 path) from exc
+        try:
+            old = masks.decode_mask(data, self.schema, path)
+        except InputError:
+            old = None  # damaged: kept byte for byte, never coalesced
+        if old is not None and old.shape == new.shape and np.array_equal(old, new):
+            return  # nothing changes in the pixels: nothing to keep
+        rec = self.get(image_id)
+        if label_history.coalesces(replaced_source=rec.source, replaced_made=made, new_source=source,
+                                   reason=reason, old=old, new=new):
+            return
+        label_history.keep(self.state_dir, rec.stem, path, source=rec.source, status=rec.status.value,
+                           reason=reason, schema=self.schema, data=data, mask=old, made=made)
+
+    # ----- label history ---------------------------------------------------------------
+    def label_history(self, image_id: int) -> list[label_history.LabelVersion]:
+        """The kept earlier versions of the image's label, oldest first."""
+        return label_history.versions(self.state_dir, self.get(image_id).stem)
+
+    def read_label_version(self, image_id: int, version: int) -> np.ndarray:
+        """A kept version's pixels in the current classes; WorkbenchError for an unknown version."""
+        rec = self.get(image_id)
+        found = label_history.find(self.state_dir, rec.stem, version, rec.name)
+        mask, _missing = label_history.decode_version(found, self.schema)
+        return mask
+
+    def keep_label_version(self, image_id: int, *, reason: str = "restore") -> label_history.LabelVersion | None:
+        """Put the current label into the history now (None: no label, or already the newest kept)."""
+        self._check_writable()
+        rec = self.get(image_id)
+        return label_history.keep(self.state_dir, rec.stem, self.label_path(image_id), source=rec.source,
+                                  status=rec.status.value, reason=reason, schema=self.schema)
+
+    def restore_label(self, image_id: int, version: int) -> list[str]:
+        """Make a kept version the current label (the current one is kept first).
+
+        The restored label is the person's (source "person"), with the status it had
+        (edited unless it was verified). Returns the names of classes the version used
+        that the project no longer has (their pixels come back as not labelled).
+        """
+        self._check_writable()
+        rec = self.get(image_id)
+        found = label_history.find(self.state_dir, rec.stem, version, rec.name)
+        mask, missing = label_history.decode_version(found, self.schema)
+        status = Status.VERIFIED if found.status == Status.VERIFIED.value else Status.EDITED
+        self.save_label(image_id, mask, status=status, source="person", reason="restore")
+        return missing
 
     def save_ground_truth(self, image_id: int, mask: np.ndarray) -> None:
         """Validate and store reference ground truth (kept apart from labels)."""
@@ -553,14 +618,19 @@ class Project:
         atomic_write_text(self.settings_path, text + "\n")
 
     # ----- import and training data ------------------------------------------------------
-    def import_masks(self, mask_dir: str | Path, *, as_: str = "labels",
+    def import_masks(self, mask_dir: str | Path, *, as_: str = "labels", overwrite: bool = False,
                      on_progress: ProgressCallback | None = None,
                      cancel: CancelToken | None = None) -> ImportReport:
-        """Import a folder of masks (paired by stem) as labels or as ground truth."""
+        """Import a folder of masks (paired by stem) as labels or as ground truth.
+
+        Labels a person made are kept (``ImportReport.kept``) unless ``overwrite``; what
+        an import replaces goes to the label history.
+        """
         from workbench.project.importer import import_masks
 
         self._check_writable()
-        return import_masks(self, mask_dir, as_=as_, on_progress=on_progress, cancel=cancel)
+        return import_masks(self, mask_dir, as_=as_, on_progress=on_progress, cancel=cancel,
+                            overwrite=overwrite)
 
     def training_pairs(self, split: Split | str | None = "train",
                        statuses: Iterable[Status | str] = (Status.VERIFIED, Status.EDITED),

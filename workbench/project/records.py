@@ -83,6 +83,8 @@ class ImportReport:
     imported_names: list[str] = field(default_factory=list)   # image names that got a mask
     problems: list[tuple[str, str]] = field(default_factory=list)  # (mask file, problem)
     unmatched: list[str] = field(default_factory=list)        # mask files with no image
+    kept: list[str] = field(default_factory=list)             # images whose label a person made: left alone
+    overwritten: list[str] = field(default_factory=list)      # ... replaced (overwrite=True; earlier in history)
     cancelled: bool = False
 
     @property

@@ -26,6 +26,7 @@ from workbench import masks
 from workbench.atomic import atomic_write_text, is_temp_file
 from workbench.classes import ClassSchema
 from workbench.errors import InputError, WorkbenchError
+from workbench.project import label_history
 
 JOURNAL = "schema-change.json"
 STAGED_SUFFIX = ".renumber"
@@ -52,6 +53,9 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
                 except OSError as exc:
                     raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
                 if np.isin(raw, moved).any():
+                    if sub == "labels":  # the label as it was goes to its history first
+                        label_history.keep(state, path.stem, path, source=None, status=None,
+                                           reason="class remap", schema=old, mask=raw)
                     stage = path.with_name(path.name + STAGED_SUFFIX)
                     masks.write_mask(stage, lut[raw], new)
                     staged.append(stage)
