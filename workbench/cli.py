@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "predict": "predict",
     "sample-data": "sample_data",
+    "labels": "labels",
 }
 
 

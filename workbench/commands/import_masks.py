@@ -40,6 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "or its parent, else inferred from the mask values)")
     p.add_argument("--state-dir", metavar="DIR",
                    help="keep project state here instead of IMAGES/.workbench")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also replace labels a person made or changed (skipped and listed by "
+                        "default); the replaced versions stay in the label history "
+                        "(workbench labels IMAGES --history NAME)")
     p.set_defaults(func=run)
     return p
 
@@ -82,6 +86,11 @@ def infer_schema(mask_dir: Path) -> ClassSchema:
     return ClassSchema.default(max(top + 1, 2))
 
 
+def _names(names: list[str]) -> str:
+    more = f" and {len(names) - SHOW_AT_MOST} more" if len(names) > SHOW_AT_MOST else ""
+    return ", ".join(names[:SHOW_AT_MOST]) + more
+
+
 def _is_blank(project: Project) -> bool:
     return not project.models() and not any(r.has_label or r.has_ground_truth for r in project.images())
 
@@ -118,9 +127,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"state:   {project.state_dir}")
         print(f"classes: {project.schema.num_classes} ({origin})")
         with progress_bar(f"import {kind}", unit="mask") as bar:
-            rep = project.import_masks(mask_dir, as_=kind, on_progress=bar)
+            rep = project.import_masks(mask_dir, as_=kind, on_progress=bar,
+                                       overwrite=bool(getattr(args, "overwrite", False)))
         what = "labels (verified)" if kind == "labels" else "ground-truth masks"
         print(f"imported {rep.imported} of {rep.total} {what} from {mask_dir}")
+        if rep.kept:
+            print(f"kept {len(rep.kept)} label(s) edited by a person: {_names(rep.kept)}; "
+                  f"use --overwrite to replace")
+        if rep.overwritten:
+            print(f"replaced {len(rep.overwritten)} label(s) edited by a person: {_names(rep.overwritten)}; "
+                  f"the earlier versions are in the label history (workbench labels {args.images} "
+                  f"--history NAME)")
         if rep.problems:
             print(f"problems ({len(rep.problems)}):", file=sys.stderr)
             for f, problem in rep.problems[:SHOW_AT_MOST]:
