@@ -94,7 +94,7 @@ def test_bad_masks_reported_and_the_rest_go_on(cam, tmp_path):
     (bad / "orphan.png").write_bytes(b"")                                          # no image
     with Project.open(images, schema=schema) as p:
         p.save_label(p.find(NAMES[1]).id, source(masks_dir, NAMES[1]), status=Status.EDITED)
-        rep = p.import_masks(bad)
+        rep = p.import_masks(bad, overwrite=True)   # a person's label: only replaced with overwrite
         assert rep.imported == 1 and rep.unmatched == ["orphan.png"]
         problems = dict((Path(f).name, msg) for f, msg in rep.problems)
         assert set(problems) == {NAMES[1], NAMES[2]}

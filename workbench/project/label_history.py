@@ -264,8 +264,10 @@ def prune(state_dir: str | Path, stem: str, *, max_versions: int = MAX_VERSIONS,
 def decode_version(version: LabelVersion, schema: ClassSchema) -> tuple[np.ndarray, list[str]]:
     """The version's pixels in ``schema``'s indices, and the names of classes ``schema`` lacks.
 
-    A version drawn with other classes (before a class move or delete) is translated by
-    class name; pixels of a class the project no longer has become 255, "not labelled".
+    A version drawn with other classes (before a class move, rename or delete) is
+    translated: by class id where both schemas carry ids, else by name, else a class
+    renamed in place keeps its index. Pixels of a class the project no longer has become
+    255, "not labelled".
     """
     try:
         data = version.path.read_bytes()
@@ -278,16 +280,35 @@ def decode_version(version: LabelVersion, schema: ClassSchema) -> tuple[np.ndarr
         except (InputError, ValueError):
             old_schema = None
     raw = masks.decode_mask(data, old_schema or schema, version.path)
-    if old_schema is None or old_schema.to_dict()["classes"] == schema.to_dict()["classes"]:
+    if old_schema is None:
         return raw, []
-    lut = np.full(256, UNLABELLED, np.uint8)
-    missing = []
-    by_name = {c.name: c for c in schema.classes}
+    old_items = [c for c in version.classes.get("classes", []) if isinstance(c, dict)]
+    new_items = schema.to_dict()["classes"]
+    if [(c.get("index"), c.get("name")) for c in old_items] == [(c["index"], c["name"]) for c in new_items]:
+        return raw, []
+    lut = translation(old_items, new_items)
     present = set(np.unique(raw).tolist())
-    for c in old_schema.classes:
-        now = by_name.get(c.name)
-        if now is not None:
-            lut[c.index] = now.index
-        elif c.index in present:
-            missing.append(c.name)
+    missing = [str(c.get("name")) for c in old_items if c.get("index") in present and lut[c["index"]] == UNLABELLED]
     return lut[raw], missing
+
+
+def translation(old: list[dict], new: list[dict]) -> np.ndarray:
+    """(256,) lookup from one schema's class indices to another's (see ``decode_version``)."""
+    lut = np.full(256, UNLABELLED, np.uint8)
+    old_names = {c.get("name") for c in old}
+    new_by_index = {c["index"]: c for c in new}
+    for c in old:
+        index = c.get("index")
+        if not isinstance(index, int) or not 0 <= index < UNLABELLED:
+            continue
+        match = None
+        if c.get("id") is not None:
+            match = next((n for n in new if n.get("id") == c["id"]), None)
+        if match is None and (c.get("id") is None or all(n.get("id") is None for n in new)):
+            match = next((n for n in new if n["name"] == c.get("name")), None)
+            same_place = new_by_index.get(index)
+            if match is None and same_place is not None and same_place["name"] not in old_names:
+                match = same_place  # renamed where it stood
+        if match is not None:
+            lut[index] = match["index"]
+    return lut
