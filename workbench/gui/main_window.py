@@ -13,6 +13,7 @@ from workbench.errors import WorkbenchError
 from workbench.gui.canvas import Canvas
 from workbench.gui.help_dialog import ShortcutsDialog
 from workbench.gui.image_list import ImageListModel, ImageListPanel
+from workbench.gui.label_history_dialog import show_label_history
 from workbench.gui.metrics_controller import MetricsController
 from workbench.gui.metrics_panel import MetricsPanel
 from workbench.gui.model_actions import ModelActions
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
             "toggle_outline": c.set_outline_mode,
             "predict_all": ma.predict_all, "retrain": ma.retrain, "cancel_jobs": ma.cancel_all,
             "evaluate": self._evaluate, "settings": ma.edit_settings, "help_shortcuts": self.show_shortcuts,
+            "label_history": partial(show_label_history, ws, self),
         }
         for name, tool in (("paint", Tool.BRUSH), ("erase", Tool.ERASER), ("fill", Tool.FILL),
                            ("pick", Tool.PICK), ("accept", Tool.ACCEPT), ("polygon", Tool.POLYGON),

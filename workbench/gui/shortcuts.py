@@ -51,6 +51,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
     Shortcut("accept_all", "&Accept prediction (whole image)", ("Ctrl+Shift+A",), "Edit"),
     Shortcut("clear", "&Clear label", ("Ctrl+Shift+Backspace",), "Edit"),
+    Shortcut("label_history", "Label &history…", ("Ctrl+H",), "Edit"),
     Shortcut("split_train", "Set split: &train", ("Alt+1",), "Edit"),
     Shortcut("split_val", "Set split: &val", ("Alt+2",), "Edit"),
     Shortcut("split_test", "Set split: t&est", ("Alt+3",), "Edit"),

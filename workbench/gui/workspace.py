@@ -261,3 +261,36 @@ class Workspace(QObject):
         """Images whose last save failed."""
         return sorted(self._save_failed)
 
+    # ----- label history (Edit > Label history…) -------------------------------------------
+    def restore_label_version(self, version: int) -> bool:
+        """Put kept version ``version`` of the image on screen into the editor as one undo step, and save.
+
+        What is on screen is saved and kept in the history first; Ctrl+Z brings it back.
+        """
+        editor, image_id = self.session.editor, self.session.image_id
+        if self.project is None or editor is None or image_id is None:
+            return False
+        try:
+            self.session.save()                                    # the screen's edits reach the disk ...
+            self.project.keep_label_version(image_id, reason="restore")  # ... and the history
+            mask = self.project.read_label_version(image_id, version)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot restore version {version} of {self._name(image_id)}: {exc}")
+            return False
+        if mask.shape != editor.shape:
+            self.notifier.error(f"Cannot restore version {version} of {self._name(image_id)}: it is "
+                                f"{mask.shape[1]}x{mask.shape[0]} pixels, the image {editor.shape[1]}x{editor.shape[0]}")
+            return False
+        box = editor.accept_prediction(mask)                       # the whole mask, one undo step
+        if box is None:
+            self.notifier.info(f"Version {version} is the label on screen already.", 4000)
+            return True
+        self.canvas.refresh_labels(box)
+        self._on_edited(box)
+        try:
+            self.session.save()
+        except WorkbenchError:
+            return False                                           # saveFailed showed it; edits kept
+        self.notifier.info(f"Restored version {version} of {self._name(image_id)}; Ctrl+Z brings back "
+                           f"the label it replaced.", 6000)
+        return True
