@@ -109,6 +109,9 @@ def test_autosaves_of_one_sitting_coalesce_but_earlier_sittings_and_big_changes_
     assert len(versions) == 2
     np.testing.assert_array_equal(project.read_label_version(a, versions[-1].version), later)
     np.testing.assert_array_equal(project.read_label(a), prediction)
+    # The app's Clear label saves an empty mask: within a sitting too, the label is kept.
+    project.save_label(a, np.full((H, W), UNLABELLED, np.uint8))
+    np.testing.assert_array_equal(project.read_label_version(a, project.label_history(a)[-1].version), prediction)
 
 
 def test_clear_keeps_the_label_and_restore_brings_it_back_undoably(project: Project) -> None:
@@ -359,3 +362,15 @@ def test_cli_labels_history_and_restore(project: Project, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["labels", folder, "--restore", "a.png"])
     assert exc.value.code == 2 and "--version K" in capsys.readouterr().err
+
+
+def test_a_read_only_project_shows_history_but_cannot_restore(project: Project) -> None:
+    a = project.find("a").id
+    project.save_label(a, _mask(1), source="import")
+    project.save_label(a, _mask(2))
+    with Project.open(project.folder) as other:
+        assert other.read_only
+        assert [v.source for v in other.label_history(a)] == ["import"]
+        with pytest.raises(WorkbenchError, match="read-only"):
+            other.restore_label(a, 1)
+    np.testing.assert_array_equal(project.read_label(a), _mask(2))
