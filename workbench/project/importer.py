@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from workbench import imageio, masks
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, check, report
-from workbench.project.records import ImageRecord, ImportReport, Status
+from workbench.project.records import ImageRecord, ImportReport, Status, parse_status
 
 if TYPE_CHECKING:
     from workbench.project.project import Project
@@ -141,8 +141,8 @@ def import_masks(project: "Project", mask_dir: str | Path, *, as_: str = "labels
                 if kind == "labels":
                     status = (statuses or {}).get(stem, default_status)
                     person = made_by_person(rec)
-                    project.save_label(rec.id, mask, status=status, source=source,
-                                       reason="import --overwrite" if person else "import")
+                    project._write_label(rec.id, mask, parse_status(status), source,
+                                         "import --overwrite" if person else "import")
                     if person:
                         rep.overwritten.append(rec.name)
                 else:

@@ -318,6 +318,10 @@ class Project:
         self._check_writable()
         status = parse_status(status)
         arr = self._checked_mask(image_id, mask, "label")
+        self._write_label(image_id, arr, status, source, reason)
+
+    def _write_label(self, image_id: int, arr: np.ndarray, status: Status, source: str, reason: str) -> None:
+        # save_label after validation; the importer calls it with masks read_mask validated.
         path = self.label_path(image_id)
         self._keep_replaced(image_id, path, arr, source=source, reason=reason)
         masks.write_mask(path, arr, self.schema)
