@@ -196,7 +196,7 @@ def keep(state_dir: str | Path, stem: str, label_path: str | Path, *, source: st
     if data is None:
         try:
             data = label_path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise WorkbenchError(f"cannot keep the label in its history: {exc.strerror or exc}",

@@ -333,8 +333,12 @@ class Project:
         self._check_writable()
         path = self.label_path(image_id)
         rec = self.get(image_id)
-        label_history.keep(self.state_dir, rec.stem, path, source=rec.source, status=rec.status.value,
-                           reason="clear", schema=self.schema)
+        try:
+            label_history.keep(self.state_dir, rec.stem, path, source=rec.source, status=rec.status.value,
+                               reason="clear", schema=self.schema)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"cannot delete the label: it could not be kept in its history ({exc})",
+                                 path) from exc
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
@@ -347,8 +351,8 @@ class Project:
         try:
             data = path.read_bytes()
             made = path.stat().st_mtime
-        except FileNotFoundError:
-            return
+        except (FileNotFoundError, NotADirectoryError):
+            return  # no label yet (or no labels folder: the write itself will say why)
         except OSError as exc:
             raise WorkbenchError(f"cannot read the label to keep it in its history: {exc.strerror or exc}",
                                  path) from exc
@@ -362,8 +366,12 @@ class Project:
         if label_history.coalesces(replaced_source=rec.source, replaced_made=made, new_source=source,
                                    reason=reason, old=old, new=new):
             return
-        label_history.keep(self.state_dir, rec.stem, path, source=rec.source, status=rec.status.value,
-                           reason=reason, schema=self.schema, data=data, mask=old, made=made)
+        try:
+            label_history.keep(self.state_dir, rec.stem, path, source=rec.source, status=rec.status.value,
+                               reason=reason, schema=self.schema, data=data, mask=old, made=made)
+        except WorkbenchError as exc:  # no way back, no replacing: the label stays as it is
+            raise WorkbenchError(f"could not save: the label it replaces could not be kept in its "
+                                 f"history ({exc})", path) from exc
 
     # ----- label history ---------------------------------------------------------------
     def label_history(self, image_id: int) -> list[label_history.LabelVersion]:
