@@ -374,3 +374,53 @@ def test_a_read_only_project_shows_history_but_cannot_restore(project: Project) 
         with pytest.raises(WorkbenchError, match="read-only"):
             other.restore_label(a, 1)
     np.testing.assert_array_equal(project.read_label(a), _mask(2))
+
+
+@pytest.mark.parametrize("sidecar", [b"[" * 100_000, b"\xff\xfe not utf-8", b'{"classes": {"classes": 5}}',
+                                     b'{"version": "x", "made": "yesterday", "labelled": -1.5}'])
+def test_hostile_sidecars_leave_the_version_usable(project: Project, sidecar: bytes) -> None:
+    a = project.find("a").id
+    project.save_label(a, _mask(1), source="import")
+    project.save_label(a, _mask(2))
+    (v,) = project.label_history(a)
+    v.path.with_suffix(".json").write_bytes(sidecar)
+    (v,) = project.label_history(a)
+    np.testing.assert_array_equal(project.read_label_version(a, v.version), _mask(1))
+    project.restore_label(a, v.version)
+    np.testing.assert_array_equal(project.read_label(a), _mask(1))
+
+
+class _Stop(BaseException):
+    """Stands for the process dying at a file rename (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_stopped_at_any_rename_of_a_save_the_old_label_is_somewhere(folder: Path, monkeypatch, cut: int) -> None:
+    """A replacing save renames 3 files (history PNG, sidecar, label): die right after each, reopen."""
+    import workbench.atomic as atomic
+
+    with Project.open(folder, schema=_schema()) as p:
+        a = p.find("a").id
+        p.save_label(a, _mask(1), source="import")
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        real(src, dst)
+        calls.append(dst)
+        if len(calls) == cut:
+            raise _Stop()
+
+    with Project.open(folder) as p:
+        monkeypatch.setattr(atomic.os, "replace", replace)
+        with pytest.raises(_Stop):
+            p.save_label(a, _mask(2))
+        monkeypatch.setattr(atomic.os, "replace", real)
+    with Project.open(folder) as p:                           # the next open, as after a crash
+        label = p.read_label(a)
+        kept = [p.read_label_version(a, v.version) for v in p.label_history(a)]
+        assert np.array_equal(label, _mask(2) if cut == 3 else _mask(1))
+        assert any(np.array_equal(k, _mask(1)) for k in kept) == (cut >= 2)   # 1: the PNG alone is no version
+        p.save_label(a, _mask(2))                              # saving works again ...
+        versions = p.label_history(a)
+        assert len(versions) == 1 and np.array_equal(p.read_label_version(a, versions[0].version), _mask(1))

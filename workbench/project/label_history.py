@@ -128,10 +128,15 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+MAX_SIDECAR_BYTES = 1 << 20   # a sidecar is a few KB; a bigger one is not ours
+
+
 def _read_version(seq: int, png: Path, side: Path) -> LabelVersion:
     try:
+        if side.stat().st_size > MAX_SIDECAR_BYTES:
+            raise ValueError("sidecar too large")
         meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         meta = {}  # a damaged sidecar: the pixels are still a way back
     if not isinstance(meta, dict):
         meta = {}
