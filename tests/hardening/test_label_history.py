@@ -343,6 +343,10 @@ def test_cli_labels_history_and_restore(project: Project, capsys) -> None:
     project.close()
     rc, out, _ = _cli(["labels", folder], capsys)
     assert rc == 0 and "a.png" in out and "b.png" not in out
+    rc, out, _ = _cli(["labels", folder, "--json"], capsys)
+    assert rc == 0 and json.loads(out) == [{"image": "a.png", "has_label": True, "status": "edited",
+                                           "source": "person", "updated": json.loads(out)[0]["updated"],
+                                           "versions": 1}]
     rc, out, _ = _cli(["labels", folder, "--history", "a"], capsys)
     assert rc == 0 and "current label edited, made by person" in out
     row = next(line for line in out.splitlines() if line.startswith("   1  "))
