@@ -9,6 +9,7 @@ own, so a cancelled import keeps what it already did.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from workbench import imageio, masks
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project.records import ImportReport, Status
+from workbench.project.recovery import label_info
 
 if TYPE_CHECKING:
     from workbench.project.project import Project
@@ -81,8 +83,9 @@ def import_masks(project: "Project", mask_dir: str | Path, *, as_: str = "labels
                 hw = project.image_shape(rec.id)
                 mask = masks.read_mask(path, project.schema, hw)
                 if kind == "labels":
-                    masks.write_mask(project.label_path(rec.id), mask, project.schema)
                     status = (statuses or {}).get(stem, default_status)
+                    masks.write_mask(project.label_path(rec.id), mask, project.schema,
+                                     info=label_info(status, source, time.time()))
                     project._record_label(rec.id, status, source)
                 else:
                     masks.write_mask(project.ground_truth_path(rec.id), mask, project.schema)

@@ -7,6 +7,7 @@ them into SQLite, removes stale temp files and takes the write lock.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -21,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from workbench import imageio, masks
-from workbench.atomic import atomic_open, atomic_write_bytes, atomic_write_text, clean_stale_temps
+from workbench.atomic import (TEMP_MARKER, atomic_open, atomic_write_bytes, atomic_write_text,
+                              clean_stale_temps)
 from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
+from workbench.project import location, recovery, renumber, seed
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
-from workbench.project import renumber, seed
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
@@ -35,6 +37,8 @@ from workbench.project.store import Store, to_json
 READ_ONLY_MESSAGE = "project is open in another window/process; opened read-only"
 DEFAULT_CLASSES = ["background", "foreground"]
 MODEL_SUFFIX = ".safetensors"
+DISK_FULL_BYTES = 1 << 20
+"""Free space below which an SQLite I/O error at open is read as "the disk is full"."""
 
 
 def model_file_name(version: int) -> str:
@@ -75,15 +79,21 @@ class Project:
     problems: list[str]
 
     def __init__(self, folder: Path, state_dir: Path, store: Store, lock: ProjectLock,
-                 schema: ClassSchema, read_only: bool) -> None:
+                 schema: ClassSchema, read_only: bool, read_only_reason: str | None = None) -> None:
         # Use Project.open: it validates, locks, syncs and seeds.
         self.folder = folder
         self.state_dir = state_dir
         self.schema = schema
         self.read_only = read_only
+        self.read_only_reason: str | None = (read_only_reason or READ_ONLY_MESSAGE) if read_only else None
+        """Why the project is read-only (shown by the CLI and the app), None when writable."""
+        self.recovered: list[str] = []
+        """What was rebuilt or registered from the files at open or at a later write."""
         self.problems: list[str] = []
         self._store = store
         self._lock = lock
+        lost = weakref.WeakMethod(self._database_lost)
+        store.on_lost = lambda reason: lost()(reason)  # type: ignore[misc]
         # A project dropped without close() still closes its database and frees the lock.
         self._finalizer = weakref.finalize(self, _release, store, lock)
 
@@ -96,44 +106,103 @@ class Project:
         ``state_dir`` overrides where the state lives (default ``FOLDER/.workbench``, or a
         per-user folder when FOLDER is read-only). ``folder`` may also be a state folder,
         which opens the project it belongs to. ``schema`` is used for a new project only.
+
+        A state folder that cannot be written (permissions, read-only mount, full disk)
+        opens read-only with ``read_only_reason``. A database that is missing, empty or
+        damaged while labels, models or the snapshot are on disk is rebuilt from them
+        (``recovered`` says what came back; a damaged file is moved aside, not deleted).
         """
         folder, state = cls.locate(folder, state_dir=state_dir)
         exists = (state / DB_NAME).is_file()
-        if not exists and not create:
+        prior = state.is_dir() and location.has_state(state)
+        if not exists and not prior and not create:
             raise WorkbenchError("no project here yet (open it once to create one)", state)
+        if prior:
+            problem = location.write_problem(state)
+            if problem is not None:
+                return cls._open_read_only(folder, state, problem)
         # A new project's manifest is checked before anything is created: a bad one
         # leaves no half-made project behind.
-        manifest = None if exists else seed.read_manifest(folder)
+        manifest = None if prior else seed.read_manifest(folder)
         try:
             state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkbenchError(f"cannot create the project state folder: {exc.strerror or exc}",
                                  state) from exc
         lock = ProjectLock(state / "lock")
-        read_only = not lock.acquire()
+        try:
+            read_only = not lock.acquire()
+        except WorkbenchError as exc:
+            if exists and _disk_full(state, exc):
+                return cls._open_read_only(folder, state, _disk_full_reason(state))
+            raise
         store = None
         try:
             if not read_only:
                 clean_stale_temps(state)
                 renumber.recover(state)  # finish a class change a crash interrupted
-            store = Store(state / DB_NAME)
+            lost_reason = None if read_only else recovery_prepare(state)
+            try:
+                store = Store(state / DB_NAME)
+                if not read_only:
+                    store.check_integrity()
+            except WorkbenchError as exc:
+                if store is not None:
+                    store.close()
+                    store = None
+                if exists and _disk_full(state, exc):
+                    lock.release()
+                    return cls._open_read_only(folder, state, _disk_full_reason(state))
+                if read_only or not _is_damaged(exc):
+                    raise
+                lost_reason = f"{DB_NAME} was damaged ({exc.__cause__}); it was moved to " \
+                              f"{_move_aside(state, 'damaged')}"
+                store = Store(state / DB_NAME)
             new = store.get_kv("initialised") is None
-            if new and exists and not read_only:  # a creation that crashed before seeding
+            rebuild = new and not read_only and recovery.has_files_to_rebuild(state)
+            if new and exists and not read_only and not rebuild:  # a creation that crashed before seeding
                 manifest = seed.read_manifest(folder)
             project = cls(folder, state, store, lock, ClassSchema.default(DEFAULT_CLASSES), read_only)
             project.schema = project._load_or_create_schema(schema, manifest)
-            if not read_only:
+            if not read_only and store.get_kv("image_folder") != str(folder):
                 store.set_kv("image_folder", str(folder))
             project.sync()
-            if new and not read_only:
+            if rebuild:
+                why = lost_reason or (f"{DB_NAME} was empty" if exists else f"{DB_NAME} was missing")
+                project._rebuild(why)
+            elif new and not read_only:
                 if manifest is not None:
                     project.problems.extend(seed.apply_manifest(project, manifest))
+            elif not read_only:
+                project._recover_unregistered_models()
+            if new and not read_only:
                 store.set_kv("initialised", str(time.time()))
+            if not read_only and not recovery.snapshot_path(state).is_file():
+                project._write_snapshot()
+            project.problems[:0] = [m for m in project.recovered if m not in project.problems]
             return project
         except BaseException:
             if store is not None:
                 store.close()
             lock.release()
+            raise
+
+    @classmethod
+    def _open_read_only(cls, folder: Path, state: Path, reason: str) -> "Project":
+        # Nothing is written: no lock file, no temp clean-up, no WAL switch, no sync.
+        if not (state / DB_NAME).is_file():
+            raise WorkbenchError(f"{reason}, and it has no {DB_NAME} to show (a lost database "
+                                 f"is rebuilt only where it can be written: copy the folder, or "
+                                 f"open it with --state-dir on a writable disk)", state)
+        store = Store(state / DB_NAME, read_only=True)
+        try:
+            project = cls(folder, state, store, ProjectLock(state / "lock"),
+                          ClassSchema.default(DEFAULT_CLASSES), True, f"opened read-only: {reason}")
+            project.schema = project._load_or_create_schema(None, None)
+            project.sync()
+            return project
+        except BaseException:
+            store.close()
             raise
 
     @staticmethod
@@ -169,7 +238,7 @@ class Project:
 
     def _check_writable(self) -> None:
         if self.read_only:
-            raise WorkbenchError(READ_ONLY_MESSAGE)
+            raise WorkbenchError(self.read_only_reason or READ_ONLY_MESSAGE, self.state_dir)
 
     def _load_or_create_schema(self, schema: ClassSchema | None, manifest: Any) -> ClassSchema:
         path = self.classes_path
@@ -184,8 +253,65 @@ class Project:
 
     def sync(self) -> None:
         """Rescan the folder: add new images, hide vanished ones; refreshes ``problems``."""
-        result = self._store.sync_images(scan_image_names(self.folder))
-        self.problems = result.problems
+        result = self._store.sync_images(scan_image_names(self.folder), write=not self._store.read_only)
+        self.problems = [*self.recovered, *result.problems]
+
+    # ----- recovery (docs/project-format.md, "What is rebuilt") ------------------------
+    def _rebuild(self, why: str) -> None:
+        names = {rec.stem: rec.name for rec in self.images()}
+        rep = recovery.rebuild(self._store, self.state_dir, names)
+        self.recovered.append(rep.message(why))
+        self.recovered.extend(rep.problems)
+        self._write_snapshot()
+
+    def _recover_unregistered_models(self) -> None:
+        # We hold the lock, so no live run is writing these: they are the checkpoints of
+        # runs that died before registering. Registered (not deleted): a killed run's best
+        # checkpoint is complete (written atomically) and may be hours of work; it is not
+        # made current, so a half-trained model never replaces the one in use.
+        before = self.current_model()
+        added, problems = recovery.recover_models(self._store, self.state_dir,
+                                                  why="from a run that ended before registering it")
+        if added:
+            if before is not None and self._store.get_kv("current_model") is None:
+                self._store.set_kv("current_model", str(before.version))
+            shown = ", ".join(f"v{v}" for v in added)
+            keep = f"; v{before.version} stays current" if before is not None else ""
+            self.recovered.append(f"registered {len(added)} model file(s) a stopped run left "
+                                  f"unregistered as recovered version(s) {shown}{keep}")
+        self.recovered.extend(problems)
+
+    def _write_snapshot(self) -> None:
+        recovery.write_snapshot(self.state_dir, self._store.state_rows())
+
+    def _database_lost(self, reason: str) -> None:
+        """The database file vanished or was replaced while open: put ours back, or rebuild."""
+        db = self.state_dir / DB_NAME
+        rescue = self.state_dir / f"{TEMP_MARKER}rescue-{os.getpid()}.sqlite"
+        rescue.unlink(missing_ok=True)
+        try:
+            self._store.copy_live_to(rescue)  # our connection still reads the deleted file
+        except WorkbenchError:
+            rescue.unlink(missing_ok=True)
+        aside = _move_aside(self.state_dir, "replaced") if db.exists() else None
+        for suffix in ("-wal", "-shm"):  # ours (a deleted database) or the replacement's
+            with contextlib.suppress(OSError):
+                (self.state_dir / f"{DB_NAME}{suffix}").unlink()
+        kept = f"; the file found in its place was moved to {aside}" if aside else ""
+        if rescue.is_file():
+            os.replace(rescue, db)
+            self._store.reconnect()
+            self.recovered.append(f"{reason}: it was written back from the open project{kept}")
+            return
+        try:
+            self._store.reconnect()  # a new, empty database at the path
+            self._store.set_kv("image_folder", str(self.folder))
+            self.sync()
+            self._rebuild(reason)
+            self._store.set_kv("initialised", str(time.time()))
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"{reason}, and it could not be rebuilt ({exc}); not saved: the "
+                                 f"edits are kept in the window, reopen the project", db) from exc
 
     # ----- paths ---------------------------------------------------------------------
     @property
@@ -257,14 +383,16 @@ class Project:
         return h, w
 
     def set_status(self, image_ids: int | Iterable[int], status: Status | str) -> None:
-        """Set the status of one or more images."""
+        """Set the status of one or more images (also recorded in ``state/images.json``)."""
         self._check_writable()
         self._store.update_images(_ids(image_ids), status=parse_status(status).value)
+        self._write_snapshot()
 
     def set_split(self, image_ids: int | Iterable[int], split: Split | str) -> None:
-        """Move one or more images to train / val / test."""
+        """Move one or more images to train / val / test (also recorded in ``state/images.json``)."""
         self._check_writable()
         self._store.update_images(_ids(image_ids), split=parse_split(split).value)
+        self._write_snapshot()
 
     # ----- labels and ground truth -----------------------------------------------------
     def _mask_from_file(self, path: Path, image_id: int) -> np.ndarray | None:
@@ -315,9 +443,11 @@ class Project:
         self._check_writable()
         status = parse_status(status)
         arr = self._checked_mask(image_id, mask, "label")
-        masks.write_mask(self.label_path(image_id), arr, self.schema)
+        updated = time.time()  # the PNG carries its own record: a lost database loses nothing
+        masks.write_mask(self.label_path(image_id), arr, self.schema,
+                         info=recovery.label_info(status, source, updated))
         self._store.update_images([image_id], status=status.value, source=source,
-                                  updated=time.time(), has_label=1)
+                                  updated=updated, has_label=1)
 
     def clear_label(self, image_id: int) -> None:
         """Delete the image's label; it becomes unlabelled."""
@@ -600,6 +730,70 @@ def index_moves(old: ClassSchema, new: ClassSchema) -> dict[int, int]:
 def _release(store: Store, lock: ProjectLock) -> None:
     store.close()
     lock.release()
+
+
+def recovery_prepare(state: Path) -> str | None:
+    """Before connecting: set aside what would corrupt a new database; the reason, if any.
+
+    A write-ahead log without its database (or beside an empty one) must not be replayed
+    into the new file SQLite would create: its pages belong to the lost one.
+    """
+    db = state / DB_NAME
+    wal = state / f"{DB_NAME}-wal"
+    missing = not db.is_file() or db.stat().st_size == 0
+    if not missing or not wal.exists():
+        return None
+    what = "missing" if not db.exists() else "empty"
+    moved = _move_aside(state, "orphaned-log", only=("-wal",))
+    with contextlib.suppress(OSError):
+        (state / f"{DB_NAME}-shm").unlink()
+    return f"{DB_NAME} was {what} (its log was moved to {moved})"
+
+
+def _move_aside(state: Path, kind: str, only: tuple[str, ...] = ("", "-wal", "-shm")) -> Path | None:
+    """Rename the database files to ``project.sqlite.<kind>-<time>``; the main one's new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    first = None
+    for suffix in only:
+        src = state / f"{DB_NAME}{suffix}"
+        if not src.exists():
+            continue
+        dest = state / f"{DB_NAME}.{kind}-{stamp}{suffix}"
+        n = 1
+        while dest.exists():
+            dest = state / f"{DB_NAME}.{kind}-{stamp}-{n}{suffix}"
+            n += 1
+        os.replace(src, dest)
+        first = first or dest
+    return first
+
+
+def _is_damaged(exc: WorkbenchError) -> bool:
+    """True for SQLite's "not a database" / "malformed": the file, not the disk, is bad."""
+    cause = exc.__cause__
+    text = str(cause).lower() if cause is not None else ""
+    return isinstance(cause, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text)
+
+
+def _disk_full(state: Path, exc: BaseException) -> bool:
+    """True when an open failed because the disk is (nearly) full."""
+    text = f"{exc} {exc.__cause__}".lower()
+    if "full" in text or "no space" in text:
+        return True
+    if "disk i/o error" in text or "cannot create" in text or "cannot write" in text:
+        try:
+            return shutil.disk_usage(state).free < DISK_FULL_BYTES
+        except OSError:
+            return False
+    return False
+
+
+def _disk_full_reason(state: Path) -> str:
+    try:
+        free = f" ({shutil.disk_usage(state).free:,} bytes free)"
+    except OSError:
+        free = ""
+    return f"the disk is full{free}; free some space and reopen to save"
 
 
 def _stored_image_folder(state: Path) -> Path:

@@ -53,7 +53,7 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
                     raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
                 if np.isin(raw, moved).any():
                     stage = path.with_name(path.name + STAGED_SUFFIX)
-                    masks.write_mask(stage, lut[raw], new)
+                    masks.write_mask(stage, lut[raw], new, masks.read_mask_info(path))  # keep its record
                     staged.append(stage)
         journal = {"staged": [str(p.relative_to(state).as_posix()) for p in staged],
                    "schema": new.to_dict()}
