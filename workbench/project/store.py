@@ -164,6 +164,7 @@ class Store:
             # commit would make importing thousands of labels crawl.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            self._identity = file_identity(self.path)  # the WAL switch has created the file
             self._migrate()
         self._identity = file_identity(self.path)
 
@@ -225,9 +226,13 @@ class Store:
         reason = self.lost_reason()
         if reason is None:
             return
-        if self.on_lost is None:
+        handler, self.on_lost = self.on_lost, None  # a write made while handling it must not recurse
+        if handler is None:
             raise WorkbenchError(f"{reason}; not saved (reopen the project)", self.path)
-        self.on_lost(reason)
+        try:
+            handler(reason)
+        finally:
+            self.on_lost = handler
 
     # ----- plumbing ------------------------------------------------------------------
     @property
