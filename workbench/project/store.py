@@ -143,18 +143,25 @@ class Store:
 
     def _connect(self) -> None:
         if self.read_only:
-            # A read-only open writes nothing: no WAL switch, no migration. immutable=1
-            # is the fallback for a read-only mount where SQLite cannot make its -shm.
+            # A read-only open writes nothing: no WAL switch, no migration. Without a
+            # write-ahead log (a cleanly closed project) immutable=1 reads the file and
+            # creates no -wal/-shm; with one, mode=ro reads it too (SQLite needs its -shm).
             uri = self.path.resolve().as_uri()
-            try:
-                self._conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10.0,
-                                             check_same_thread=False, isolation_level=None)
-                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=10.0,
-                                             check_same_thread=False, isolation_level=None)
+            wal = Path(f"{self.path}-wal")
+            has_log = wal.is_file() and wal.stat().st_size > 0
+            modes = ["mode=ro", "immutable=1"] if has_log else ["immutable=1"]
+            for i, mode in enumerate(modes):
+                try:
+                    self._conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=10.0,
+                                                 check_same_thread=False, isolation_level=None)
+                    self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    break
+                except sqlite3.OperationalError:
+                    if self._conn is not None:
+                        self._conn.close()
+                        self._conn = None
+                    if i == len(modes) - 1:
+                        raise
             self._check_version()
         else:
             self._conn = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False,
