@@ -119,3 +119,21 @@ def test_the_app_lists_and_opens_such_an_image(data: Path, qtbot, monkeypatch) -
     window.workspace.save()
     assert window.project.get(rec.id).has_label
     window.close_project(ask=False)
+
+
+def test_project_folder_whose_name_is_not_utf8(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("WORKBENCH_STATE_HOME", str(tmp_path / "home"))
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/donn\xe9es"))
+    folder.mkdir()
+    Image.fromarray(np.zeros((*HW, 3), np.uint8)).save(folder / "a.png")
+    with Project.open(folder) as p:
+        p.save_label(p.find("a").id, np.zeros(HW, np.uint8))
+    with Project.open(folder / ".workbench") as p:   # the stored folder path round-trips
+        assert p.folder == folder and p.find("a").has_label
+    folder.chmod(0o555)                              # a read-only folder: per-user state, hashed by bytes
+    try:
+        (folder / ".workbench").rename(tmp_path / "moved")
+        with Project.open(folder) as p:
+            assert str(p.state_dir).startswith(str(tmp_path / "home"))
+    finally:
+        folder.chmod(0o755)

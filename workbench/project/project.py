@@ -809,7 +809,7 @@ def _stored_image_folder(state: Path) -> Path:
         raise WorkbenchError(f"cannot read the project database: {exc}", db) from exc
     if row is None or not row[0]:
         raise WorkbenchError("this state folder does not say which image folder it belongs to", state)
-    folder = Path(row[0])
+    folder = Path(os.fsdecode(row[0]) if isinstance(row[0], bytes) else row[0])
     if not folder.is_dir():
         raise InputError("the image folder of this project is gone (moved or deleted?)", folder)
     return folder

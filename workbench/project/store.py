@@ -333,15 +333,15 @@ class Store:
     def get_kv(self, key: str, default: str | None = None) -> str | None:
         """A stored project setting (internal: folder path, current model, ...)."""
         rows = self.query("SELECT value FROM kv WHERE key = ?", (key,))
-        return rows[0][0] if rows else default
+        return py_name(rows[0][0]) if rows and rows[0][0] is not None else (None if rows else default)
 
     def set_kv(self, key: str, value: str | None) -> None:
         """Store or (with None) remove an internal setting."""
         if value is None:
             self.write("DELETE FROM kv WHERE key = ?", (key,))
         else:
-            self.write("INSERT INTO kv(key, value) VALUES (?, ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            self.write("INSERT INTO kv(key, value) VALUES (?, ?) "   # a folder path may not be UTF-8
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, db_name(value)))
 
     # ----- images --------------------------------------------------------------------
     def sync_images(self, names: Iterable[str], *, write: bool = True) -> SyncResult:
