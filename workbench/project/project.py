@@ -150,9 +150,6 @@ class Project:
                 if store is not None:
                     store.close()
                     store = None
-                if exists and _disk_full(state, exc):
-                    lock.release()
-                    return cls._open_read_only(folder, state, _disk_full_reason(state))
                 if read_only or not _is_damaged(exc):
                     raise
                 lost_reason = f"{DB_NAME} was damaged ({exc.__cause__}); it was moved to " \
@@ -181,6 +178,13 @@ class Project:
                 project._write_snapshot()
             project.problems[:0] = [m for m in project.recovered if m not in project.problems]
             return project
+        except WorkbenchError as exc:
+            if store is not None:
+                store.close()
+            lock.release()
+            if exists and _disk_full(state, exc):  # still show everything, and say why
+                return cls._open_read_only(folder, state, _disk_full_reason(state))
+            raise
         except BaseException:
             if store is not None:
                 store.close()
@@ -287,6 +291,8 @@ class Project:
     def _database_lost(self, reason: str) -> None:
         """The database file vanished or was replaced while open: put ours back, or rebuild."""
         db = self.state_dir / DB_NAME
+        if self.read_only:  # only the lock holder may put the database back
+            raise WorkbenchError(f"{reason}; not saved (this window is read-only)", db)
         rescue = self.state_dir / f"{TEMP_MARKER}rescue-{os.getpid()}.sqlite"
         rescue.unlink(missing_ok=True)
         try:
