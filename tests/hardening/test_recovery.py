@@ -211,14 +211,13 @@ def test_lost_database_that_cannot_be_restored_fails_loudly(project_dir: Path, m
         assert p.find("im3").status == Status.EDITED and p.find("im1").split == Split.VAL
         for f in db_files(project_dir):
             f.unlink(missing_ok=True)
-        (project_dir / ".workbench").chmod(0o555)   # nowhere to rebuild: the save must say so
-        try:
-            monkeypatch.setattr(p._store, "reconnect", lambda: (_ for _ in ()).throw(
-                WorkbenchError("cannot open the project database: unable to open database file")))
-            with pytest.raises(WorkbenchError, match="deleted while the project was open.*not saved"):
-                p.set_split(rec.id, Split.TEST)
-        finally:
-            (project_dir / ".workbench").chmod(0o755)
+
+        def cannot_open() -> None:  # nowhere to rebuild either: the write must say so
+            raise WorkbenchError("cannot open the project database: unable to open database file")
+
+        monkeypatch.setattr(p._store, "reconnect", cannot_open)
+        with pytest.raises(WorkbenchError, match="deleted while the project was open.*not saved"):
+            p.set_split(rec.id, Split.TEST)
 
 
 # ----- model files a stopped run left behind (issue 8.8) ---------------------------------
@@ -270,3 +269,17 @@ def test_snapshot_cost_for_10000_images(tmp_path: Path) -> None:
     snap, problem = read_snapshot(tmp_path)
     assert problem is None and len(snap.images) == 10_000
     assert size < 1_000_000
+
+
+def test_cli_says_what_was_recovered(project_dir: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from workbench.cli import main
+
+    for f in db_files(project_dir):
+        f.unlink(missing_ok=True)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    Image.fromarray(np.zeros(HW, np.uint8)).save(gt / "im0.png")
+    assert main(["import", str(project_dir), "--masks", str(gt), "--as", "ground-truth"]) == 0
+    err = capsys.readouterr().err
+    assert "note: project.sqlite was missing: the project database was rebuilt from the files: " \
+           "recovered 3 label(s)" in err
