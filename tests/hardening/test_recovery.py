@@ -283,3 +283,14 @@ def test_cli_says_what_was_recovered(project_dir: Path, tmp_path: Path, capsys) 
     err = capsys.readouterr().err
     assert "note: project.sqlite was missing: the project database was rebuilt from the files: " \
            "recovered 3 label(s)" in err
+
+
+def test_database_deleted_while_open_then_close(project_dir: Path) -> None:
+    """No write after the deletion: closing writes the database back (history included)."""
+    with Project.open(project_dir) as p:
+        p.record_metrics(2, "val", {"miou": 0.61})
+        for f in db_files(project_dir):
+            f.unlink(missing_ok=True)
+    with Project.open(project_dir) as p:
+        assert p.recovered == [] and p.metrics_history()[0]["miou"] == 0.61
+        assert p.find("im1").status == Status.VERIFIED

@@ -227,7 +227,16 @@ class Project:
         return folder, state
 
     def close(self) -> None:
-        """Close the database and release the lock (idempotent)."""
+        """Close the database and release the lock (idempotent).
+
+        A database deleted or replaced since the last write is written back first: the
+        open connection is the only copy of what the files do not hold (metrics history).
+        """
+        if self._finalizer.alive and not self.read_only:
+            with contextlib.suppress(WorkbenchError, OSError):
+                reason = self._store.lost_reason()
+                if reason is not None:
+                    self._database_lost(reason)
         self._finalizer()
 
     def __enter__(self) -> "Project":
