@@ -251,11 +251,23 @@ def test_checkpoint_header_is_read_without_torch(project_dir: Path) -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_header_reader_agrees_with_read_meta(project_dir: Path) -> None:
-    from workbench.ml.checkpoint import read_meta  # noqa: F401 - the real reader, for comparison
+def test_header_reader_refuses_what_is_not_a_complete_checkpoint(tmp_path: Path) -> None:
+    from workbench.errors import InputError
 
-    path = project_dir / ".workbench" / "models" / "v0002.safetensors"
-    assert read_checkpoint_header(path)["parent"] == "v0001.safetensors"
+    good = tmp_path / "v0001.safetensors"
+    write_model(good, parent="v0009.safetensors")
+    assert read_checkpoint_header(good)["parent"] == "v0009.safetensors"
+    cases = {"pickle": b"PK\x03\x04" + b"\0" * 64, "empty": b"", "huge_header": (2**40).to_bytes(8, "little"),
+             "longer": good.read_bytes() + b"\0", "shorter": good.read_bytes()[:-1]}
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros(2, np.float32)}, str(foreign))
+    cases["no_metadata"] = foreign.read_bytes()
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(data)
+        with pytest.raises(InputError) as err:
+            read_checkpoint_header(path)
+        assert path.name in str(err.value), name
 
 
 def test_snapshot_cost_for_10000_images(tmp_path: Path) -> None:
@@ -294,3 +306,22 @@ def test_database_deleted_while_open_then_close(project_dir: Path) -> None:
     with Project.open(project_dir) as p:
         assert p.recovered == [] and p.metrics_history()[0]["miou"] == 0.61
         assert p.find("im1").status == Status.VERIFIED
+
+
+def test_lost_classes_json_comes_back_from_the_newest_model(project_dir: Path) -> None:
+    from workbench.classes import ClassSchema
+
+    schema = ClassSchema.from_dict({"name": "cells", "ignore_index": 255, "classes": [
+        {"index": 0, "name": "background", "color": [0, 0, 0]},
+        {"index": 1, "name": "nucleus", "color": [200, 30, 30]}]})
+    models = project_dir / ".workbench" / "models"
+    meta = {"arch": "unet", "encoder": "resnet18", "num_classes": 2, "schema": schema.to_dict()}
+    save_file({"w": np.zeros(3, np.float32)}, str(models / "v0002.safetensors"),
+              metadata={"workbench": json.dumps(meta)})
+    (project_dir / ".workbench" / "classes.json").unlink()
+    for f in db_files(project_dir):
+        f.unlink(missing_ok=True)
+    with Project.open(project_dir) as p:
+        assert p.schema.names == ["background", "nucleus"]
+        assert any("classes were taken from model v2" in m for m in p.recovered)
+        assert p.read_label(p.find("im1").id) is not None

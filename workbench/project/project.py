@@ -160,6 +160,8 @@ class Project:
             if new and exists and not read_only and not rebuild:  # a creation that crashed before seeding
                 manifest = seed.read_manifest(folder)
             project = cls(folder, state, store, lock, ClassSchema.default(DEFAULT_CLASSES), read_only)
+            if rebuild and schema is None and not project.classes_path.is_file():
+                schema = project._schema_from_models()
             project.schema = project._load_or_create_schema(schema, manifest)
             if not read_only and store.get_kv("image_folder") != str(folder):
                 store.set_kv("image_folder", str(folder))
@@ -276,6 +278,18 @@ class Project:
         self.recovered.append(rep.message(why))
         self.recovered.extend(rep.problems)
         self._write_snapshot()
+
+    def _schema_from_models(self) -> ClassSchema | None:
+        found = recovery.schema_from_models(self.state_dir)
+        if found is None:
+            return None
+        try:
+            schema = ClassSchema.from_dict(found[0], f"models/{model_file_name(found[1])} (class schema)")
+        except (InputError, WorkbenchError, ValueError):
+            return None
+        self.recovered.append(f"classes.json was missing too: the classes were taken from model "
+                              f"v{found[1]} ({', '.join(schema.names)})")
+        return schema
 
     def _recover_unregistered_models(self) -> None:
         # We hold the lock, so no live run is writing these: they are the checkpoints of

@@ -199,6 +199,18 @@ def recover_models(store: "Store", state: Path, *, why: str) -> tuple[list[int],
     return added, problems
 
 
+def schema_from_models(state: Path) -> tuple[dict[str, Any], int] | None:
+    """(class schema dict, version) of the newest complete model file, for a lost classes.json."""
+    for version, path in reversed(model_files(state)):
+        try:
+            meta = read_checkpoint_header(path)
+        except InputError:
+            continue
+        if isinstance(meta.get("schema"), dict):
+            return meta["schema"], version
+    return None
+
+
 # ----- rebuilding the images table ------------------------------------------------------
 @dataclass
 class RebuildReport:
