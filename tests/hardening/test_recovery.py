@@ -325,3 +325,19 @@ def test_lost_classes_json_comes_back_from_the_newest_model(project_dir: Path) -
         assert p.schema.names == ["background", "nucleus"]
         assert any("classes were taken from model v2" in m for m in p.recovered)
         assert p.read_label(p.find("im1").id) is not None
+
+
+def test_app_banner_says_what_was_recovered(project_dir: Path, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    from workbench.gui.main_window import MainWindow
+
+    monkeypatch.setenv("WORKBENCH_STATE_HOME", str(project_dir.parent / "home"))
+    for f in db_files(project_dir):
+        f.unlink(missing_ok=True)
+    window = MainWindow(device="cpu")
+    qtbot.addWidget(window, before_close_func=lambda w: w.close_project(ask=False))
+    window.show()
+    assert window.open_project(project_dir)
+    assert "the project database was rebuilt from the files: recovered 3 label(s)" in \
+        window.notifier.last_error
+    assert window.project.find("im1").status == Status.VERIFIED
+    window.close_project(ask=False)
