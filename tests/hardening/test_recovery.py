@@ -341,3 +341,18 @@ def test_app_banner_says_what_was_recovered(project_dir: Path, qtbot, monkeypatc
         window.notifier.last_error
     assert window.project.find("im1").status == Status.VERIFIED
     window.close_project(ask=False)
+
+
+def test_database_emptied_in_place_while_open(project_dir: Path) -> None:
+    """Truncated to 0 bytes (same inode): its pages are gone, so it is rebuilt from the files."""
+    with Project.open(project_dir) as p:
+        p._store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        os.truncate(db_files(project_dir)[0], 0)
+        rec = p.find("im3")
+        p.save_label(rec.id, np.ones(HW, np.uint8))
+        assert any(m.startswith("the project database was emptied while the project was open: the "
+                                "project database was rebuilt from the files") for m in p.recovered)
+    with Project.open(project_dir) as p:
+        assert p.recovered == []
+        assert p.find("im3").status == Status.EDITED and p.find("im1").status == Status.VERIFIED
+        assert [m.version for m in p.models()] == [1, 2]

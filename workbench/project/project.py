@@ -32,7 +32,7 @@ from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
-from workbench.project.store import Store, to_json
+from workbench.project.store import EMPTIED, Store, to_json
 
 READ_ONLY_MESSAGE = "project is open in another window/process; opened read-only"
 DEFAULT_CLASSES = ["background", "foreground"]
@@ -318,10 +318,11 @@ class Project:
             raise WorkbenchError(f"{reason}; not saved (this window is read-only)", db)
         rescue = self.state_dir / f"{TEMP_MARKER}rescue-{os.getpid()}.sqlite"
         rescue.unlink(missing_ok=True)
-        try:
-            self._store.copy_live_to(rescue)  # our connection still reads the deleted file
-        except WorkbenchError:
-            rescue.unlink(missing_ok=True)
+        if reason != EMPTIED:  # an emptied file has lost its pages: only the files can tell
+            try:
+                self._store.copy_live_to(rescue)  # our connection still reads the deleted file
+            except WorkbenchError:
+                rescue.unlink(missing_ok=True)
         aside = _move_aside(self.state_dir, "replaced") if db.exists() else None
         for suffix in ("-wal", "-shm"):  # ours (a deleted database) or the replacement's
             with contextlib.suppress(OSError):

@@ -102,6 +102,9 @@ def _to_record(row: Sequence[Any]) -> ImageRecord:
         miou=row[9], uncertainty=row[10])
 
 
+EMPTIED = "the project database was emptied while the project was open"
+
+
 def file_identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of a file, None when it does not exist: tells a replaced file apart."""
     try:
@@ -208,7 +211,11 @@ class Store:
             return "the project database was deleted while the project was open"
         if self._identity is not None and now != self._identity:
             return "the project database was replaced by another file while the project was open"
-        return None
+        try:
+            emptied = os.stat(self.path).st_size == 0  # truncated in place (same inode)
+        except OSError:
+            emptied = False
+        return EMPTIED if emptied else None
 
     def copy_live_to(self, dest: Path) -> None:
         """Write the database as this connection sees it (deleted files included) to ``dest``."""
@@ -297,6 +304,13 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a read statement and return all rows."""
         with self._lock:
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                # A file emptied or damaged under us fails reads too: restore it, then retry once.
+                if self.read_only or self.on_lost is None or self.lost_reason() is None:
+                    raise WorkbenchError(f"cannot read the project database: {exc}", self.path) from exc
+            self._check_identity()
             try:
                 return self.conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
