@@ -37,8 +37,6 @@ from workbench.project.store import EMPTIED, Store, to_json
 READ_ONLY_MESSAGE = "project is open in another window/process; opened read-only"
 DEFAULT_CLASSES = ["background", "foreground"]
 MODEL_SUFFIX = ".safetensors"
-DISK_FULL_BYTES = 1 << 20
-"""Free space below which an SQLite I/O error at open is read as "the disk is full"."""
 
 
 def model_file_name(version: int) -> str:
@@ -133,15 +131,15 @@ class Project:
         try:
             read_only = not lock.acquire()
         except WorkbenchError as exc:
-            if exists and _disk_full(state, exc):
-                return cls._open_read_only(folder, state, _disk_full_reason(state))
+            if exists and recovery.disk_full(state, exc):
+                return cls._open_read_only(folder, state, recovery.disk_full_reason(state))
             raise
         store = None
         try:
             if not read_only:
                 clean_stale_temps(state)
                 renumber.recover(state)  # finish a class change a crash interrupted
-            lost_reason = None if read_only else recovery_prepare(state)
+            lost_reason = None if read_only else recovery.prepare(state)
             try:
                 store = Store(state / DB_NAME)
                 if not read_only:
@@ -150,10 +148,10 @@ class Project:
                 if store is not None:
                     store.close()
                     store = None
-                if read_only or not _is_damaged(exc):
+                if read_only or not recovery.is_damaged(exc):
                     raise
                 lost_reason = f"{DB_NAME} was damaged ({exc.__cause__}); it was moved to " \
-                              f"{_move_aside(state, 'damaged')}"
+                              f"{recovery.move_aside(state, 'damaged')}"
                 store = Store(state / DB_NAME)
             new = store.get_kv("initialised") is None
             rebuild = new and not read_only and recovery.has_files_to_rebuild(state)
@@ -184,8 +182,8 @@ class Project:
             if store is not None:
                 store.close()
             lock.release()
-            if exists and _disk_full(state, exc):  # still show everything, and say why
-                return cls._open_read_only(folder, state, _disk_full_reason(state))
+            if exists and recovery.disk_full(state, exc):  # still show everything, and say why
+                return cls._open_read_only(folder, state, recovery.disk_full_reason(state))
             raise
         except BaseException:
             if store is not None:
@@ -323,7 +321,7 @@ class Project:
                 self._store.copy_live_to(rescue)  # our connection still reads the deleted file
             except WorkbenchError:
                 rescue.unlink(missing_ok=True)
-        aside = _move_aside(self.state_dir, "replaced") if db.exists() else None
+        aside = recovery.move_aside(self.state_dir, "replaced") if db.exists() else None
         for suffix in ("-wal", "-shm"):  # ours (a deleted database) or the replacement's
             with contextlib.suppress(OSError):
                 (self.state_dir / f"{DB_NAME}{suffix}").unlink()
@@ -760,70 +758,6 @@ def index_moves(old: ClassSchema, new: ClassSchema) -> dict[int, int]:
 def _release(store: Store, lock: ProjectLock) -> None:
     store.close()
     lock.release()
-
-
-def recovery_prepare(state: Path) -> str | None:
-    """Before connecting: set aside what would corrupt a new database; the reason, if any.
-
-    A write-ahead log without its database (or beside an empty one) must not be replayed
-    into the new file SQLite would create: its pages belong to the lost one.
-    """
-    db = state / DB_NAME
-    wal = state / f"{DB_NAME}-wal"
-    missing = not db.is_file() or db.stat().st_size == 0
-    if not missing or not wal.exists():
-        return None
-    what = "missing" if not db.exists() else "empty"
-    moved = _move_aside(state, "orphaned-log", only=("-wal",))
-    with contextlib.suppress(OSError):
-        (state / f"{DB_NAME}-shm").unlink()
-    return f"{DB_NAME} was {what} (its log was moved to {moved})"
-
-
-def _move_aside(state: Path, kind: str, only: tuple[str, ...] = ("", "-wal", "-shm")) -> Path | None:
-    """Rename the database files to ``project.sqlite.<kind>-<time>``; the main one's new path."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    first = None
-    for suffix in only:
-        src = state / f"{DB_NAME}{suffix}"
-        if not src.exists():
-            continue
-        dest = state / f"{DB_NAME}.{kind}-{stamp}{suffix}"
-        n = 1
-        while dest.exists():
-            dest = state / f"{DB_NAME}.{kind}-{stamp}-{n}{suffix}"
-            n += 1
-        os.replace(src, dest)
-        first = first or dest
-    return first
-
-
-def _is_damaged(exc: WorkbenchError) -> bool:
-    """True for SQLite's "not a database" / "malformed": the file, not the disk, is bad."""
-    cause = exc.__cause__
-    text = str(cause).lower() if cause is not None else ""
-    return isinstance(cause, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text)
-
-
-def _disk_full(state: Path, exc: BaseException) -> bool:
-    """True when an open failed because the disk is (nearly) full."""
-    text = f"{exc} {exc.__cause__}".lower()
-    if "full" in text or "no space" in text:
-        return True
-    if "disk i/o error" in text or "cannot create" in text or "cannot write" in text:
-        try:
-            return shutil.disk_usage(state).free < DISK_FULL_BYTES
-        except OSError:
-            return False
-    return False
-
-
-def _disk_full_reason(state: Path) -> str:
-    try:
-        free = f" ({shutil.disk_usage(state).free:,} bytes free)"
-    except OSError:
-        free = ""
-    return f"the disk is full{free}; free some space and reopen to save"
 
 
 def _stored_image_folder(state: Path) -> Path:

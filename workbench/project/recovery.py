@@ -17,9 +17,12 @@ here imports torch: the safetensors header is a length-prefixed JSON block.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
+import sqlite3
 import struct
 import time
 from dataclasses import dataclass, field
@@ -29,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import masks
 from workbench.atomic import atomic_write_text, is_temp_file
-from workbench.errors import InputError
-from workbench.project.location import SNAPSHOT_NAME
+from workbench.errors import InputError, WorkbenchError
+from workbench.project.location import DB_NAME, SNAPSHOT_NAME
 from workbench.project.records import Split, Status
 
 if TYPE_CHECKING:
@@ -41,6 +44,8 @@ MODEL_NAME = re.compile(r"^v(\d{1,9})\.safetensors$")
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 """A safetensors header larger than this is not ours (ours are a few hundred KB)."""
 METADATA_KEY = "workbench"   # the key ml/checkpoint.py stores its JSON under
+DISK_FULL_BYTES = 1 << 20
+"""Free space below which an SQLite I/O error at open is read as "the disk is full"."""
 
 
 def label_info(status: Status | str, source: str | None, updated: float | None) -> dict[str, Any]:
@@ -306,3 +311,72 @@ def has_files_to_rebuild(state: Path) -> bool:
     state = Path(state)
     return (snapshot_path(state).is_file() or bool(_mask_stems(state / "labels"))
             or bool(_mask_stems(state / "groundtruth")) or bool(model_files(state)))
+
+
+# ----- the database file itself -----------------------------------------------------
+def prepare(state: Path) -> str | None:
+    """Before connecting: set aside what would corrupt a new database; the reason, if any.
+
+    A write-ahead log without its database (or beside an empty one) must not be replayed
+    into the new file SQLite would create: its pages belong to the lost one.
+    """
+    db = state / DB_NAME
+    wal = state / f"{DB_NAME}-wal"
+    missing = not db.is_file() or db.stat().st_size == 0
+    if not missing or not wal.exists():
+        return None
+    what = "missing" if not db.exists() else "empty"
+    moved = move_aside(state, "orphaned-log", only=("-wal",))
+    with contextlib.suppress(OSError):
+        (state / f"{DB_NAME}-shm").unlink()
+    return f"{DB_NAME} was {what} (its log was moved to {moved})"
+
+
+def move_aside(state: Path, kind: str, only: tuple[str, ...] = ("", "-wal", "-shm")) -> Path | None:
+    """Rename the database files to ``project.sqlite.<kind>-<time>``; the main one's new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    first = None
+    for suffix in only:
+        src = state / f"{DB_NAME}{suffix}"
+        if not src.exists():
+            continue
+        dest = state / f"{DB_NAME}.{kind}-{stamp}{suffix}"
+        n = 1
+        while dest.exists():
+            dest = state / f"{DB_NAME}.{kind}-{stamp}-{n}{suffix}"
+            n += 1
+        os.replace(src, dest)
+        first = first or dest
+    return first
+
+
+def is_damaged(exc: WorkbenchError) -> bool:
+    """True for SQLite's "not a database" / "malformed": the file, not the disk, is bad."""
+    cause = exc.__cause__
+    text = str(cause).lower() if cause is not None else ""
+    return isinstance(cause, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text)
+
+
+def disk_full(state: Path, exc: BaseException) -> bool:
+    """True when an open failed because the disk is (nearly) full."""
+    # the message without its path: a folder named "fullres" must not read as a full disk
+    cause = exc.__cause__
+    errno_full = isinstance(cause, OSError) and cause.errno == 28  # ENOSPC
+    text = f"{getattr(exc, 'problem', exc)} {'' if cause is None else cause}".lower()
+    if errno_full or "database or disk is full" in text or "no space left" in text:
+        return True
+    if "disk i/o error" in text or "cannot create" in text or "cannot write" in text:
+        try:
+            return shutil.disk_usage(state).free < DISK_FULL_BYTES
+        except OSError:
+            return False
+    return False
+
+
+def disk_full_reason(state: Path) -> str:
+    """The read-only reason for a full disk, with the free bytes when known."""
+    try:
+        free = f" ({shutil.disk_usage(state).free:,} bytes free)"
+    except OSError:
+        free = ""
+    return f"the disk is full{free}; free some space and reopen to save"
