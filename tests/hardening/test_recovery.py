@@ -356,3 +356,26 @@ def test_database_emptied_in_place_while_open(project_dir: Path) -> None:
         assert p.recovered == []
         assert p.find("im3").status == Status.EDITED and p.find("im1").status == Status.VERIFIED
         assert [m.version for m in p.models()] == [1, 2]
+
+
+def test_old_database_put_back_takes_in_what_the_files_say(project_dir: Path, tmp_path: Path) -> None:
+    """A backup of project.sqlite restored over a newer project: labels, ground truth,
+    splits and statuses made since the backup come back from the files."""
+    backup = tmp_path / "backup.sqlite"
+    with Project.open(project_dir) as p:
+        p._store.copy_live_to(backup)
+        p.save_label(p.find("im3").id, np.ones(HW, np.uint8))
+        p.set_status(p.find("im0").id, Status.VERIFIED)
+        p.set_split(p.find("im2").id, Split.TEST)
+        p.save_ground_truth(p.find("im0").id, np.zeros(HW, np.uint8))
+    for f in db_files(project_dir):
+        f.unlink(missing_ok=True)
+    shutil.copy(backup, db_files(project_dir)[0])
+    with Project.open(project_dir) as p:
+        assert p.recovered == ["project.sqlite was older than the files (a backup put back?): took in "
+                               "1 label(s), 1 ground-truth mask(s) and 2 split/status change(s) from them"]
+        assert p.find("im3").has_label and p.find("im3").status == Status.EDITED
+        assert p.find("im0").status == Status.VERIFIED and p.find("im0").has_ground_truth
+        assert p.find("im2").split == Split.TEST
+    with Project.open(project_dir) as p:
+        assert p.recovered == []

@@ -171,6 +171,9 @@ class Project:
                 if manifest is not None:
                     project.problems.extend(seed.apply_manifest(project, manifest))
             elif not read_only:
+                stale = recovery.reconcile(store, state)
+                if stale is not None:
+                    project.recovered.append(stale)
                 project._recover_unregistered_models()
             if new and not read_only:
                 store.set_kv("initialised", str(time.time()))
@@ -308,6 +311,9 @@ class Project:
 
     def _write_snapshot(self) -> None:
         recovery.write_snapshot(self.state_dir, self._store.state_rows())
+        mtime = recovery.snapshot_mtime(self.state_dir)
+        if mtime is not None:  # the next open knows this images.json is already in the database
+            self._store.set_kv(recovery.SNAPSHOT_SEEN_KEY, str(mtime))
 
     def _database_lost(self, reason: str) -> None:
         """The database file vanished or was replaced while open: put ours back, or rebuild."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import masks
-from workbench.atomic import atomic_write_text, is_temp_file
+from workbench.atomic import TEMP_MARKER, atomic_write_text, is_temp_file
 from workbench.errors import InputError, WorkbenchError
 from workbench.project.location import DB_NAME, SNAPSHOT_NAME
 from workbench.project.records import Split, Status
@@ -244,9 +244,10 @@ class RebuildReport:
 def _mask_stems(folder: Path) -> set[str]:
     if not folder.is_dir():
         return set()
-    with os.scandir(folder) as entries:
-        return {os.path.splitext(e.name)[0] for e in entries
-                if e.name.endswith(masks.MASK_SUFFIX) and not is_temp_file(e.name)
+    suffix = masks.MASK_SUFFIX
+    with os.scandir(folder) as entries:  # plain string tests: 10,000 Paths would cost 0.2 s
+        return {e.name[:-len(suffix)] for e in entries
+                if e.name.endswith(suffix) and not e.name.startswith(TEMP_MARKER)
                 and not e.name.endswith(".conf.png") and e.is_file()}
 
 
@@ -304,6 +305,89 @@ def rebuild(store: "Store", state: Path, names_by_stem: dict[str, str]) -> Rebui
     rep.models, model_problems = recover_models(store, state, why="rebuilt from the model file")
     rep.problems.extend(model_problems)
     return rep
+
+
+SNAPSHOT_SEEN_KEY = "snapshot_mtime_ns"
+"""kv entry: the mtime of the images.json this database last wrote (or took in)."""
+
+
+def snapshot_mtime(state: Path) -> int | None:
+    """``images.json``'s mtime in ns, None when there is none."""
+    try:
+        return snapshot_path(state).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _label_columns(path: Path, fallback: tuple[Status, str | None, float | None] | None) -> dict[str, Any]:
+    info = masks.read_mask_info(path) or {}
+    try:
+        status = Status(info.get("status"))
+    except ValueError:
+        status = fallback[0] if fallback else Status.EDITED
+    if status in (Status.UNLABELLED, Status.PREDICTED):
+        status = Status.EDITED  # a label file exists: someone made it; keep it trainable
+    source = info.get("source") if isinstance(info.get("source"), str) else None
+    try:
+        updated = float(info["updated"]) if info.get("updated") is not None else path.stat().st_mtime
+    except (OSError, TypeError, ValueError):
+        updated = None
+    return {"has_label": 1, "status": status.value, "source": source, "updated": updated}
+
+
+def reconcile(store: "Store", state: Path) -> str | None:
+    """Bring an intact but older database (a backup put back) in line with the files.
+
+    Cheap enough for every open: two folder listings and one query; label headers are
+    read only for labels the database does not know, and ``images.json`` is parsed only
+    when it changed since this database last wrote it. Returns what changed, or None.
+    """
+    state = Path(state)
+    rows = store.query("SELECT id, name, stem, has_label, has_gt, split, status FROM images")
+    from workbench.project.store import py_name
+
+    label_stems = _mask_stems(state / "labels")
+    gt_stems = _mask_stems(state / "groundtruth")
+    labels, gts, states = [], [], []
+    snap = None
+    seen = store.get_kv(SNAPSHOT_SEEN_KEY)
+    now = snapshot_mtime(state)
+    if now is not None and seen != str(now):
+        snap, _ = read_snapshot(state)
+    for row_id, name, stem, has_label, has_gt, split, status in rows:
+        name, stem = py_name(name), py_name(stem)
+        recorded = snap.images.get(name, (Split.TRAIN, Status.UNLABELLED, None, None)) if snap else None
+        if stem in gt_stems and not has_gt:
+            gts.append(row_id)
+        if stem in label_stems and not has_label:
+            cols = _label_columns(state / "labels" / f"{stem}{masks.MASK_SUFFIX}", None)
+            if recorded is not None:  # the snapshot wins where it is newer than the label
+                if recorded[0].value != split:
+                    cols["split"] = recorded[0].value
+                if recorded[1] in (Status.EDITED, Status.VERIFIED) and \
+                        (cols["updated"] is None or snap.written > cols["updated"]):
+                    cols["status"] = recorded[1].value
+            labels.append((row_id, cols))
+        elif recorded is not None:
+            cols = {}
+            if recorded[0].value != split:
+                cols["split"] = recorded[0].value
+            if recorded[1].value != status and (has_label or stem in label_stems) \
+                    and recorded[1] in (Status.EDITED, Status.VERIFIED):
+                cols["status"] = recorded[1].value
+            if cols:
+                states.append((row_id, cols))
+    if labels or states or gts:  # one transaction for all of them
+        names = {row[0]: py_name(row[1]) for row in rows}
+        store.restore_images([(names[i], cols) for i, cols in labels + states]
+                             + [(names[i], {"has_gt": 1}) for i in gts])
+    if now is not None and seen != str(now):
+        store.set_kv(SNAPSHOT_SEEN_KEY, str(now))
+    if not (labels or gts or states):
+        return None
+    return (f"{DB_NAME} was older than the files (a backup put back?): took in {len(labels)} "
+            f"label(s), {len(gts)} ground-truth mask(s) and {len(states)} split/status change(s) "
+            f"from them")
 
 
 def has_files_to_rebuild(state: Path) -> bool:
