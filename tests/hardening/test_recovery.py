@@ -379,3 +379,21 @@ def test_old_database_put_back_takes_in_what_the_files_say(project_dir: Path, tm
         assert p.find("im2").split == Split.TEST
     with Project.open(project_dir) as p:
         assert p.recovered == []
+
+
+def test_snapshot_that_cannot_be_written_does_not_keep_the_project_shut(project_dir: Path) -> None:
+    snap = project_dir / ".workbench" / "images.json"
+    snap.unlink()
+    snap.mkdir()
+    with Project.open(project_dir) as p:
+        assert any("images.json" in m and "kept only in the database" in m for m in p.problems)
+        assert p.find("im1").status == Status.VERIFIED
+        with pytest.raises(WorkbenchError, match="images.json"):  # a change says it, loudly
+            p.set_split(p.find("im0").id, Split.VAL)
+    snap.rmdir()
+    (snap.parent / "images.json").write_text("{garbage")
+    for f in db_files(project_dir):
+        f.unlink(missing_ok=True)
+    with Project.open(project_dir) as p:  # a damaged snapshot is named, the labels still come back
+        assert any("images.json: the split/status snapshot is damaged" in m for m in p.problems)
+        assert sum(r.has_label for r in p.images()) == 3

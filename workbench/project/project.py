@@ -178,7 +178,7 @@ class Project:
             if new and not read_only:
                 store.set_kv("initialised", str(time.time()))
             if not read_only and not recovery.snapshot_path(state).is_file():
-                project._write_snapshot()
+                project._try_write_snapshot()
             project.problems[:0] = [m for m in project.recovered if m not in project.problems]
             return project
         except WorkbenchError as exc:
@@ -278,7 +278,18 @@ class Project:
         rep = recovery.rebuild(self._store, self.state_dir, names)
         self.recovered.append(rep.message(why))
         self.recovered.extend(rep.problems)
-        self._write_snapshot()
+        self._try_write_snapshot()
+
+    def _try_write_snapshot(self) -> None:
+        # At open a snapshot that cannot be written (a folder in its place) must not keep
+        # the project shut; a full disk still fails, so open falls back to read-only.
+        try:
+            self._write_snapshot()
+        except WorkbenchError as exc:
+            if recovery.disk_full(self.state_dir, exc):
+                raise
+            self.recovered.append(f"{exc}; splits and statuses are kept only in the database "
+                                  f"until it can be written")
 
     def _schema_from_models(self) -> ClassSchema | None:
         found = recovery.schema_from_models(self.state_dir)
