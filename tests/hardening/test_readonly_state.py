@@ -110,6 +110,7 @@ def test_app_banner_names_the_reason(tmp_path: Path, qtbot, monkeypatch) -> None
 
     monkeypatch.setenv("WORKBENCH_STATE_HOME", str(tmp_path / "home"))
     folder = _make(tmp_path / "imgs", n=3)
+    before = _listing(folder / ".workbench")
     with _mode(folder / ".workbench", 0o555):
         window = MainWindow(device="cpu")
         qtbot.addWidget(window, before_close_func=lambda w: w.close_project(ask=False))
@@ -119,6 +120,7 @@ def test_app_banner_names_the_reason(tmp_path: Path, qtbot, monkeypatch) -> None
         assert "the state folder is not writable (permissions)" in window.notifier.last_error
         assert window.list_panel is not None and window.project.read_only
         window.close_project(ask=False)
+    assert _listing(folder / ".workbench") == before  # the app wrote nothing either
 
 
 # ----- read-only mount and full disk (a small tmpfs) ---------------------------------------
