@@ -393,15 +393,18 @@ def test_dropped_project_frees_its_lock(folder):
         assert not q.read_only
 
 
-def test_corrupt_database_is_a_clear_error(folder):
-    Project.open(folder).close()
+def test_corrupt_database_is_moved_aside_and_rebuilt(folder):
+    with Project.open(folder) as project:
+        project.set_split(project.find("a").id, "test")
     db = folder / ".workbench" / "project.sqlite"
     for extra in ("-wal", "-shm"):
         Path(f"{db}{extra}").unlink(missing_ok=True)
     db.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(WorkbenchError, match="project database") as err:
-        Project.open(folder)
-    assert "project.sqlite" in str(err.value)
+    with Project.open(folder) as project:
+        assert project.find("a").split == Split.TEST
+        assert "project.sqlite was damaged" in project.problems[0]
+    aside = list(db.parent.glob("project.sqlite.damaged-*"))
+    assert [p.read_bytes() for p in aside] == [b"this is not a database" * 100]
 
 
 def test_second_open_in_the_same_process_is_read_only(folder):

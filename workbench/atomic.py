@@ -45,9 +45,14 @@ def temp_name(name: str) -> str:
     """
     prefix = f"{TEMP_MARKER}{secrets.token_hex(4)}-"
     room = NAME_MAX - len(prefix.encode())
-    encoded = name.encode("utf-8")
+    # os.fsencode: a name that is not valid UTF-8 (Latin-1 bytes arrive as surrogate
+    # escapes) is measured and kept byte for byte, instead of failing to encode.
+    encoded = os.fsencode(name)
     if len(encoded) > room:
-        name = encoded[-room:].decode("utf-8", errors="ignore")
+        tail = encoded[-room:]
+        while tail and 0x80 <= tail[0] < 0xC0:  # do not start inside a UTF-8 character
+            tail = tail[1:]
+        name = os.fsdecode(tail)
     return prefix + name
 
 

@@ -11,6 +11,7 @@ are the indices) and RGB colour-coded PNGs (mapped through the schema's colours)
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -144,22 +145,60 @@ def read_mask(path: str | Path, schema: ClassSchema, expected_hw: tuple[int, int
     return validate_mask(decode_mask(data, schema, path), schema, expected_hw, path)
 
 
-def encode_mask(mask: np.ndarray, schema: ClassSchema) -> bytes:
-    """PNG bytes of ``mask`` as a palette image carrying the class colours."""
+INFO_KEY = "workbench"
+"""PNG text chunk holding a label's record (status, source, updated) as JSON, so that a
+lost database is rebuilt from the label files themselves (docs/project-format.md)."""
+MAX_INFO_BYTES = 64 * 1024
+
+
+def encode_mask(mask: np.ndarray, schema: ClassSchema, info: dict | None = None) -> bytes:
+    """PNG bytes of ``mask`` as a palette image carrying the class colours.
+
+    ``info`` (plain JSON data) goes into a ``workbench`` text chunk before the pixel
+    data, where ``read_mask_info`` finds it without decoding the pixels.
+    """
     if mask.dtype != np.uint8 or mask.ndim != 2:
         raise ValueError(f"mask must be a 2-D uint8 array, got {mask.dtype} {mask.shape}")
     h, w = mask.shape
     pimg = Image.new("P", (w, h))
     pimg.putpalette(schema.palette())
     pimg.frombytes(np.ascontiguousarray(mask).tobytes())
+    pnginfo = None
+    if info is not None:
+        from PIL.PngImagePlugin import PngInfo
+
+        pnginfo = PngInfo()
+        # ensure_ascii: a tEXt chunk is Latin-1, and JSON escapes keep any text intact
+        pnginfo.add_text(INFO_KEY, json.dumps(info, ensure_ascii=True, sort_keys=True, allow_nan=False))
     buf = io.BytesIO()
-    pimg.save(buf, format="PNG", optimize=False, compress_level=3)
+    pimg.save(buf, format="PNG", optimize=False, compress_level=3, pnginfo=pnginfo)
     return buf.getvalue()
 
 
-def write_mask(path: str | Path, mask: np.ndarray, schema: ClassSchema) -> None:
+def write_mask(path: str | Path, mask: np.ndarray, schema: ClassSchema, info: dict | None = None) -> None:
     """Save ``mask`` atomically as a palette PNG (old file intact if this fails)."""
-    atomic_write_bytes(path, encode_mask(mask, schema))
+    atomic_write_bytes(path, encode_mask(mask, schema, info))
+
+
+def read_mask_info(path: str | Path) -> dict | None:
+    """The ``info`` a mask was written with, read from its header; None when it has none.
+
+    Only the chunks before the pixel data are parsed. A file that is not a readable PNG,
+    or whose chunk is not a JSON object, has no info (the caller decides what that means).
+    """
+    try:
+        with Image.open(path) as img:
+            text = img.info.get(INFO_KEY)
+    except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError,
+            Image.DecompressionBombError):
+        return None
+    if not isinstance(text, str) or len(text) > MAX_INFO_BYTES:
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def ignore_lut(schema: ClassSchema) -> np.ndarray:

@@ -177,7 +177,7 @@ def test_the_old_version_is_in_history_before_the_label_is_replaced(project: Pro
     seen = []
     real = masks.write_mask
 
-    def crash(path, mask, schema):
+    def crash(path, mask, schema, info=None):
         seen.append([v.source for v in project.label_history(a)])
         raise WorkbenchError("could not save: No space left on device", path)
 

@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
             schema, origin = infer_schema(mask_dir), "inferred from the mask values"
     with Project.open(args.images, state_dir=args.state_dir, schema=schema) as project:
         if project.read_only:
+            reason = project.read_only_reason or ""
+            if reason.startswith("opened read-only: "):  # the state folder itself cannot be written
+                raise WorkbenchError(f"cannot import: the project {reason}", project.state_dir)
             raise WorkbenchError("project is open in another window/process; close it and import "
                                  "again", project.state_dir)
         if existed:

@@ -146,8 +146,13 @@ def _project_job(args: argparse.Namespace, project: Any) -> dict[str, Any]:
     from workbench.project import Split, Status
 
     if project.read_only:
+        reason = project.read_only_reason or ""
+        if reason.startswith("opened read-only: "):  # the state folder itself cannot be written
+            raise WorkbenchError(f"cannot train: the project {reason}", project.state_dir)
         raise WorkbenchError("the project is open for writing in another process (the app?); "
                              "close it there, or train from the app", project.state_dir)
+    for note in project.problems:
+        print(f"note: {note}", file=sys.stderr)
     train_pairs = project.training_pairs("train")
     val_pairs = []
     for rec in project.images(split=Split.VAL):

@@ -183,8 +183,7 @@ class MainWindow(QMainWindow):
         add_recent_project(project.folder)
         restore_ui_state(project, self.list_panel, self.workspace)
         self.canvas.setFocus()  # letter shortcuts must not land in the list's filter box
-        problems = list(project.problems) + (["opened read-only: another window has this project open"]
-                                             if project.read_only else [])
+        problems = ([project.read_only_reason] if project.read_only else []) + list(project.problems)
         if problems:
             self.notifier.error("; ".join(problems))
         return True

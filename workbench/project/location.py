@@ -16,6 +16,8 @@ from pathlib import Path
 
 STATE_DIRNAME = ".workbench"
 DB_NAME = "project.sqlite"
+SNAPSHOT_NAME = "images.json"
+"""Splits and statuses of every image, rewritten when they change (recovery.py)."""
 STATE_HOME_ENV = "WORKBENCH_STATE_HOME"
 APP_NAME = "segmentation-workbench"
 
@@ -52,15 +54,45 @@ def user_state_home() -> Path:
 def fallback_state_dir(folder: str | Path) -> Path:
     """The per-user state folder for a read-only image folder."""
     folder = Path(folder).resolve()
-    digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:10]
+    digest = hashlib.sha1(os.fsencode(str(folder))).hexdigest()[:10]
     return user_state_home() / "projects" / f"{folder.name or 'root'}-{digest}"
 
 
+def has_state(state: str | Path) -> bool:
+    """True when ``state`` holds anything of a project (database, classes, labels, models)."""
+    state = Path(state)
+    return any((state / name).exists() for name in (DB_NAME, "classes.json", "labels",
+                                                    "groundtruth", "models", SNAPSHOT_NAME))
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+
+
+def write_problem(state: str | Path) -> str | None:
+    """Why an existing state folder cannot be written, or None when it can."""
+    state = Path(state)
+    if _read_only_mount(state):
+        return "the state folder is on a read-only file system"
+    if not folder_is_writable(state):
+        return "the state folder is not writable (permissions)"
+    return None
+
+
 def default_state_dir(folder: str | Path) -> Path:
-    """``FOLDER/.workbench`` if it exists and is usable or can be made, else the fallback."""
+    """``FOLDER/.workbench`` if it holds state or can be made, else the per-user fallback.
+
+    An existing ``.workbench`` with project state is used even when it cannot be
+    written: the project then opens read-only and says why. Swapping it for a new,
+    empty per-user folder would hide every label. The fallback is only for a folder
+    where no state exists yet.
+    """
     folder = Path(folder)
     inside = folder / STATE_DIRNAME
-    if inside.is_dir() and folder_is_writable(inside):
+    if inside.is_dir() and (folder_is_writable(inside) or has_state(inside)):
         return inside
     if not inside.exists() and folder_is_writable(folder):
         return inside

@@ -7,6 +7,7 @@ them into SQLite, removes stale temp files and takes the write lock.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -21,16 +22,18 @@ from typing import Any
 import numpy as np
 
 from workbench import imageio, masks
-from workbench.atomic import atomic_open, atomic_write_bytes, atomic_write_text, clean_stale_temps
+from workbench.atomic import (TEMP_MARKER, atomic_open, atomic_write_bytes, atomic_write_text,
+                              clean_stale_temps)
 from workbench.classes import ClassInfo, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
+from workbench.project import location, recovery, renumber, seed
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
-from workbench.project import label_history, renumber, seed
+from workbench.project import label_history
 from workbench.project.lock import ProjectLock
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
-from workbench.project.store import Store, to_json
+from workbench.project.store import EMPTIED, Store, to_json
 
 READ_ONLY_MESSAGE = "project is open in another window/process; opened read-only"
 DEFAULT_CLASSES = ["background", "foreground"]
@@ -75,15 +78,21 @@ class Project:
     problems: list[str]
 
     def __init__(self, folder: Path, state_dir: Path, store: Store, lock: ProjectLock,
-                 schema: ClassSchema, read_only: bool) -> None:
+                 schema: ClassSchema, read_only: bool, read_only_reason: str | None = None) -> None:
         # Use Project.open: it validates, locks, syncs and seeds.
         self.folder = folder
         self.state_dir = state_dir
         self.schema = schema
         self.read_only = read_only
+        self.read_only_reason: str | None = (read_only_reason or READ_ONLY_MESSAGE) if read_only else None
+        """Why the project is read-only (shown by the CLI and the app), None when writable."""
+        self.recovered: list[str] = []
+        """What was rebuilt or registered from the files at open or at a later write."""
         self.problems: list[str] = []
         self._store = store
         self._lock = lock
+        lost = weakref.WeakMethod(self._database_lost)
+        store.on_lost = lambda reason: lost()(reason)  # type: ignore[misc]
         # A project dropped without close() still closes its database and frees the lock.
         self._finalizer = weakref.finalize(self, _release, store, lock)
 
@@ -96,44 +105,112 @@ class Project:
         ``state_dir`` overrides where the state lives (default ``FOLDER/.workbench``, or a
         per-user folder when FOLDER is read-only). ``folder`` may also be a state folder,
         which opens the project it belongs to. ``schema`` is used for a new project only.
+
+        A state folder that cannot be written (permissions, read-only mount, full disk)
+        opens read-only with ``read_only_reason``. A database that is missing, empty or
+        damaged while labels, models or the snapshot are on disk is rebuilt from them
+        (``recovered`` says what came back; a damaged file is moved aside, not deleted).
         """
         folder, state = cls.locate(folder, state_dir=state_dir)
         exists = (state / DB_NAME).is_file()
-        if not exists and not create:
+        prior = state.is_dir() and location.has_state(state)
+        if not exists and not prior and not create:
             raise WorkbenchError("no project here yet (open it once to create one)", state)
+        if prior:
+            problem = location.write_problem(state)
+            if problem is not None:
+                return cls._open_read_only(folder, state, problem)
         # A new project's manifest is checked before anything is created: a bad one
         # leaves no half-made project behind.
-        manifest = None if exists else seed.read_manifest(folder)
+        manifest = None if prior else seed.read_manifest(folder)
         try:
             state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkbenchError(f"cannot create the project state folder: {exc.strerror or exc}",
                                  state) from exc
         lock = ProjectLock(state / "lock")
-        read_only = not lock.acquire()
+        try:
+            read_only = not lock.acquire()
+        except WorkbenchError as exc:
+            if exists and recovery.disk_full(state, exc):
+                return cls._open_read_only(folder, state, recovery.disk_full_reason(state))
+            raise
         store = None
         try:
             if not read_only:
                 clean_stale_temps(state)
                 renumber.recover(state)  # finish a class change a crash interrupted
-            store = Store(state / DB_NAME)
+            lost_reason = None if read_only else recovery.prepare(state)
+            try:
+                store = Store(state / DB_NAME)
+                if not read_only:
+                    store.check_integrity()
+            except WorkbenchError as exc:
+                if store is not None:
+                    store.close()
+                    store = None
+                if read_only or not recovery.is_damaged(exc):
+                    raise
+                lost_reason = f"{DB_NAME} was damaged ({exc.__cause__}); it was moved to " \
+                              f"{recovery.move_aside(state, 'damaged')}"
+                store = Store(state / DB_NAME)
             new = store.get_kv("initialised") is None
-            if new and exists and not read_only:  # a creation that crashed before seeding
+            rebuild = new and not read_only and recovery.has_files_to_rebuild(state)
+            if new and exists and not read_only and not rebuild:  # a creation that crashed before seeding
                 manifest = seed.read_manifest(folder)
             project = cls(folder, state, store, lock, ClassSchema.default(DEFAULT_CLASSES), read_only)
+            if rebuild and schema is None and not project.classes_path.is_file():
+                schema = project._schema_from_models()
             project.schema = project._load_or_create_schema(schema, manifest)
-            if not read_only:
+            if not read_only and store.get_kv("image_folder") != str(folder):
                 store.set_kv("image_folder", str(folder))
             project.sync()
-            if new and not read_only:
+            if rebuild:
+                why = lost_reason or (f"{DB_NAME} was empty" if exists else f"{DB_NAME} was missing")
+                project._rebuild(why)
+            elif new and not read_only:
                 if manifest is not None:
                     project.problems.extend(seed.apply_manifest(project, manifest))
+            elif not read_only:
+                stale = recovery.reconcile(store, state)
+                if stale is not None:
+                    project.recovered.append(stale)
+                project._recover_unregistered_models()
+            if new and not read_only:
                 store.set_kv("initialised", str(time.time()))
+            if not read_only and not recovery.snapshot_path(state).is_file():
+                project._try_write_snapshot()
+            project.problems[:0] = [m for m in project.recovered if m not in project.problems]
             return project
+        except WorkbenchError as exc:
+            if store is not None:
+                store.close()
+            lock.release()
+            if exists and recovery.disk_full(state, exc):  # still show everything, and say why
+                return cls._open_read_only(folder, state, recovery.disk_full_reason(state))
+            raise
         except BaseException:
             if store is not None:
                 store.close()
             lock.release()
+            raise
+
+    @classmethod
+    def _open_read_only(cls, folder: Path, state: Path, reason: str) -> "Project":
+        # Nothing is written: no lock file, no temp clean-up, no WAL switch, no sync.
+        if not (state / DB_NAME).is_file():
+            raise WorkbenchError(f"{reason}, and it has no {DB_NAME} to show (a lost database "
+                                 f"is rebuilt only where it can be written: copy the folder, or "
+                                 f"open it with --state-dir on a writable disk)", state)
+        store = Store(state / DB_NAME, read_only=True)
+        try:
+            project = cls(folder, state, store, ProjectLock(state / "lock"),
+                          ClassSchema.default(DEFAULT_CLASSES), True, f"opened read-only: {reason}")
+            project.schema = project._load_or_create_schema(None, None)
+            project.sync()
+            return project
+        except BaseException:
+            store.close()
             raise
 
     @staticmethod
@@ -154,7 +231,16 @@ class Project:
         return folder, state
 
     def close(self) -> None:
-        """Close the database and release the lock (idempotent)."""
+        """Close the database and release the lock (idempotent).
+
+        A database deleted or replaced since the last write is written back first: the
+        open connection is the only copy of what the files do not hold (metrics history).
+        """
+        if self._finalizer.alive and not self.read_only:
+            with contextlib.suppress(WorkbenchError, OSError):
+                reason = self._store.lost_reason()
+                if reason is not None:
+                    self._database_lost(reason)
         self._finalizer()
 
     def __enter__(self) -> "Project":
@@ -169,7 +255,7 @@ class Project:
 
     def _check_writable(self) -> None:
         if self.read_only:
-            raise WorkbenchError(READ_ONLY_MESSAGE)
+            raise WorkbenchError(self.read_only_reason or READ_ONLY_MESSAGE, self.state_dir)
 
     def _load_or_create_schema(self, schema: ClassSchema | None, manifest: Any) -> ClassSchema:
         path = self.classes_path
@@ -184,8 +270,94 @@ class Project:
 
     def sync(self) -> None:
         """Rescan the folder: add new images, hide vanished ones; refreshes ``problems``."""
-        result = self._store.sync_images(scan_image_names(self.folder))
-        self.problems = result.problems
+        result = self._store.sync_images(scan_image_names(self.folder), write=not self._store.read_only)
+        self.problems = [*self.recovered, *result.problems]
+
+    # ----- recovery (docs/project-format.md, "What is rebuilt") ------------------------
+    def _rebuild(self, why: str) -> None:
+        names = {rec.stem: rec.name for rec in self.images()}
+        rep = recovery.rebuild(self._store, self.state_dir, names)
+        self.recovered.append(rep.message(why))
+        self.recovered.extend(rep.problems)
+        self._try_write_snapshot()
+
+    def _try_write_snapshot(self) -> None:
+        # At open a snapshot that cannot be written (a folder in its place) must not keep
+        # the project shut; a full disk still fails, so open falls back to read-only.
+        try:
+            self._write_snapshot()
+        except WorkbenchError as exc:
+            if recovery.disk_full(self.state_dir, exc):
+                raise
+            self.recovered.append(f"{exc}; splits and statuses are kept only in the database "
+                                  f"until it can be written")
+
+    def _schema_from_models(self) -> ClassSchema | None:
+        found = recovery.schema_from_models(self.state_dir)
+        if found is None:
+            return None
+        try:
+            schema = ClassSchema.from_dict(found[0], f"models/{model_file_name(found[1])} (class schema)")
+        except (InputError, WorkbenchError, ValueError):
+            return None
+        self.recovered.append(f"classes.json was missing too: the classes were taken from model "
+                              f"v{found[1]} ({', '.join(schema.names)})")
+        return schema
+
+    def _recover_unregistered_models(self) -> None:
+        # We hold the lock, so no live run is writing these: they are the checkpoints of
+        # runs that died before registering. Registered (not deleted): a killed run's best
+        # checkpoint is complete (written atomically) and may be hours of work; it is not
+        # made current, so a half-trained model never replaces the one in use.
+        before = self.current_model()
+        added, problems = recovery.recover_models(self._store, self.state_dir,
+                                                  why="from a run that ended before registering it")
+        if added:
+            if before is not None and self._store.get_kv("current_model") is None:
+                self._store.set_kv("current_model", str(before.version))
+            shown = ", ".join(f"v{v}" for v in added)
+            keep = f"; v{before.version} stays current" if before is not None else ""
+            self.recovered.append(f"registered {len(added)} model file(s) a stopped run left "
+                                  f"unregistered as recovered version(s) {shown}{keep}")
+        self.recovered.extend(problems)
+
+    def _write_snapshot(self) -> None:
+        recovery.write_snapshot(self.state_dir, self._store.state_rows())
+        mtime = recovery.snapshot_mtime(self.state_dir)
+        if mtime is not None:  # the next open knows this images.json is already in the database
+            self._store.set_kv(recovery.SNAPSHOT_SEEN_KEY, str(mtime))
+
+    def _database_lost(self, reason: str) -> None:
+        """The database file vanished or was replaced while open: put ours back, or rebuild."""
+        db = self.state_dir / DB_NAME
+        if self.read_only:  # only the lock holder may put the database back
+            raise WorkbenchError(f"{reason}; not saved (this window is read-only)", db)
+        rescue = self.state_dir / f"{TEMP_MARKER}rescue-{os.getpid()}.sqlite"
+        rescue.unlink(missing_ok=True)
+        if reason != EMPTIED:  # an emptied file has lost its pages: only the files can tell
+            try:
+                self._store.copy_live_to(rescue)  # our connection still reads the deleted file
+            except WorkbenchError:
+                rescue.unlink(missing_ok=True)
+        aside = recovery.move_aside(self.state_dir, "replaced") if db.exists() else None
+        for suffix in ("-wal", "-shm"):  # ours (a deleted database) or the replacement's
+            with contextlib.suppress(OSError):
+                (self.state_dir / f"{DB_NAME}{suffix}").unlink()
+        kept = f"; the file found in its place was moved to {aside}" if aside else ""
+        if rescue.is_file():
+            os.replace(rescue, db)
+            self._store.reconnect()
+            self.recovered.append(f"{reason}: it was written back from the open project{kept}")
+            return
+        try:
+            self._store.reconnect()  # a new, empty database at the path
+            self._store.set_kv("image_folder", str(self.folder))
+            self.sync()
+            self._rebuild(reason)
+            self._store.set_kv("initialised", str(time.time()))
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"{reason}, and it could not be rebuilt ({exc}); not saved: the "
+                                 f"edits are kept in the window, reopen the project", db) from exc
 
     # ----- paths ---------------------------------------------------------------------
     @property
@@ -257,14 +429,16 @@ class Project:
         return h, w
 
     def set_status(self, image_ids: int | Iterable[int], status: Status | str) -> None:
-        """Set the status of one or more images."""
+        """Set the status of one or more images (also recorded in ``state/images.json``)."""
         self._check_writable()
         self._store.update_images(_ids(image_ids), status=parse_status(status).value)
+        self._write_snapshot()
 
     def set_split(self, image_ids: int | Iterable[int], split: Split | str) -> None:
-        """Move one or more images to train / val / test."""
+        """Move one or more images to train / val / test (also recorded in ``state/images.json``)."""
         self._check_writable()
         self._store.update_images(_ids(image_ids), split=parse_split(split).value)
+        self._write_snapshot()
 
     # ----- labels and ground truth -----------------------------------------------------
     def _mask_from_file(self, path: Path, image_id: int) -> np.ndarray | None:
@@ -324,9 +498,10 @@ class Project:
         # save_label after validation; the importer calls it with masks read_mask validated.
         path = self.label_path(image_id)
         self._keep_replaced(image_id, path, arr, source=source, reason=reason)
-        masks.write_mask(path, arr, self.schema)
+        updated = time.time()  # the PNG carries its own record: a lost database loses nothing
+        masks.write_mask(path, arr, self.schema, info=recovery.label_info(status, source, updated))
         self._store.update_images([image_id], status=status.value, source=source,
-                                  updated=time.time(), has_label=1)
+                                  updated=updated, has_label=1)
 
     def clear_label(self, image_id: int) -> None:
         """Delete the image's label (kept in its history first); it becomes unlabelled."""
@@ -697,7 +872,7 @@ def _stored_image_folder(state: Path) -> Path:
         raise WorkbenchError(f"cannot read the project database: {exc}", db) from exc
     if row is None or not row[0]:
         raise WorkbenchError("this state folder does not say which image folder it belongs to", state)
-    folder = Path(row[0])
+    folder = Path(os.fsdecode(row[0]) if isinstance(row[0], bytes) else row[0])
     if not folder.is_dir():
         raise InputError("the image folder of this project is gone (moved or deleted?)", folder)
     return folder

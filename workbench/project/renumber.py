@@ -57,7 +57,7 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
                         label_history.keep(state, path.stem, path, source=None, status=None,
                                            reason="class remap", schema=old, mask=raw)
                     stage = path.with_name(path.name + STAGED_SUFFIX)
-                    masks.write_mask(stage, lut[raw], new)
+                    masks.write_mask(stage, lut[raw], new, masks.read_mask_info(path))  # keep its record
                     staged.append(stage)
         journal = {"staged": [str(p.relative_to(state).as_posix()) for p in staged],
                    "schema": new.to_dict()}

@@ -104,15 +104,18 @@ def apply_manifest(project: "Project", man: Manifest) -> list[str]:
     problems: list[str] = []
     where = man.path.name
     statuses: dict[str, Status] = {}
+    splits: dict[Split, list[int]] = {}
     for name, entry in man.images.items():
         rec = project.find(name)
         if rec is None or rec.name != name:
             problems.append(f"{where}: images[{name!r}]: no such image in the folder")
             continue
         if entry.split is not None:
-            project.set_split(rec.id, entry.split)
+            splits.setdefault(entry.split, []).append(rec.id)
         if entry.status is not None:
             statuses[rec.stem] = entry.status
+    for split, ids in splits.items():  # one write (and one snapshot) per split, not per image
+        project.set_split(ids, split)
     imported: set[str] = set()
     for folder, kind in ((man.labels, "labels"), (man.ground_truth, "ground-truth")):
         if folder is None:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,11 +77,41 @@ def to_json(data: Any, **kw: Any) -> str:
     return json.dumps(data, default=default, **kw)
 
 
+def db_name(name: str) -> str | bytes:
+    """A file name as stored: text when it is valid UTF-8, else its bytes (a BLOB).
+
+    ``os.fsdecode`` turns Latin-1 bytes in a name (``caf\\xe9.png``) into surrogate
+    escapes, which SQLite cannot store as text; the bytes round-trip losslessly.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
+
+
+def py_name(value: str | bytes) -> str:
+    """The inverse of ``db_name``: the name as ``os.fsdecode`` gives it."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def _to_record(row: Sequence[Any]) -> ImageRecord:
     return ImageRecord(
-        id=row[0], name=row[1], stem=row[2], status=Status(row[3]), split=Split(row[4]),
+        id=row[0], name=py_name(row[1]), stem=py_name(row[2]), status=Status(row[3]), split=Split(row[4]),
         source=row[5], updated=row[6], has_label=bool(row[7]), has_ground_truth=bool(row[8]),
         miou=row[9], uncertainty=row[10])
+
+
+EMPTIED = "the project database was emptied while the project was open"
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a file, None when it does not exist: tells a replaced file apart."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 @dataclass
@@ -96,24 +126,127 @@ class SyncResult:
 class Store:
     """Thread-safe access to ``project.sqlite``; every statement runs under one lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        # Called (under the lock) when the file at ``path`` is no longer the one we opened
+        # (deleted or replaced while open); it must make ``path`` right again or raise.
+        self.on_lost: Callable[[str], None] | None = None
         try:
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                str(self.path), timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: durable at checkpoints, never corrupt; one fsync per
-            # commit would make importing thousands of labels crawl.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self._connect()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise WorkbenchError(f"cannot open the project database: {exc}", self.path) from exc
         except WorkbenchError:  # _migrate's transaction already named the database
             self.close()
             raise
+
+    def _connect(self) -> None:
+        if self.read_only:
+            # A read-only open writes nothing: no WAL switch, no migration. Without a
+            # write-ahead log (a cleanly closed project) immutable=1 reads the file and
+            # creates no -wal/-shm; with one, mode=ro reads it too (SQLite needs its -shm).
+            uri = self.path.resolve().as_uri()
+            wal = Path(f"{self.path}-wal")
+            has_log = wal.is_file() and wal.stat().st_size > 0
+            modes = ["mode=ro", "immutable=1"] if has_log else ["immutable=1"]
+            for i, mode in enumerate(modes):
+                try:
+                    self._conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=10.0,
+                                                 check_same_thread=False, isolation_level=None)
+                    self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    break
+                except sqlite3.OperationalError:
+                    if self._conn is not None:
+                        self._conn.close()
+                        self._conn = None
+                    if i == len(modes) - 1:
+                        raise
+            self._check_version()
+        else:
+            self._conn = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False,
+                                         isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: durable at checkpoints, never corrupt; one fsync per
+            # commit would make importing thousands of labels crawl.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._identity = file_identity(self.path)  # the WAL switch has created the file
+            self._migrate()
+        self._identity = file_identity(self.path)
+
+    def _check_version(self) -> None:
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'").fetchall()
+        if not rows:
+            raise WorkbenchError("the project database is empty and the state folder cannot be "
+                                 "written, so it cannot be rebuilt here", self.path)
+        version = int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise WorkbenchError(
+                f"this project was saved by a newer Segmentation Workbench (database version "
+                f"{version}, this one reads up to {SCHEMA_VERSION}); please update", self.path)
+
+    def check_integrity(self) -> None:
+        """Raise ``WorkbenchError`` (caused by the SQLite error) when the file is damaged.
+
+        A database cut short opens fine and fails at the first read of a lost page;
+        ``quick_check`` finds that at open (about 10 ms for 10,000 images).
+        """
+        with self._lock:
+            try:
+                rows = self.conn.execute("PRAGMA quick_check(1)").fetchall()
+                if rows != [("ok",)]:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed ({rows[0][0]})")
+            except sqlite3.DatabaseError as exc:
+                raise WorkbenchError(f"cannot open the project database: {exc}", self.path) from exc
+
+    # ----- the file we opened ----------------------------------------------------------
+    def lost_reason(self) -> str | None:
+        """Why ``path`` is not the database we opened (deleted, replaced), or None."""
+        now = file_identity(self.path)
+        if now is None:
+            return "the project database was deleted while the project was open"
+        if self._identity is not None and now != self._identity:
+            return "the project database was replaced by another file while the project was open"
+        try:
+            emptied = os.stat(self.path).st_size == 0  # truncated in place (same inode)
+        except OSError:
+            emptied = False
+        return EMPTIED if emptied else None
+
+    def copy_live_to(self, dest: Path) -> None:
+        """Write the database as this connection sees it (deleted files included) to ``dest``."""
+        with self._lock:
+            self.conn.execute("VACUUM INTO ?", (str(dest),))
+
+    def reconnect(self) -> None:
+        """Close and open ``path`` again (after it was restored)."""
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None
+            try:
+                self._connect()
+            except sqlite3.DatabaseError as exc:
+                raise WorkbenchError(f"cannot open the project database: {exc}", self.path) from exc
+
+    def _check_identity(self) -> None:
+        if self.read_only:
+            return
+        reason = self.lost_reason()
+        if reason is None:
+            return
+        handler, self.on_lost = self.on_lost, None  # a write made while handling it must not recurse
+        if handler is None:
+            raise WorkbenchError(f"{reason}; not saved (reopen the project)", self.path)
+        try:
+            handler(reason)
+        finally:
+            self.on_lost = handler
 
     # ----- plumbing ------------------------------------------------------------------
     @property
@@ -139,6 +272,9 @@ class Store:
         database, so the CLI prints it and the app keeps the edit marked unsaved.
         """
         with self._lock:
+            if self.read_only:
+                raise WorkbenchError("the project is open read-only; nothing was saved", self.path)
+            self._check_identity()
             conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -157,9 +293,24 @@ class Store:
             except sqlite3.Error as exc:
                 raise WorkbenchError(f"cannot write the project database: {exc}", self.path) from exc
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self.conn
+            except sqlite3.Error as exc:
+                raise WorkbenchError(f"cannot read the project database: {exc}", self.path) from exc
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a read statement and return all rows."""
         with self._lock:
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                # A file emptied or damaged under us fails reads too: restore it, then retry once.
+                if self.read_only or self.on_lost is None or self.lost_reason() is None:
+                    raise WorkbenchError(f"cannot read the project database: {exc}", self.path) from exc
+            self._check_identity()
             try:
                 return self.conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
@@ -196,18 +347,18 @@ class Store:
     def get_kv(self, key: str, default: str | None = None) -> str | None:
         """A stored project setting (internal: folder path, current model, ...)."""
         rows = self.query("SELECT value FROM kv WHERE key = ?", (key,))
-        return rows[0][0] if rows else default
+        return py_name(rows[0][0]) if rows and rows[0][0] is not None else (None if rows else default)
 
     def set_kv(self, key: str, value: str | None) -> None:
         """Store or (with None) remove an internal setting."""
         if value is None:
             self.write("DELETE FROM kv WHERE key = ?", (key,))
         else:
-            self.write("INSERT INTO kv(key, value) VALUES (?, ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            self.write("INSERT INTO kv(key, value) VALUES (?, ?) "   # a folder path may not be UTF-8
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, db_name(value)))
 
     # ----- images --------------------------------------------------------------------
-    def sync_images(self, names: Iterable[str]) -> SyncResult:
+    def sync_images(self, names: Iterable[str], *, write: bool = True) -> SyncResult:
         """Bring the images table in line with the file names now in the folder.
 
         New files become unlabelled/train rows; rows whose file vanished are hidden
@@ -220,8 +371,9 @@ class Store:
         for name in sorted(names):
             # os.path.splitext: same stem as Path(name).stem, without building 10,000 Paths
             by_stem.setdefault(os.path.splitext(name)[0], []).append(name)
-        with self.transaction() as conn:
-            rows = conn.execute("SELECT id, name, stem, present FROM images").fetchall()
+        with (self.transaction() if write else self._reading()) as conn:
+            rows = [(r[0], py_name(r[1]), py_name(r[2]), r[3])
+                    for r in conn.execute("SELECT id, name, stem, present FROM images").fetchall()]
             row_by_name = {r[1]: r for r in rows}
             row_by_stem = {r[2]: r for r in rows}
             inserts: list[tuple[str, str]] = []
@@ -246,12 +398,19 @@ class Store:
                 result.problems.append(f"{r[1]}: image file is missing; its label is kept and "
                                        f"it is hidden until the file is back")
             reappeared = [(r[0],) for r in rows if r[0] in present_ids and not r[3]]
+            if not write:
+                if inserts:
+                    shown = ", ".join(n for n, _ in inserts[:5]) + (" ..." if len(inserts) > 5 else "")
+                    result.problems.append(f"{len(inserts)} image(s) new since the project was last "
+                                           f"written are not listed while it is read-only: {shown}")
+                return result
             conn.executemany("UPDATE images SET present = 0 WHERE id = ?",
                              [(r[0],) for r in now_missing if r[3]])
             conn.executemany("UPDATE images SET present = 1 WHERE id = ?", reappeared)
             conn.executemany("UPDATE images SET name = ?, width = NULL, height = NULL, "
-                             "mtime_ns = NULL WHERE id = ?", renames)
-            conn.executemany("INSERT INTO images(name, stem) VALUES (?, ?)", inserts)
+                             "mtime_ns = NULL WHERE id = ?", [(db_name(n), i) for n, i in renames])
+            conn.executemany("INSERT INTO images(name, stem) VALUES (?, ?)",
+                             [(db_name(n), db_name(st)) for n, st in inserts])
         result.added = len(inserts)
         result.missing = len(now_missing)
         return result
@@ -271,7 +430,11 @@ class Store:
         sql = f"SELECT {_IMAGE_COLUMNS} FROM images"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_to_record(r) for r in self.query(sql + " ORDER BY name", params)]
+        records = [_to_record(r) for r in self.query(sql + " ORDER BY name", params)]
+        # SQLite orders BLOB names (not UTF-8) after all text; an already sorted list
+        # costs timsort one pass.
+        records.sort(key=lambda r: r.name)
+        return records
 
     def image(self, image_id: int) -> ImageRecord | None:
         """The record with this id (present or not), or None."""
@@ -280,9 +443,9 @@ class Store:
 
     def find(self, name_or_stem: str) -> ImageRecord | None:
         """A present image by file name, else by stem."""
+        key = db_name(name_or_stem)
         rows = self.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE present = 1 AND "
-                          f"(name = ? OR stem = ?) ORDER BY name = ? DESC LIMIT 1",
-                          (name_or_stem, name_or_stem, name_or_stem))
+                          f"(name = ? OR stem = ?) ORDER BY name = ? DESC LIMIT 1", (key, key, key))
         return _to_record(rows[0]) if rows else None
 
     def cached_size(self, image_id: int) -> tuple[int | None, int | None, int | None]:
@@ -311,6 +474,21 @@ class Store:
         """Status PREDICTED, but only for an image nobody has labelled."""
         self.write("UPDATE images SET status = ?, source = ? WHERE id = ? AND status = ?",
                    (Status.PREDICTED.value, source, int(image_id), Status.UNLABELLED.value))
+
+    def state_rows(self) -> list[tuple[str, str, str, str | None, float | None]]:
+        """(name, split, status, source, updated) of every image row, for the snapshot."""
+        return [(py_name(r[0]), r[1], r[2], r[3], r[4]) for r in
+                self.query("SELECT name, split, status, source, updated FROM images")]
+
+    def restore_images(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Set recovered columns by file name, all in one transaction (rebuild)."""
+        with self.transaction() as conn:
+            for name, cols in rows:
+                if not cols:
+                    continue
+                assignments = ", ".join(f"{c} = ?" for c in cols)
+                conn.execute(f"UPDATE images SET {assignments} WHERE name = ?",
+                             (*cols.values(), db_name(name)))
 
     # ----- models --------------------------------------------------------------------
     def models(self) -> list[tuple[int, str, float, int | None, str]]:
