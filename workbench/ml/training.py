@@ -267,7 +267,7 @@ class _Trainer:
                 f"{where} to train but this machine has {have / 2**30:.1f} GiB; use a smaller "
                 "--batch-size or --crop")
 
-    def _check_batch_norm(self, batch: int, n_train: int) -> None:
+    def _check_batch_norm(self, batch: int, n_train: int | None) -> None:
         """Refuse a batch x crop whose BatchNorm layers would see one value per channel.
 
         In training mode BatchNorm needs more than one value per channel: with batch 1
@@ -276,7 +276,7 @@ class _Trainer:
         batch 1 whatever the crop. Refused up front, before any data is decoded; the
         batch is the one the loader will use (never more than the training images).
         """
-        per_rank = math.ceil(n_train / max(1, self.ctx.world_size)) if n_train else batch
+        per_rank = math.ceil(n_train / max(1, self.ctx.world_size)) if n_train is not None else batch
         effective = max(1, min(batch, per_rank))
         if effective >= 2:
             return
@@ -331,7 +331,7 @@ class _Trainer:
         self._check_settings()
         train_pairs, val_pairs, split_note = self._split(train_pairs, val_pairs)
         self.notes = list(self.machine_notes) + ([split_note] if split_note else [])
-        self._check_batch_norm(self.cfg.batch_size, len(train_pairs))
+        self._check_batch_norm(self.cfg.batch_size, None)  # the option itself, before decoding
         report_fn = self.on_progress
         train_infos = D.check_pairs(train_pairs, on_progress=report_fn, cancel=self.cancel)
         val_infos = D.check_pairs(val_pairs, on_progress=report_fn, cancel=self.cancel)
@@ -351,6 +351,9 @@ class _Trainer:
             raise WorkbenchError(f"every labelled pixel in the training images is class '{name}': "
                                  "nothing to learn; label at least two classes")
         self.class_counts = counts
+        # Now with the batch the loader will really use (never more than the images); after the
+        # label checks, whose message matters more when both apply.
+        self._check_batch_norm(self.cfg.batch_size, len(train_pairs))
         self.weights = (D.median_frequency_weights(counts, image_pixels, power=self.cfg.class_weight_power)
                         if self.cfg.class_weights else None)
         self.workers = (self.cfg.workers if self.cfg.workers is not None
