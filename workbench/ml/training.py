@@ -100,7 +100,6 @@ class TrainConfig:
         so nothing is decoded or trained with a value that fails later: NaN and infinity
         in any float, a negative seed, a crop the U-Net cannot halve 5 times.
         """
-        O = options
         if not isinstance(self.arch, str) or not self.arch.strip():
             raise WorkbenchError(f"--arch must be an architecture name, got {self.arch!r}")
         from workbench.ml.models import resolve_arch
@@ -109,48 +108,48 @@ class TrainConfig:
         for name in ("encoder", "encoder_weights"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise WorkbenchError(f"{O.flag(name)} must be a name, got {value!r}")
+                raise WorkbenchError(f"{options.flag(name)} must be a name, got {value!r}")
         if not isinstance(self.device, str) or not self.device.strip():
             raise WorkbenchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.epochs is not None:
-            O.check_int("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
+            options.check_int("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
         if self.minutes is not None:
-            O.check_float("minutes", self.minutes, above=0, maximum=MAX_MINUTES)
+            options.check_float("minutes", self.minutes, above=0, maximum=MAX_MINUTES)
         if self.batch_size is not None:
-            O.check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH)
+            options.check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH)
         if self.crop is not None:
-            O.check_int("crop", self.crop, minimum=32, maximum=MAX_CROP)
+            options.check_int("crop", self.crop, minimum=32, maximum=MAX_CROP)
             if self.crop % 32:
                 hint = max(32, int(round(self.crop / 32)) * 32)
                 raise WorkbenchError(f"--crop must be a multiple of 32 (the U-Net halves the image "
                                      f"5 times), got {self.crop}; try {hint}")
-        O.check_float("lr", self.lr, above=0, maximum=MAX_LR, what="learning rate")
+        options.check_float("lr", self.lr, above=0, maximum=MAX_LR, what="learning rate")
         for name in ("class_weights", "dice"):
             value = getattr(self, name)
             if not (isinstance(value, bool) or (value is None and name == "class_weights")):
-                raise WorkbenchError(f"{O.flag(name)} must be true or false, got {value!r}")
+                raise WorkbenchError(f"{options.flag(name)} must be true or false, got {value!r}")
         if self.class_weight_power is not None:
-            O.check_float("class_weight_power", self.class_weight_power, minimum=0,
+            options.check_float("class_weight_power", self.class_weight_power, minimum=0,
                           maximum=MAX_CLASS_WEIGHT_POWER)
-        O.check_float("val_fraction", self.val_fraction, minimum=0, below=1)
-        O.check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        options.check_float("val_fraction", self.val_fraction, minimum=0, below=1)
+        options.check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         if self.workers is not None:
-            O.check_int("workers", self.workers, minimum=0)
+            options.check_int("workers", self.workers, minimum=0)
         if self.threads is not None:
-            O.check_int("threads", self.threads, minimum=1)
+            options.check_int("threads", self.threads, minimum=1)
         if self.init is not None and not isinstance(self.init, (str, Path)):
             raise WorkbenchError(f"--init must be a checkpoint path, got {self.init!r}")
         if self.scale is not None:
             if not isinstance(self.scale, (tuple, list)) or len(self.scale) != 2:
                 raise WorkbenchError(f"--scale must be two numbers (low, high), got {self.scale!r}")
-            lo = O.check_float("scale", self.scale[0], minimum=MIN_SCALE, maximum=MAX_SCALE,
+            lo = options.check_float("scale", self.scale[0], minimum=MIN_SCALE, maximum=MAX_SCALE,
                                what="its low end")
-            hi = O.check_float("scale", self.scale[1], minimum=MIN_SCALE, maximum=MAX_SCALE,
+            hi = options.check_float("scale", self.scale[1], minimum=MIN_SCALE, maximum=MAX_SCALE,
                                what="its high end")
             if lo > hi:
                 raise WorkbenchError(f"--scale must be low <= high, got {self.scale!r}")
         if self.color_jitter is not None:
-            O.check_float("color_jitter", self.color_jitter, minimum=0, maximum=1)
+            options.check_float("color_jitter", self.color_jitter, minimum=0, maximum=1)
 
     def within_machine(self) -> tuple["TrainConfig", list[str]]:
         """(a copy with ``workers`` and ``threads`` capped to this machine's cores, notes saying so).
@@ -273,8 +272,9 @@ class _Trainer:
         In training mode BatchNorm needs more than one value per channel: with batch 1
         at crop 32 the deepest feature map is 1 x 1 ("Expected more than 1 value per
         channel when training"), and architectures that pool the whole image fail at
-        batch 1 whatever the crop. Refused up front, before any data is decoded; the
-        batch is the one the loader will use (never more than the training images).
+        batch 1 whatever the crop. Refused before training: ``n_train=None`` checks the
+        option itself (before any data is decoded); a count checks the batch the loader
+        will really use (never more than the training images per process).
         """
         per_rank = math.ceil(n_train / max(1, self.ctx.world_size)) if n_train is not None else batch
         effective = max(1, min(batch, per_rank))
@@ -377,7 +377,7 @@ class _Trainer:
                 except WorkbenchError:
                     raise WorkbenchError(
                         f"out of {self.device.type.upper()} memory training with batch {batch * 2} at crop "
-                        f"{self.cfg.crop}: use a smaller --crop") from exc.__cause__
+                        f"{self.cfg.crop}: use a smaller --crop or a lighter --encoder") from exc.__cause__
                 self.notes.append(f"out of memory: retrying with batch size {batch}")
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
