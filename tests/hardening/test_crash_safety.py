@@ -2,9 +2,10 @@
 
 ``save_loop.py`` runs as a child that forks writers and kills each at a random moment
 (delays from a seeded RNG, bounded by the duration of an unkilled run measured on this
-machine at the start of each test, so the test holds on a busy machine too). After each batch this test checks that every mask on disk
-is exactly version A or B, that reopening removes the crash's temp files, and that the
-project opens and lists its images. Then: saving into a full disk or a location that
+machine at the start of each test, so the test holds on a busy machine too). After
+each batch this test checks that every mask on disk is exactly version A or B, that
+reopening removes the crash's temp files, and that the project opens and lists its
+images. Then: saving into a full disk or a location that
 cannot be written fails loudly, names the file and keeps the old label and state.
 """
 

@@ -67,7 +67,7 @@ TRAIN_REFUSED = [
     (["--seed", "-1"], "--seed must be >= 0, got -1"),
     (["--seed", str(2**40)], "--seed must be <= 4294967295"),
     (["--crop", "32", "--batch-size", "1"], "--batch-size 1 with --crop 32"),
-    (["--crop", "32"], "only 1 training image(s)"),  # 2 images, one held out for validation
+    (["--crop", "32"], "--batch-size 8 (there are only 1 training image(s), so batches hold 1)"),  # 1 held out
     (["--arch", "deeplabv3plus", "--crop", "64", "--batch-size", "1"], "pools the whole image"),
     (["--class-weight-power", "nan"], "--class-weight-power must be a finite number, got nan"),
     (["--class-weight-power", "inf"], "--class-weight-power must be a finite number, got inf"),

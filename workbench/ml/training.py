@@ -288,12 +288,12 @@ class _Trainer:
         arch = ARCHITECTURE_ALIASES.get(arch, arch)
         if arch in POOLED_ARCHS:
             raise WorkbenchError(
-                f"--batch-size {effective}{fewer}: {arch} pools the whole image before a BatchNorm "
+                f"--batch-size {batch}{fewer}: {arch} pools the whole image before a BatchNorm "
                 "layer, which needs at least 2 images per batch to train; use --batch-size 2 or more "
                 "(with at least 2 training images) or another --arch")
         if (self.cfg.crop // 32) ** 2 * effective < 2:
             raise WorkbenchError(
-                f"--batch-size {effective}{fewer} with --crop {self.cfg.crop}: the deepest feature map "
+                f"--batch-size {batch}{fewer} with --crop {self.cfg.crop}: the deepest feature map "
                 "is 1 x 1, and BatchNorm needs more than one value per channel to train; use "
                 "--crop 64 or more, or --batch-size 2 or more")
 
