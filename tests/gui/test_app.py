@@ -53,7 +53,7 @@ def test_paint_undo_redo_with_real_mouse_events(window, qtbot) -> None:
     qtbot.keyClick(window, Qt.Key.Key_P)                  # paint tool via its shortcut
     assert canvas.tool == Tool.BRUSH
     canvas.set_brush_radius(3)
-    with qtbot.waitSignal(canvas.labelsEdited, timeout=2000):
+    with qtbot.waitSignal(canvas.labelsEdited, timeout=30000):
         drag(canvas, [(20, 20), (30, 20), (40, 25)])
     assert editor.mask[20, 25] == 1 and editor.mask[25, 40] == 1
     assert editor.mask[60, 60] == UNLABELLED
@@ -71,7 +71,7 @@ def test_status_bar_names_the_pixel_under_the_cursor(window, qtbot) -> None:
     editor, canvas = window.session.editor, window.canvas
     ys, xs = np.nonzero(editor.mask != UNLABELLED)
     x, y = int(xs[0]), int(ys[0])
-    with qtbot.waitSignal(canvas.cursorMoved, timeout=2000):
+    with qtbot.waitSignal(canvas.cursorMoved, timeout=30000):
         qtbot.mouseMove(canvas, canvas_point(canvas, x, y).toPoint())
     assert window.status_fields.cursor.text() == f"x {x}, y {y}"
     name = window.project.schema.class_name(int(editor.mask[y, x]))
@@ -88,7 +88,7 @@ def test_fill_and_pick(window, qtbot) -> None:
     assert (editor.mask == 2).all()                       # the blank mask is one region
     qtbot.keyClick(window, Qt.Key.Key_L)                  # eyedropper
     window.palette.select_nth(1)
-    with qtbot.waitSignal(canvas.classPicked, timeout=2000):
+    with qtbot.waitSignal(canvas.classPicked, timeout=30000):
         qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas_point(canvas, 7, 7).toPoint())
     assert window.palette.current_class() == 2
 
@@ -115,7 +115,7 @@ def test_autosave_timer_saves_after_the_last_edit(window, qtbot) -> None:
     window.session.autosave.setInterval(50)
     target = find_unlabelled(window)
     window.workspace.open_image(target)
-    with qtbot.waitSignal(window.session.saved, timeout=5000) as blocker:
+    with qtbot.waitSignal(window.session.saved, timeout=30000) as blocker:
         drag(window.canvas, [(30, 30), (35, 35)])
     assert blocker.args == [target]
     assert window.project.read_label(target)[32, 32] != UNLABELLED
@@ -227,7 +227,7 @@ def test_screenshot(window, tmp_path, qtbot) -> None:
     window.resize(1400, 900)
     qtbot.waitUntil(lambda: window.list_model.thumbnails is not None
                     and window.list_model.thumbnails.get(window.list_panel.visible_ids()[0]) is not None,
-                    timeout=10000)
+                    timeout=60000)
     path = tmp_path / "main_window.png"
     assert window.grab().save(str(path))
     assert path.stat().st_size > 10_000
@@ -321,7 +321,7 @@ def test_letter_keys_type_in_the_filter_but_navigate_from_the_list(window, qtbot
     panel = window.list_panel
     start = window.workspace.image_id
     panel.search.setFocus()
-    qtbot.waitUntil(panel.search.hasFocus, timeout=2000)
+    qtbot.waitUntil(panel.search.hasFocus, timeout=30000)
     qtbot.keyClicks(panel.search, "cell_2")              # 'e' and 'l' are tool keys elsewhere
     assert panel.search.text() == "cell_2" and window.canvas.tool == Tool.BRUSH
     assert window.workspace.image_id == start
@@ -329,7 +329,7 @@ def test_letter_keys_type_in_the_filter_but_navigate_from_the_list(window, qtbot
     panel.search.clear()
     assert panel.current_id() == start                    # and highlighted again once visible
     panel.table.setFocus()
-    qtbot.waitUntil(panel.table.hasFocus, timeout=2000)
+    qtbot.waitUntil(panel.table.hasFocus, timeout=30000)
     qtbot.keyClick(panel.table, Qt.Key.Key_D)
     assert window.workspace.image_id == panel.neighbour(start, +1)
 
@@ -379,7 +379,7 @@ def test_evaluate_brings_the_metrics_tab_forward(window, qtbot) -> None:
         return not window.metrics_panel.visibleRegion().isEmpty()
 
     window.docks["training"].raise_()
-    qtbot.waitUntil(lambda: not metrics_shown(), timeout=5000)
+    qtbot.waitUntil(lambda: not metrics_shown(), timeout=30000)
     window.actions_by_id["evaluate"].trigger()              # Ctrl+E, no model yet
-    qtbot.waitUntil(metrics_shown, timeout=5000)
+    qtbot.waitUntil(metrics_shown, timeout=30000)
     assert "no model yet" in window.notifier.last_error

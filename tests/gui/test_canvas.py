@@ -76,7 +76,7 @@ def test_brush_stroke_with_real_mouse_events(setup, qtbot):
     canvas.set_current_class(2)
     edits = []
     canvas.labelsEdited.connect(edits.append)
-    with qtbot.waitSignal(canvas.strokeFinished, timeout=1000):
+    with qtbot.waitSignal(canvas.strokeFinished, timeout=30000):
         drag(canvas, [at(10, 10), at(25, 10), at(40, 12)])
     assert (mask[10, 10:26] == 2).all() and mask[12, 40] == 2
     assert mask[30, 60] == 255

@@ -48,7 +48,7 @@ def test_prediction_appears_and_is_cached(window, qtbot, tmp_path) -> None:
     assert project.read_prediction(unlabelled.id, 1) is not None     # cached on disk
     assert project.get(unlabelled.id).status == Status.PREDICTED
     assert project.get(unlabelled.id).uncertainty is not None
-    with qtbot.waitSignal(window.canvas.cursorMoved, timeout=2000):
+    with qtbot.waitSignal(window.canvas.cursorMoved, timeout=30000):
         qtbot.mouseMove(window.canvas, canvas_point(window.canvas, 4, 6).toPoint())
     predicted = project.schema.class_name(int(res.mask[6, 4]))
     assert window.status_fields.under.text() == f"label: not labelled | prediction: {predicted}"

@@ -40,9 +40,9 @@ def run(qtbot, fn, *args, cancel_first: bool = False, **kwargs) -> Sink:
     job.signals.errored.connect(sink.on_errored)
     if cancel_first:
         job.cancel()
-    with qtbot.waitSignal(job.signals.finished, timeout=5000):
+    with qtbot.waitSignal(job.signals.finished, timeout=30000):
         runner.start(job)
-    assert runner.wait(1000) and not runner.busy
+    assert runner.wait(30000) and not runner.busy
     return sink
 
 

@@ -8,6 +8,12 @@ obeys commands read from stdin, one per line:
                        ``done KILLED EXITED TORN`` (EXITED counts writers that ended on
                        their own, which the test treats as a failure; TORN counts
                        kills that left a half-written temp file, i.e. landed mid-save).
+``measure K``          fork one writer and let it run unkilled: K saves in the endless
+                       modes, the whole change in ``add-class``; reply
+                       ``measured READY_MS TOTAL_MS`` (fork to "set up, now saving", and
+                       fork to exit). The test draws its kill moments from this: on a busy
+                       machine a save takes longer, and a fixed bound in milliseconds
+                       would kill every writer before it finished (issue 8.12).
 ``quit``               exit.
 
 Forking from this already-imported process makes each writer start in about a
@@ -48,6 +54,7 @@ from workbench.classes import ClassInfo, ClassSchema
 
 MASK_HW = (96, 128)
 _READY_FD: int | None = None  # in a writer: where to say "set up, now saving"
+_LIMIT: int | None = None  # in a measured writer: saves to make before exiting (None = forever)
 N_MASKS = 6
 STATUSES = ("edited", "verified")
 
@@ -81,12 +88,19 @@ def _ready() -> None:
         _READY_FD = None
 
 
+def _count(n: int, start: int) -> None:
+    """In a measured writer: exit cleanly once ``_LIMIT`` saves are made."""
+    if _LIMIT is not None and n - start >= _LIMIT:
+        os._exit(0)
+
+
 def _write_masks_forever(folder: Path, start: int) -> None:
     sch = schema()
     labels = folder / "labels"
     _ready()
     n = start
     while True:
+        _count(n, start)
         i = n % N_MASKS
         masks.write_mask(labels / f"{mask_name(i)}.png", version(i, (n // N_MASKS) % 2), sch)
         n += 1
@@ -112,6 +126,7 @@ def _save_checkpoints_forever(folder: Path, start: int) -> None:
     _ready()
     n = start
     while True:
+        _count(n, start)
         model, meta = checkpoint_version(n % 2)
         save_checkpoint(folder / "model.safetensors", model, meta)
         n += 1
@@ -127,6 +142,7 @@ def _save_project_forever(folder: Path, start: int) -> None:
     _ready()
     n = start
     while True:
+        _count(n, start)
         i = n % N_MASKS
         which = (n // N_MASKS) % 2
         image_id = ids[mask_name(i)]
@@ -148,6 +164,9 @@ def _add_class_once(folder: Path, die_after_replaces: int | None = None) -> None
             if done[0] >= die_after_replaces:
                 os.kill(os.getpid(), signal.SIGKILL)
 
+    if die_after_replaces is None:
+        # (The cut variant is never killed by the parent, which closes the pipe at once.)
+        _ready()
     with Project.open(folder) as project:
         if die_after_replaces is not None:
             os.replace = replace_then_maybe_die  # patched after open: only the change's own writes count
@@ -236,6 +255,30 @@ def run(folder: Path, mode: str, n: int, seed: int, max_ms: float) -> tuple[int,
     return killed, exited, torn
 
 
+def measure(folder: Path, mode: str, saves: int) -> tuple[float, float]:
+    """One unkilled writer: (ms from fork to ready, ms from fork to its exit)."""
+    global _READY_FD, _LIMIT
+    ready_r, ready_w = os.pipe()
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        _READY_FD, _LIMIT = ready_w, saves
+        _writer(folder, mode, random.randrange(1_000_000))
+        os._exit(4)
+    os.close(ready_w)
+    try:
+        os.read(ready_r, 1)
+        t_ready = time.monotonic()
+    finally:
+        os.close(ready_r)
+    _, status = os.waitpid(pid, 0)
+    t_end = time.monotonic()
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        raise SystemExit(f"measured writer failed (status {status})")
+    return (t_ready - t0) * 1000, (t_end - t0) * 1000
+
+
 def main() -> None:
     """Serve ``run`` commands from stdin until ``quit``."""
     folder, mode = Path(sys.argv[1]), sys.argv[2]
@@ -258,6 +301,9 @@ def main() -> None:
         if parts[0] == "run":
             killed, exited, torn = run(folder, mode, int(parts[1]), int(parts[2]), float(parts[3]))
             print(f"done {killed} {exited} {torn}", flush=True)
+        elif parts[0] == "measure":
+            ready_ms, total_ms = measure(folder, mode, int(parts[1]))
+            print(f"measured {ready_ms:.3f} {total_ms:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -214,7 +214,11 @@ def test_prediction_arriving_during_edits_keeps_them(folder: Path, tmp_path: Pat
             window.session.edited()
         qtbot.waitUntil(lambda: window.workspace.prediction is not None, timeout=60000)
         np.testing.assert_array_equal(window.session.editor.mask, _mask(1))
-        assert window.session.dirty
+        # Not yet saved, or saved by the autosave timer while the prediction ran (on a busy
+        # machine the prediction takes longer than the autosave delay): either way the paint
+        # is what the session holds, and the prediction did not replace it.
+        label = project.read_label(rec.id)
+        assert window.session.dirty or (label is not None and (label == _mask(1)).all())
         window.workspace.save()
         after = project.get(rec.id)
         assert after.status == Status.EDITED and after.source == "person"

@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from workbench import options
 from workbench.commands.bars import progress_bar
 from workbench.errors import WorkbenchError
 
@@ -64,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.model is not None:
         if args.images is None:
             raise WorkbenchError("--model needs IMAGES, the folder of images to predict")
-        if args.batch_size < 1:
-            raise WorkbenchError(f"--batch-size must be at least 1, got {args.batch_size}")
+        options.check_batch_size(args.batch_size)
         report = _evaluate_model(Path(args.images), Path(args.model), Path(args.gt),
                                  args.classes, args.device, args.batch_size)
         missing_label = "ground truth without an image"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import options
 from workbench.commands.bars import progress_bar
 from workbench.errors import InputError, WorkbenchError
 
@@ -70,10 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from workbench.ml.inference import Predictor
     from workbench.progress import report
 
-    if args.batch_size < 1:
-        raise WorkbenchError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.tile < 256:
-        raise WorkbenchError(f"--tile must be at least 256, got {args.tile}")
+    options.check_batch_size(args.batch_size)
+    options.check_tile(args.tile)
     files = _inputs(Path(args.images))
     out = Path(args.out)
     sources = {f.resolve() for f in files}

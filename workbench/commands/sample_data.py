@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from workbench import options
 from workbench.commands.bars import progress_bar
 
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     """Generate the sample project and print what was written."""
     from workbench.sample_data import generate
 
+    options.check_int("--seed", args.seed, minimum=0, maximum=2**32 - 1)
+    options.check_int("--images", args.images, minimum=1, maximum=10_000)
     with progress_bar("sample data", unit="img") as bar:
         summary = generate(args.out_dir, seed=args.seed, num_images=args.images,
                            overwrite=args.force, on_progress=bar)

@@ -73,24 +73,62 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+# Bounds on what a checkpoint may declare, checked before anything is built or loaded:
+# the metadata comes from a file a person was sent, and its sizes drive allocations
+# (100,000 mean/std values once built a 100,000-channel convolution: 2 GB in 8 s).
+# Each is far above anything workbench writes.
+MAX_HEADER_BYTES = 32 * 2**20      # the safetensors JSON header (tensor table + metadata)
+MAX_METADATA_BYTES = 16 * 2**20    # the workbench metadata string inside it
+MAX_IN_CHANNELS = 16               # len(mean) == len(std) == the model's input channels
+MAX_CLASSES = 255                  # class indices are 0-254; 255 means "not labelled"
+MAX_HISTORY = 100_000              # per-epoch records
+MAX_TRAINED_ON = 1_000_000         # image names
+MAX_NAME_CHARS = 200               # arch, encoder
+MAX_TEXT_CHARS = 4096              # parent, each image name, the creation time
+MAX_ENTRIES = 10_000               # keys of train / metrics
+# Numbers in the training settings that size something when reused (a fine-tune, a
+# tile): (low, high) inclusive; None is allowed.
+_TRAIN_NUMBERS: dict[str, tuple[int, int]] = {
+    "crop": (32, 4096), "batch_size": (1, 65_536), "tile": (32, 16_384), "epochs": (1, MAX_HISTORY),
+    "workers": (0, 4096), "threads": (1, 4096), "world_size": (1, 65_536), "steps": (0, 2**53),
+}
+
+
+def _short_list(limit: int, item: Any) -> Any:
+    return lambda v: isinstance(v, list) and 1 <= len(v) <= limit and all(map(item, v))
+
+
+def _text(limit: int) -> Any:
+    return lambda v: isinstance(v, str) and len(v) <= limit
+
+
 # field -> (check, description) used by ``read_meta`` to name what is wrong.
 _FIELD_CHECKS: dict[str, tuple[Any, str]] = {
-    "arch": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "encoder": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "num_classes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                    "a positive integer"),
-    "schema": (lambda v: isinstance(v, dict), "an object (class schema)"),
-    "mean": (lambda v: isinstance(v, list) and len(v) >= 1 and all(map(_is_number, v)),
-             "a list of numbers"),
-    "std": (lambda v: isinstance(v, list) and len(v) >= 1
-            and all(_is_number(x) and x > 0 for x in v), "a list of positive numbers"),
-    "train": (lambda v: isinstance(v, dict), "an object"),
-    "history": (lambda v: isinstance(v, list), "a list"),
-    "metrics": (lambda v: isinstance(v, dict), "an object"),
-    "parent": (lambda v: v is None or isinstance(v, str), "a string or null"),
-    "trained_on": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                   "a list of strings"),
-    "created": (lambda v: isinstance(v, str), "a string (ISO time)"),
+    "arch": (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_NAME_CHARS,
+             f"a non-empty string of at most {MAX_NAME_CHARS} characters"),
+    "encoder": (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_NAME_CHARS,
+                f"a non-empty string of at most {MAX_NAME_CHARS} characters"),
+    "num_classes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_CLASSES,
+                    f"a positive integer (at most {MAX_CLASSES})"),
+    "schema": (lambda v: isinstance(v, dict) and (not isinstance(v.get("classes"), list)
+                                                  or len(v["classes"]) <= MAX_CLASSES),
+               f"an object (class schema) with at most {MAX_CLASSES} classes"),
+    "mean": (_short_list(MAX_IN_CHANNELS, _is_number),
+             f"a list of numbers (1 to {MAX_IN_CHANNELS}, one per input channel)"),
+    "std": (_short_list(MAX_IN_CHANNELS, lambda x: _is_number(x) and x > 0),
+            f"a list of positive numbers (1 to {MAX_IN_CHANNELS}, one per input channel)"),
+    "train": (lambda v: isinstance(v, dict) and len(v) <= MAX_ENTRIES,
+              f"an object with at most {MAX_ENTRIES} entries"),
+    "history": (lambda v: isinstance(v, list) and len(v) <= MAX_HISTORY,
+                f"a list of at most {MAX_HISTORY} records"),
+    "metrics": (lambda v: isinstance(v, dict) and len(v) <= MAX_ENTRIES,
+                f"an object with at most {MAX_ENTRIES} entries"),
+    "parent": (lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT_CHARS),
+               f"a string of at most {MAX_TEXT_CHARS} characters, or null"),
+    "trained_on": (lambda v: isinstance(v, list) and len(v) <= MAX_TRAINED_ON
+                   and all(isinstance(x, str) and len(x) <= MAX_TEXT_CHARS for x in v),
+                   f"a list of at most {MAX_TRAINED_ON:,} strings of at most {MAX_TEXT_CHARS} characters"),
+    "created": (_text(MAX_TEXT_CHARS), "a string (ISO time)"),
     "format_version": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
 }
 _REQUIRED = ("arch", "encoder", "num_classes", "schema")
@@ -113,6 +151,12 @@ def meta_from_dict(data: Any, path: str | Path) -> CheckpointMeta:
             raise InputError(f"checkpoint metadata field {name!r} must be {wanted}, "
                              f"got {type(value).__name__} {value!r:.80}", path)
         values[name] = value
+    for key, (low, high) in _TRAIN_NUMBERS.items():
+        value = values.get("train", {}).get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not low <= value <= high):
+            raise InputError(f"checkpoint metadata field 'train.{key}' must be an integer from {low} "
+                             f"to {high} or null, got {value!r:.80}", path)
     meta = CheckpointMeta(**values)
     if meta.format_version > FORMAT_VERSION:
         raise InputError(f"checkpoint format {meta.format_version} was written by a newer "
@@ -166,6 +210,7 @@ def read_meta(path: str | Path) -> CheckpointMeta:
     path = Path(path)
     if not path.is_file():
         raise InputError("checkpoint not found" if not path.exists() else "not a file", path)
+    _check_header_size(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             header = fh.metadata() or {}
@@ -175,6 +220,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
     if text is None:
         raise InputError("safetensors file has no workbench metadata (not a workbench checkpoint)",
                          path)
+    if len(text) > MAX_METADATA_BYTES:
+        raise InputError(f"checkpoint metadata is {len(text):,} characters, more than a workbench "
+                         f"checkpoint holds (at most {MAX_METADATA_BYTES:,})", path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -183,6 +231,55 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         raise InputError("checkpoint metadata is nested too deeply to be a workbench checkpoint",
                          path) from None
     return meta_from_dict(data, path)
+
+
+def _check_header_size(path: Path) -> None:
+    """Refuse a safetensors header larger than MAX_HEADER_BYTES before it is parsed.
+
+    The first 8 bytes are the header's length (little-endian); safetensors itself
+    accepts up to 100 MB, which parsed into Python objects can take gigabytes.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot read the checkpoint: {exc.strerror or exc}", path) from None
+    if len(head) < 8:
+        return  # too short to be safetensors: safe_open says so (or names a pickle)
+    size = int.from_bytes(head, "little")
+    if head.startswith(_PICKLE_STARTS):
+        return
+    if size > MAX_HEADER_BYTES:
+        raise InputError(f"checkpoint header is {size:,} bytes, more than a workbench checkpoint "
+                         f"holds (at most {MAX_HEADER_BYTES:,}): not a workbench checkpoint, or forged",
+                         path)
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from the safetensors header alone (no weights read)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _open_error(path, exc) from None
+
+
+def _check_declared_shapes(path: Path, meta: CheckpointMeta, num_classes: int,
+                           skip_prefix: str | None) -> None:
+    """Compare the header's tensor shapes with the declared architecture, built on the meta
+    device (shapes only, no memory), so that a forged file is refused before a real model
+    or its weights are allocated. Architectures that cannot be built on the meta device
+    (some timm encoders compute values at construction) are checked after building instead,
+    and an unknown name is reported by that real build.
+    """
+    shapes = _header_shapes(path)
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(meta.model_config(), num_classes)
+    except Exception:  # noqa: BLE001 - a meta-device limitation, or a bad name the real build reports
+        return
+    _check_shapes(skeleton, {k: torch.empty(v, device="meta") for k, v in shapes.items()}, meta, path,
+                  skip_prefix=skip_prefix)
 
 
 def _class_list(schema_dict: dict[str, Any] | ClassSchema) -> list[str]:
@@ -227,10 +324,6 @@ def load_checkpoint(path: str | Path, *, schema: ClassSchema | None = None, adap
 
     path = Path(path)
     meta = read_meta(path)
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise _open_error(path, exc) from None
     dev = resolve_device(device)
     ckpt_names = _class_list(meta.schema)
     adapted = False
@@ -243,6 +336,12 @@ def load_checkpoint(path: str | Path, *, schema: ClassSchema | None = None, adap
                 "retrain with a new head (adapt the head) or use a matching model", path)
         adapted = True
         num_classes = schema.num_classes
+    # Shapes first (header only, model skeleton on the meta device), then weights, then the model.
+    _check_declared_shapes(path, meta, meta.num_classes, HEAD_PREFIX if adapted else None)
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _open_error(path, exc) from None
     try:
         model = build_model(meta.model_config(), num_classes)
     except WorkbenchError as exc:

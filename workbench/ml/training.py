@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from workbench import progress
+from workbench import options, progress
 from workbench.classes import ClassSchema
 from workbench.errors import WorkbenchError
 from workbench.metrics import Scores, scores_from_matrix
@@ -50,6 +50,20 @@ GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": Fa
 # resnet34 at crop 256): used to refuse a batch x crop that cannot fit, before starting.
 TRAIN_BYTES_PER_PIXEL = 2500
 MAX_CROP = 4096
+# Upper bounds that no real run reaches but that keep arithmetic and memory sane
+# (a seed is multiplied by 1000 for the augmentation stream; a scale of 1000 would
+# resize a crop region into a gigapixel image).
+MAX_EPOCHS = 100_000
+MAX_MINUTES = 60 * 24 * 366
+MAX_BATCH = 65_536
+MAX_LR = 10.0
+MAX_CLASS_WEIGHT_POWER = 4.0
+MAX_SEED = 2**32 - 1
+MIN_SCALE, MAX_SCALE = 0.05, 8.0
+# Architectures with an image-level pooling branch followed by BatchNorm: in training
+# mode that branch sees one value per channel per image, so a batch of 1 fails
+# (measured with smp 0.6: deeplabv3, deeplabv3plus, pan, upernet).
+POOLED_ARCHS = frozenset({"deeplabv3", "deeplabv3plus", "pan", "upernet"})
 
 
 @dataclass
@@ -75,6 +89,79 @@ class TrainConfig:
     scale: tuple[float, float] | None = None
     color_jitter: float | None = None
     threads: int | None = None  # CPU only: torch intra-op threads; None = adapt to the machine's load
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse an impossible setting with ``WorkbenchError`` naming it as the CLI flag.
+
+        Runs on construction (CLI, GUI settings and API alike) and again before a run,
+        so nothing is decoded or trained with a value that fails later: NaN and infinity
+        in any float, a negative seed, a crop the U-Net cannot halve 5 times.
+        """
+        if not isinstance(self.arch, str) or not self.arch.strip():
+            raise WorkbenchError(f"--arch must be an architecture name, got {self.arch!r}")
+        from workbench.ml.models import resolve_arch
+
+        resolve_arch(self.arch)  # unknown names list the options
+        for name in ("encoder", "encoder_weights"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise WorkbenchError(f"{options.flag(name)} must be a name, got {value!r}")
+        if not isinstance(self.device, str) or not self.device.strip():
+            raise WorkbenchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.epochs is not None:
+            options.check_int("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
+        if self.minutes is not None:
+            options.check_float("minutes", self.minutes, above=0, maximum=MAX_MINUTES)
+        if self.batch_size is not None:
+            options.check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH)
+        if self.crop is not None:
+            options.check_int("crop", self.crop, minimum=32, maximum=MAX_CROP)
+            if self.crop % 32:
+                hint = max(32, int(round(self.crop / 32)) * 32)
+                raise WorkbenchError(f"--crop must be a multiple of 32 (the U-Net halves the image "
+                                     f"5 times), got {self.crop}; try {hint}")
+        options.check_float("lr", self.lr, above=0, maximum=MAX_LR, what="learning rate")
+        for name in ("class_weights", "dice"):
+            value = getattr(self, name)
+            if not (isinstance(value, bool) or (value is None and name == "class_weights")):
+                raise WorkbenchError(f"{options.flag(name)} must be true or false, got {value!r}")
+        if self.class_weight_power is not None:
+            options.check_float("class_weight_power", self.class_weight_power, minimum=0,
+                          maximum=MAX_CLASS_WEIGHT_POWER)
+        options.check_float("val_fraction", self.val_fraction, minimum=0, below=1)
+        options.check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        if self.workers is not None:
+            options.check_int("workers", self.workers, minimum=0)
+        if self.threads is not None:
+            options.check_int("threads", self.threads, minimum=1)
+        if self.init is not None and not isinstance(self.init, (str, Path)):
+            raise WorkbenchError(f"--init must be a checkpoint path, got {self.init!r}")
+        if self.scale is not None:
+            if not isinstance(self.scale, (tuple, list)) or len(self.scale) != 2:
+                raise WorkbenchError(f"--scale must be two numbers (low, high), got {self.scale!r}")
+            lo = options.check_float("scale", self.scale[0], minimum=MIN_SCALE, maximum=MAX_SCALE,
+                               what="its low end")
+            hi = options.check_float("scale", self.scale[1], minimum=MIN_SCALE, maximum=MAX_SCALE,
+                               what="its high end")
+            if lo > hi:
+                raise WorkbenchError(f"--scale must be low <= high, got {self.scale!r}")
+        if self.color_jitter is not None:
+            options.check_float("color_jitter", self.color_jitter, minimum=0, maximum=1)
+
+    def within_machine(self) -> tuple["TrainConfig", list[str]]:
+        """(a copy with ``workers`` and ``threads`` capped to this machine's cores, notes saying so).
+
+        Too many is not an error but a waste: a note, not a refusal.
+        """
+        workers, w_note = options.cap_to_cores("workers", self.workers, unit="loader processes")
+        threads, t_note = options.cap_to_cores("threads", self.threads, unit="threads")
+        notes = [n for n in (w_note, t_note) if n]
+        if not notes:
+            return self, []
+        return dataclasses.replace(self, workers=workers, threads=threads), notes
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """A copy with every unset setting filled from the device's recipe."""
@@ -149,7 +236,7 @@ class _Trainer:
                  parent: str | int | None, start: float) -> None:
         self.ctx = ctx
         self.device = ctx.device
-        self.cfg = config.resolved(self.device)
+        self.cfg, self.machine_notes = config.resolved(self.device).within_machine()
         self.schema = schema
         self.K = schema.num_classes
         self.out_path = out_path
@@ -164,28 +251,7 @@ class _Trainer:
     # ----- preparation ----------------------------------------------------------------
     def _check_settings(self) -> None:
         c = self.cfg
-        if c.epochs is not None and c.epochs < 1:
-            raise WorkbenchError(f"epochs must be at least 1, got {c.epochs}")
-        # Infinity passes "> 0" but cannot be stored in the checkpoint's JSON metadata:
-        # the run would train and then fail to save. Refuse it before training.
-        if c.minutes is not None and not 0 < c.minutes < math.inf:
-            raise WorkbenchError(f"minutes must be a finite number more than 0, got {c.minutes}")
-        if c.batch_size < 1:
-            raise WorkbenchError(f"batch size must be at least 1, got {c.batch_size}")
-        if c.crop < 32 or c.crop % 32:
-            hint = max(32, int(round(c.crop / 32)) * 32)
-            raise WorkbenchError(f"crop must be a multiple of 32 and at least 32 (the U-Net halves "
-                                 f"the image 5 times), got {c.crop}; try {hint}")
-        if c.crop > MAX_CROP:
-            raise WorkbenchError(f"crop {c.crop} is larger than the maximum {MAX_CROP}; "
-                                 "train on crops and predict with tiles")
-        if not 0 < c.lr < math.inf:
-            raise WorkbenchError(f"learning rate must be a finite number more than 0, got {c.lr}")
-        if not 0 <= c.val_fraction < 1:
-            raise WorkbenchError(f"val fraction must be in [0, 1), got {c.val_fraction}")
-        lo, hi = c.scale
-        if not 0 < lo <= hi:
-            raise WorkbenchError(f"scale range must be 0 < low <= high, got {c.scale}")
+        c.validate()  # again: the resolved recipe, and fields changed after construction
         need = c.batch_size * c.crop * c.crop * TRAIN_BYTES_PER_PIXEL
         if self.device.type == "cuda":
             need //= 2  # bf16 activations
@@ -199,6 +265,37 @@ class _Trainer:
                 f"batch {c.batch_size} x crop {c.crop}x{c.crop} needs about {need / 2**30:.1f} GiB of "
                 f"{where} to train but this machine has {have / 2**30:.1f} GiB; use a smaller "
                 "--batch-size or --crop")
+
+    def _check_batch_norm(self, batch: int, n_train: int | None) -> None:
+        """Refuse a batch x crop whose BatchNorm layers would see one value per channel.
+
+        In training mode BatchNorm needs more than one value per channel: with batch 1
+        at crop 32 the deepest feature map is 1 x 1 ("Expected more than 1 value per
+        channel when training"), and architectures that pool the whole image fail at
+        batch 1 whatever the crop. Refused before training: ``n_train=None`` checks the
+        option itself (before any data is decoded); a count checks the batch the loader
+        will really use (never more than the training images per process).
+        """
+        per_rank = math.ceil(n_train / max(1, self.ctx.world_size)) if n_train is not None else batch
+        effective = max(1, min(batch, per_rank))
+        if effective >= 2:
+            return
+        fewer = (f" (there are only {n_train} training image(s), so batches hold {effective})"
+                 if effective < batch else "")
+        arch = self.cfg.arch.strip().lower()
+        from workbench.ml.models import ARCHITECTURE_ALIASES
+
+        arch = ARCHITECTURE_ALIASES.get(arch, arch)
+        if arch in POOLED_ARCHS:
+            raise WorkbenchError(
+                f"--batch-size {batch}{fewer}: {arch} pools the whole image before a BatchNorm "
+                "layer, which needs at least 2 images per batch to train; use --batch-size 2 or more "
+                "(with at least 2 training images) or another --arch")
+        if (self.cfg.crop // 32) ** 2 * effective < 2:
+            raise WorkbenchError(
+                f"--batch-size {batch}{fewer} with --crop {self.cfg.crop}: the deepest feature map "
+                "is 1 x 1, and BatchNorm needs more than one value per channel to train; use "
+                "--crop 64 or more, or --batch-size 2 or more")
 
     def _split(self, train_pairs: list, val_pairs: list) -> tuple[list, list, str]:
         if not train_pairs:
@@ -233,7 +330,8 @@ class _Trainer:
         self.global_step, self.total_steps = 0, None
         self._check_settings()
         train_pairs, val_pairs, split_note = self._split(train_pairs, val_pairs)
-        self.notes = [split_note] if split_note else []
+        self.notes = list(self.machine_notes) + ([split_note] if split_note else [])
+        self._check_batch_norm(self.cfg.batch_size, None)  # the option itself, before decoding
         report_fn = self.on_progress
         train_infos = D.check_pairs(train_pairs, on_progress=report_fn, cancel=self.cancel)
         val_infos = D.check_pairs(val_pairs, on_progress=report_fn, cancel=self.cancel)
@@ -253,6 +351,9 @@ class _Trainer:
             raise WorkbenchError(f"every labelled pixel in the training images is class '{name}': "
                                  "nothing to learn; label at least two classes")
         self.class_counts = counts
+        # Now with the batch the loader will really use (never more than the images); after the
+        # label checks, whose message matters more when both apply.
+        self._check_batch_norm(self.cfg.batch_size, len(train_pairs))
         self.weights = (D.median_frequency_weights(counts, image_pixels, power=self.cfg.class_weight_power)
                         if self.cfg.class_weights else None)
         self.workers = (self.cfg.workers if self.cfg.workers is not None
@@ -271,6 +372,12 @@ class _Trainer:
                         f"{self.cfg.crop}: use a smaller --batch-size or --crop") from exc.__cause__
                 retried = True
                 batch //= 2
+                try:
+                    self._check_batch_norm(batch, len(train_pairs))
+                except WorkbenchError:
+                    raise WorkbenchError(
+                        f"out of {self.device.type.upper()} memory training with batch {batch * 2} at crop "
+                        f"{self.cfg.crop}: use a smaller --crop or a lighter --encoder") from exc.__cause__
                 self.notes.append(f"out of memory: retrying with batch size {batch}")
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -400,6 +507,14 @@ class _Trainer:
                 except torch.OutOfMemoryError as exc:
                     del batches
                     raise _OutOfMemory() from exc
+                except ValueError as exc:
+                    if "more than 1 value per channel" not in str(exc):
+                        raise
+                    # An architecture this check does not know yet: the same sentence, not a traceback.
+                    raise WorkbenchError(
+                        f"{self.arch} cannot train with batch {images.shape[0]} at crop {cfg.crop}: "
+                        "BatchNorm needs more than one value per channel; use --batch-size 2 or more, "
+                        "or a larger --crop") from None
                 self.global_step += 1
                 dt = time.monotonic() - t0
                 train_time += dt
