@@ -1,8 +1,9 @@
 """Renumbering stored masks when a class changes index, as one crash-safe change.
 
-``Project.save_schema`` may move a class to another index (``add_class`` pushes a void
-class up). Every label and ground-truth mask holding that class is renumbered and
-``classes.json`` replaced. A crash half-way through would leave masks that no longer
+A class change that moves pixels -- ``Project.add_class`` pushing a void class up,
+``Project.move_class``, ``Project.delete_class`` (its pixels become 255 or the class it
+is merged into) -- renumbers every label and ground-truth mask holding an affected
+value and replaces ``classes.json``. A crash half-way through would leave masks that no longer
 match the schema, so the change is staged:
 
 1. the renumbered masks are written beside the originals (``<stem>.png.renumber``);
@@ -32,8 +33,25 @@ STAGED_SUFFIX = ".renumber"
 MASK_FOLDERS = ("labels", "groundtruth")
 
 
-def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[int, int]) -> None:
-    """Apply ``moves`` ({old index: new index}) to every stored mask and save ``new``."""
+def stage_rewrite(state: Path, path: Path, old_mask: np.ndarray, new_mask: np.ndarray,
+                  schema: ClassSchema) -> Path:
+    """Write the renumbered version of one stored mask beside it; returns the staged file.
+
+    The single place where a class change rewrites a mask: ``path`` is the label or
+    ground truth (``state/labels/<stem>.png``), ``old_mask`` what it holds now. The staged
+    file replaces ``path`` only after the journal is committed. (Label history hooks in
+    here to keep the version a remap replaces.)
+    """
+    stage = path.with_name(path.name + STAGED_SUFFIX)
+    masks.write_mask(stage, new_mask, schema)
+    return stage
+
+
+def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[int, int]) -> list[Path]:
+    """Apply ``moves`` ({old index: new index}) to every stored mask and save ``new``.
+
+    Returns the masks that were rewritten.
+    """
     lut = np.arange(256, dtype=np.uint8)
     for src, dst in moves.items():
         lut[src] = dst
@@ -52,9 +70,7 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
                 except OSError as exc:
                     raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
                 if np.isin(raw, moved).any():
-                    stage = path.with_name(path.name + STAGED_SUFFIX)
-                    masks.write_mask(stage, lut[raw], new)
-                    staged.append(stage)
+                    staged.append(stage_rewrite(state, path, raw, lut[raw], new))
         journal = {"staged": [str(p.relative_to(state).as_posix()) for p in staged],
                    "schema": new.to_dict()}
         atomic_write_text(state / JOURNAL, json.dumps(journal))
@@ -63,6 +79,7 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
             stage.unlink(missing_ok=True)
         raise
     _apply(state, journal)
+    return [stage.with_name(stage.name[: -len(STAGED_SUFFIX)]) for stage in staged]
 
 
 def recover(state: Path) -> bool:
