@@ -336,17 +336,34 @@ class ClassSchema:
         remapped by the caller: ``Project.add_class`` does that).
         """
         k = self.num_classes
+        if name.strip():
+            self._refuse_taken_name(name)
+        if self.ignore_index == k:
+            self.describe_ignore_index()  # a bare ignore_index at K: its pixels move up with a void class
         blocking = self.by_index(k)
         if blocking is not None:
-            free = max(c.index for c in self.classes) + 1
+            free = max([c.index for c in self.classes]
+                       + [self.ignore_index if self.ignore_index not in (None, UNLABELLED) else 0]) + 1
             if free >= UNLABELLED:
                 raise ValueError("no free class index left")
             self.classes[self.classes.index(blocking)] = replace(blocking, index=free)
             if self.ignore_index == k:
                 self.ignore_index = free
         name = name.strip() or self._free_name(f"class {k}")
-        self._refuse_taken_name(name)
         info = ClassInfo(k, name, tuple(color) if color else default_color(k),
+                         id=new_class_id({c.id for c in self.classes}))
+        self.classes.append(info)
+        self.validate()
+        return info
+
+    def describe_ignore_index(self) -> ClassInfo | None:
+        """Give an ``ignore_index`` that no class holds a void class of its own; the new class or None.
+
+        Then the value has an identity that moves with it (``add_class`` pushes it up).
+        """
+        if self.ignore_index in (None, UNLABELLED) or self.by_index(self.ignore_index) is not None:
+            return None
+        info = ClassInfo(self.ignore_index, self._free_name("ignored"), (0, 0, 0), void=True,
                          id=new_class_id({c.id for c in self.classes}))
         self.classes.append(info)
         self.validate()

@@ -439,3 +439,22 @@ def test_an_old_checkpoint_without_ids_is_matched_by_index_and_name(tmp_path, sm
     renamed.rename_class(0, "Heaven")
     with pytest.raises(WorkbenchError, match="trained for 4 classes"):
         load_checkpoint(path, schema=renamed)
+
+
+def test_add_class_over_a_bare_ignore_index_keeps_those_pixels_ignored(project_folder):
+    """CamVid-style ignore_index 4 with no class at 4: the new class must not take the ignored pixels."""
+    schema = ClassSchema(_schema().classes, ignore_index=4)
+    originals = project_folder(schema=schema, masks=_masks(values=(0, 1, 2, 3, 4, 255)))
+    with Project.open(project_folder.folder) as p:
+        by_hand = ClassSchema([*p.schema.classes, ClassInfo(4, "Car", (1, 1, 1))])  # 4 no longer ignored
+        with pytest.raises(WorkbenchError, match="would give it to 'Car'"):
+            p.save_schema(by_hand)
+        car = p.add_class("Car")
+        assert car.index == 4 and p.schema.ignore_index == 5 and p.schema.by_index(5).void
+        for rec in p.images():
+            o = originals[rec.name]
+            label = p.read_label(rec.id)
+            np.testing.assert_array_equal(label == 5, o == 4)  # still ignored, never Car
+            assert not (label == car.index).any()
+    with Project.open(project_folder.folder) as p:
+        assert p.schema.names == NAMES + ["Car"]

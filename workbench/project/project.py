@@ -369,11 +369,16 @@ class Project:
         "class N (found in labels)"; ``problems`` says so), and the new class comes after.
         """
         self._check_writable()
-        stray = self.mask_usage().values_outside(self.schema)
+        usage = self.mask_usage()
+        stray = usage.values_outside(self.schema)
         if stray:
-            adopted, notes = _adopt_values(self.schema.copy(), self.mask_usage(), stray, self.classes_path)
+            adopted, notes = _adopt_values(self.schema.copy(), usage, stray, self.classes_path)
             self._commit_schema(adopted, {})
             self.problems.extend(notes)
+        if self.schema.ignore_index == self.schema.num_classes:
+            described = self.schema.copy()  # an ignore_index no class holds, right where the new class goes
+            if described.describe_ignore_index() is not None:
+                self._commit_schema(described, {})
         schema = self.schema.copy()
         try:
             info = schema.add_class(name, color)
@@ -462,9 +467,9 @@ class Project:
                     f"cannot save the classes: {old.describe(was)} is left out but {held}; delete it "
                     "explicitly (Classes panel: Delete, or Project.delete_class) to choose what its "
                     "pixels become", self.classes_path)
-            if was is None and value not in old.ignore_values:
+            if was is None:
                 taker = new.by_index(value)
-                if taker is not None:
+                if taker is not None and not (value in old.ignore_values and taker.void):
                     raise WorkbenchError(
                         f"cannot save the classes: mask value {value} is not in the current classes but "
                         f"{held}; the new classes would give it to {taker.name!r}, changing what those "
