@@ -458,3 +458,20 @@ def test_add_class_over_a_bare_ignore_index_keeps_those_pixels_ignored(project_f
             assert not (label == car.index).any()
     with Project.open(project_folder.folder) as p:
         assert p.schema.names == NAMES + ["Car"]
+
+
+def test_cached_predictions_are_renumbered_with_the_labels_and_confidence_is_left_alone(project_folder):
+    originals = project_folder()
+    with Project.open(project_folder.folder) as p:
+        rec = p.images()[0]
+        conf = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
+        p.save_prediction(rec.id, 1, originals[rec.name], conf)
+        conf_file = p.prediction_dir(1) / f"{rec.stem}.conf.png"
+        conf_bytes = conf_file.read_bytes()
+        p.move_class(p.schema.by_name("Road").id, 0)
+        mask, _ = p.read_prediction(rec.id, 1)
+        np.testing.assert_array_equal(mask, p.read_label(rec.id))  # the same meaning as the label
+        assert conf_file.read_bytes() == conf_bytes
+        p.delete_class(p.schema.by_name("Sky").id)
+        mask, _ = p.read_prediction(rec.id, 1)
+        np.testing.assert_array_equal(mask, p.read_label(rec.id))

@@ -2,8 +2,8 @@
 
 A class change that moves pixels -- ``Project.add_class`` pushing a void class up,
 ``Project.move_class``, ``Project.delete_class`` (its pixels become 255 or the class it
-is merged into) -- renumbers every label and ground-truth mask holding an affected
-value and replaces ``classes.json``. A crash half-way through would leave masks that no longer
+is merged into) -- renumbers every label, ground-truth mask and cached prediction
+holding an affected value and replaces ``classes.json``. A crash half-way through would leave masks that no longer
 match the schema, so the change is staged:
 
 1. the renumbered masks are written beside the originals (``<stem>.png.renumber``);
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +33,38 @@ from workbench.errors import InputError, WorkbenchError
 JOURNAL = "schema-change.json"
 STAGED_SUFFIX = ".renumber"
 MASK_FOLDERS = ("labels", "groundtruth")
+PREDICTIONS = "predictions"
+CONFIDENCE_SUFFIX = ".conf.png"
+_VERSION_DIR = re.compile(r"v\d{4,}")
+
+
+def _stored_masks(state: Path) -> Iterator[tuple[Path, bool]]:
+    """(path, is_cached_prediction) of every mask a class change must renumber.
+
+    Cached predictions are renumbered too: they are shown and accepted into labels, so
+    they must mean what the labels mean. Their confidence images are not masks.
+    """
+    for sub in MASK_FOLDERS:
+        folder = state / sub
+        if folder.is_dir():
+            for path in sorted(folder.glob(f"*{masks.MASK_SUFFIX}")):
+                yield path, False
+    pred = state / PREDICTIONS
+    if pred.is_dir():
+        for version in sorted(pred.iterdir()):
+            if version.is_dir() and _VERSION_DIR.fullmatch(version.name):
+                for path in sorted(version.glob(f"*{masks.MASK_SUFFIX}")):
+                    if not path.name.endswith(CONFIDENCE_SUFFIX):
+                        yield path, True
 
 
 def stage_rewrite(state: Path, path: Path, old_mask: np.ndarray, new_mask: np.ndarray,
                   schema: ClassSchema) -> Path:
     """Write the renumbered version of one stored mask beside it; returns the staged file.
 
-    The single place where a class change rewrites a mask: ``path`` is the label or
-    ground truth (``state/labels/<stem>.png``), ``old_mask`` what it holds now. The staged
+    The single place where a class change rewrites a mask: ``path`` is a label
+    (``state/labels/<stem>.png``), a ground truth (``state/groundtruth/``) or a cached
+    prediction (``state/predictions/v0001/``); ``old_mask`` is what it holds now. The staged
     file replaces ``path`` only after the journal is committed. (Label history hooks in
     here to keep the version a remap replaces.)
     """
@@ -58,19 +84,19 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
     moved = np.array(sorted(moves), dtype=np.uint8)
     staged: list[Path] = []
     try:
-        for sub in MASK_FOLDERS:
-            folder = state / sub
-            if not folder.is_dir():
+        for path, cached in _stored_masks(state):
+            if is_temp_file(path) or not path.is_file():
                 continue
-            for path in sorted(folder.glob(f"*{masks.MASK_SUFFIX}")):
-                if is_temp_file(path):
-                    continue
-                try:
-                    raw = masks.decode_mask(path.read_bytes(), old, path)
-                except OSError as exc:
-                    raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
-                if np.isin(raw, moved).any():
-                    staged.append(stage_rewrite(state, path, raw, lut[raw], new))
+            try:
+                raw = masks.decode_mask(path.read_bytes(), old, path)
+            except (OSError, InputError) as exc:
+                if cached:
+                    continue  # an unreadable cached prediction: its own read names it; never blocks the change
+                if isinstance(exc, InputError):
+                    raise
+                raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
+            if np.isin(raw, moved).any():
+                staged.append(stage_rewrite(state, path, raw, lut[raw], new))
         journal = {"staged": [str(p.relative_to(state).as_posix()) for p in staged],
                    "schema": new.to_dict()}
         atomic_write_text(state / JOURNAL, json.dumps(journal))
@@ -92,8 +118,11 @@ def recover(state: Path) -> bool:
             raise InputError(f"cannot finish an interrupted class change: {exc}", path) from None
         _apply(state, journal)
         return True
-    for sub in MASK_FOLDERS:
-        for leftover in (state / sub).glob(f"*{STAGED_SUFFIX}"):
+    folders = [state / sub for sub in MASK_FOLDERS]
+    if (state / PREDICTIONS).is_dir():
+        folders += [v for v in (state / PREDICTIONS).iterdir() if _VERSION_DIR.fullmatch(v.name)]
+    for folder in folders:
+        for leftover in folder.glob(f"*{STAGED_SUFFIX}"):
             leftover.unlink(missing_ok=True)
     return False
 
@@ -106,13 +135,15 @@ def _apply(state: Path, journal: object) -> None:
     for rel in journal["staged"]:
         parts = Path(str(rel)).parts
         # The journal is a file in the project: it may only name staged masks of this project.
-        if (len(parts) != 2 or parts[0] not in MASK_FOLDERS
-                or not parts[1].endswith(masks.MASK_SUFFIX + STAGED_SUFFIX)):
+        in_masks = len(parts) == 2 and parts[0] in MASK_FOLDERS
+        in_predictions = (len(parts) == 3 and parts[0] == PREDICTIONS
+                          and _VERSION_DIR.fullmatch(parts[1]) is not None)
+        if not (in_masks or in_predictions) or not parts[-1].endswith(masks.MASK_SUFFIX + STAGED_SUFFIX):
             raise InputError(f"class-change journal names {rel!r}, not a staged mask", path)
-        stage = state / parts[0] / parts[1]
+        stage = state.joinpath(*parts)
         if stage.is_file():
             try:
-                os.replace(stage, stage.with_name(parts[1][: -len(STAGED_SUFFIX)]))
+                os.replace(stage, stage.with_name(parts[-1][: -len(STAGED_SUFFIX)]))
             except OSError as exc:
                 raise WorkbenchError(f"cannot renumber the mask: {exc.strerror or exc}", stage) from exc
     schema.save(state / "classes.json")
