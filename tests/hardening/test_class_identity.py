@@ -475,3 +475,21 @@ def test_cached_predictions_are_renumbered_with_the_labels_and_confidence_is_lef
         p.delete_class(p.schema.by_name("Sky").id)
         mask, _ = p.read_prediction(rec.id, 1)
         np.testing.assert_array_equal(mask, p.read_label(rec.id))
+
+
+def test_a_predictor_for_the_project_follows_a_class_move(tmp_path, small_model):
+    from workbench.ml.inference import Predictor
+
+    schema = _schema()
+    path = _save(tmp_path / "m.safetensors", small_model, schema)
+    image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    before = Predictor.from_checkpoint(path, device="cpu").predict(image).mask
+    moved = schema.copy()
+    moved.move_class(moved.by_name("Road").id, 0)
+    after = Predictor.from_checkpoint(path, device="cpu", schema=moved).predict(image).mask
+    lut = np.array([moved.by_id(cid).index for cid in schema.ids], np.uint8)
+    np.testing.assert_array_equal(after, lut[before])  # every pixel: the same class, at its new index
+    gone = moved.copy()
+    gone.remove_class(gone.by_name("Sky").id)
+    with pytest.raises(WorkbenchError, match="trained for 4 classes"):
+        Predictor.from_checkpoint(path, device="cpu", schema=gone)
