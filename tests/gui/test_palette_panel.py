@@ -178,3 +178,32 @@ def test_deleting_in_the_app_remaps_the_open_image_and_its_unsaved_edits(window,
     assert label[0, 0] == 2                      # the edit was saved, then renumbered with the rest
     assert window.session.editor is not editor   # reopened from the file: no undo into old indices
     np.testing.assert_array_equal(window.session.editor.mask, label)
+
+
+def test_void_and_retired_classes_are_listed_last_and_can_be_deleted(qtbot, tmp_path):
+    folder = tmp_path / "v"
+    folder.mkdir()
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(folder / "a.png")
+    schema = ClassSchema.from_dict({"ignore_index": 2, "classes": [
+        {"index": 0, "name": "bg", "color": [0, 0, 0]}, {"index": 1, "name": "fg", "color": [9, 9, 9]},
+        {"index": 2, "name": "Void", "color": [1, 1, 1], "void": True},
+        {"index": 7, "name": "class 7 (found in labels)", "color": [2, 2, 2], "retired": True}]})
+    with Project.open(folder, schema=schema) as p:
+        p.save_label(p.find("a").id, np.tile(np.array([0, 1, 2, 7], np.uint8), (H, W // 4)))
+        panel = PalettePanel()
+        qtbot.addWidget(panel)
+        panel.set_project(p)
+        texts = [panel.list.item(r).text() for r in range(panel.list.count())]
+        assert texts == ["bg  [1]", "fg  [2]", "Void  (void, not trained)",
+                         "class 7 (found in labels)  (retired value, ignored)"]
+        panel.select_nth(2)
+        panel.select_nth(3)  # number keys pick trained classes only: 3 does nothing here
+        assert panel.current_class() == 1
+        answers = Answers(panel, choice=NOT_LABELLED)
+        panel.select_class(7)
+        with qtbot.waitSignal(panel.failed):
+            panel.move_current(-1)
+        panel.delete_current()
+        assert "become not labelled" in answers.asked[-1]
+        assert p.schema.retired == [] and panel.list.count() == 3
+        assert not (p.read_label(p.find("a").id) == 7).any()

@@ -35,7 +35,7 @@ def _count(n: int, word: str) -> str:
 
 
 class PalettePanel(QWidget):
-    """List of trainable classes (1-9 select the first nine); Add / Rename / Colour / Delete / Move."""
+    """Trainable classes (1-9 select the first nine), then void ones; Add / Rename / Colour / Delete / Up / Down."""
 
     classSelected = Signal(int)      # class index to paint with
     schemaChanged = Signal()         # the project's schema was saved
@@ -107,10 +107,18 @@ class PalettePanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         if self.project is not None:
-            for n, c in enumerate(self.project.schema.trainable):
+            schema = self.project.schema
+            for n, c in enumerate(schema.trainable):
                 key = f"  [{n + 1}]" if n < 9 else ""
                 item = QListWidgetItem(swatch(c.color), f"{c.name}{key}")
                 item.setData(Qt.ItemDataRole.UserRole, c.index)
+                self.list.addItem(item)
+            # Void classes come last (no number key): listed so they can be deleted or merged.
+            for c in (c for c in schema.classes if c.void):
+                kind = "retired value, ignored" if c.retired else "void, not trained"
+                item = QListWidgetItem(swatch(c.color), f"{c.name}  ({kind})")
+                item.setData(Qt.ItemDataRole.UserRole, c.index)
+                item.setForeground(QColor(120, 120, 120))
                 self.list.addItem(item)
         self.list.blockSignals(False)
         if 0 <= row < self.list.count():
@@ -135,8 +143,9 @@ class PalettePanel(QWidget):
                 return
 
     def select_nth(self, n: int) -> None:
-        """Select the n-th class (1-based, as the number keys)."""
-        if 1 <= n <= self.list.count():
+        """Select the n-th trainable class (1-based, as the number keys)."""
+        trainable = self.project.schema.num_classes if self.project is not None else 0
+        if 1 <= n <= min(trainable, self.list.count()):
             self.list.setCurrentRow(n - 1)
 
     # ----- dialogs (one place, so tests can answer them) ------------------------------------
@@ -253,6 +262,9 @@ class PalettePanel(QWidget):
             return
         schema = self.project.schema
         dest = index + delta
+        if schema.by_index(index).void:
+            self.failed.emit(f"{schema.class_name(index)!r} is void: only trained classes have an order")
+            return
         if not 0 <= dest < schema.num_classes:
             return
         c, other = schema.by_index(index), schema.by_index(dest)
