@@ -107,8 +107,14 @@ class ClassSchema:
         return cls(infos, None, name)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | Path | None = None) -> "ClassSchema":
-        """Build a schema from parsed JSON; raises ``InputError`` naming ``source``."""
+    def from_dict(cls, data: Any, source: str | Path | None = None, *,
+                  rename_duplicates: bool = False) -> "ClassSchema":
+        """Build a schema from parsed JSON; raises ``InputError`` naming ``source``.
+
+        ``rename_duplicates``: a name used twice gets " (2)" appended instead of being an
+        error -- for checkpoints written before names had to be unique, which nobody can
+        fix by hand; a project's classes.json is refused instead (the person edits it).
+        """
         where = source if source is not None else "class schema"
         if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
             raise InputError('expected a JSON object with a "classes" list', where)
@@ -140,6 +146,8 @@ class ClassSchema:
                                    or not 0 <= ignore <= UNLABELLED):
             raise InputError(f"ignore_index must be an integer 0-255 or null, got {ignore!r}", where)
         name = data.get("name", "")
+        if rename_duplicates:
+            infos = _unique_names(infos)
         try:
             return cls(infos, ignore, name if isinstance(name, str) else "")
         except ValueError as exc:
@@ -446,6 +454,18 @@ class ClassSchema:
     def copy(self) -> "ClassSchema":
         """An independent copy (ClassInfo objects are immutable)."""
         return ClassSchema(list(self.classes), self.ignore_index, self.name, dict(self.extra))
+
+
+def _unique_names(infos: list[ClassInfo]) -> list[ClassInfo]:
+    seen: set[str] = set()
+    out = []
+    for c in sorted(infos, key=lambda c: c.index):
+        name, n = c.name, 2
+        while name_key(name) in seen:
+            name, n = f"{c.name} ({n})", n + 1
+        seen.add(name_key(name))
+        out.append(replace(c, name=name) if name != c.name else c)
+    return out
 
 
 def default_color(i: int) -> tuple[int, int, int]:

@@ -493,3 +493,35 @@ def test_a_predictor_for_the_project_follows_a_class_move(tmp_path, small_model)
     gone.remove_class(gone.by_name("Sky").id)
     with pytest.raises(WorkbenchError, match="trained for 4 classes"):
         Predictor.from_checkpoint(path, device="cpu", schema=gone)
+
+
+def test_an_old_checkpoint_with_duplicate_names_still_loads(tmp_path, small_model):
+    data = _schema().to_dict()
+    for item in data["classes"]:
+        item.pop("id")
+    data["classes"][3]["name"] = "sky"  # allowed before names had to be unique
+    save_checkpoint(tmp_path / "dup.safetensors", small_model,
+                    CheckpointMeta(arch="unet", encoder="resnet18", num_classes=4, schema=data))
+    _, meta = load_checkpoint(tmp_path / "dup.safetensors")
+    assert meta.class_schema().names == ["Sky", "Building", "Pole", "sky (2)"]
+
+
+def test_the_mask_value_cache_follows_every_write_and_survives_damage(project_folder):
+    originals = project_folder(masks=_masks(values=(0, 1, 255)))
+    with Project.open(project_folder.folder) as p:
+        rec = p.images()[1]
+        assert p.mask_usage().files_holding(3) == []
+        cache = p.state_dir / "mask-values.json"
+        assert cache.is_file()
+        mask = originals[rec.name].copy()
+        mask[:2] = 3
+        p.save_label(rec.id, mask)
+        usage = p.mask_usage()
+        assert usage.files_holding(3) == [f"labels/{rec.stem}.png"] and usage.pixels(3) == 2 * W
+        cache.write_text("{not json")
+        assert p.mask_usage().pixels(3) == 2 * W
+        p.clear_label(rec.id)
+        assert p.mask_usage().files_holding(3) == []
+        label = p.label_path(p.images()[0].id)
+        label.write_bytes(b"broken")  # a damaged label is listed, never fatal to the scan
+        assert p.mask_usage().unreadable == [f"labels/{label.name}"]

@@ -57,7 +57,7 @@ class CheckpointMeta:
 
     def class_schema(self) -> ClassSchema:
         """The class schema the model predicts."""
-        return ClassSchema.from_dict(self.schema, "checkpoint class schema")
+        return ClassSchema.from_dict(self.schema, "checkpoint class schema", rename_duplicates=True)
 
     def model_config(self) -> ModelConfig:
         """The ``ModelConfig`` that rebuilds this architecture (random weights)."""
@@ -120,7 +120,7 @@ def meta_from_dict(data: Any, path: str | Path) -> CheckpointMeta:
     if len(meta.mean) != len(meta.std):
         raise InputError(f"checkpoint metadata: mean has {len(meta.mean)} values but std has "
                          f"{len(meta.std)}", path)
-    schema = ClassSchema.from_dict(meta.schema, f"{path} (class schema)")
+    schema = ClassSchema.from_dict(meta.schema, f"{path} (class schema)", rename_duplicates=True)
     if schema.num_classes != meta.num_classes:
         raise InputError(f"checkpoint metadata: num_classes is {meta.num_classes} but its class "
                          f"schema has {schema.num_classes} trainable classes", path)
@@ -186,7 +186,8 @@ def read_meta(path: str | Path) -> CheckpointMeta:
 
 
 def _class_list(schema_dict: dict[str, Any] | ClassSchema) -> list[str]:
-    schema = schema_dict if isinstance(schema_dict, ClassSchema) else ClassSchema.from_dict(schema_dict)
+    schema = (schema_dict if isinstance(schema_dict, ClassSchema)
+              else ClassSchema.from_dict(schema_dict, rename_duplicates=True))
     return schema.names
 
 
@@ -203,7 +204,7 @@ def class_match(meta: CheckpointMeta, schema: ClassSchema) -> str:
     written before classes had ids is matched by index and name, as it was then.
     "reordered": the same classes at other indices (``Project.move_class``).
     """
-    ckpt = ClassSchema.from_dict(meta.schema, "checkpoint class schema")
+    ckpt = meta.class_schema()
     if not _carries_ids(meta.schema):
         return "same" if ckpt.names == schema.names else "different"
     if ckpt.ids == schema.ids:

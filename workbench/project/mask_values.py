@@ -4,7 +4,7 @@ A class change must know what the masks hold: an index that stored masks still u
 never handed to a new class, a class they use is never dropped without an explicit
 delete, and the Delete dialog says how many files and pixels change. Decoding every
 mask each time would be slow on a large project, so the counts are cached per file in
-``state/mask-values.json``, keyed by (mtime, size): only masks written since the last
+``state/mask-values.json``, keyed by (mtime, size, inode): only masks written since the last
 scan are decoded again.
 """
 
@@ -96,7 +96,7 @@ def scan(state: Path, schema: ClassSchema, *, write_cache: bool = True) -> MaskU
                 st = path.stat()
             except OSError:
                 continue
-            stamp = [st.st_mtime_ns, st.st_size]
+            stamp = [st.st_mtime_ns, st.st_size, st.st_ino]  # every atomic write is a new inode
             counts = _cached_counts(cache.get(rel), stamp)
             if counts is None:
                 changed = True
