@@ -506,18 +506,24 @@ def test_an_old_checkpoint_with_duplicate_names_still_loads(tmp_path, small_mode
     assert meta.class_schema().names == ["Sky", "Building", "Pole", "sky (2)"]
 
 
-def test_the_mask_value_cache_follows_every_write_and_survives_damage(project_folder):
+def test_the_mask_value_cache_follows_every_write_and_survives_damage(project_folder, monkeypatch):
+    from workbench.project import mask_values
+
     originals = project_folder(masks=_masks(values=(0, 1, 255)))
+    monkeypatch.setattr(mask_values, "WRITE_AFTER", 1)  # write the file even for this small project
     with Project.open(project_folder.folder) as p:
         rec = p.images()[1]
         assert p.mask_usage().files_holding(3) == []
         cache = p.state_dir / "mask-values.json"
-        assert cache.is_file()
         mask = originals[rec.name].copy()
         mask[:2] = 3
         p.save_label(rec.id, mask)
         usage = p.mask_usage()
         assert usage.files_holding(3) == [f"labels/{rec.stem}.png"] and usage.pixels(3) == 2 * W
+    with Project.open(project_folder.folder) as p, monkeypatch.context() as m:
+        m.setattr(mask_values.masks, "decode_mask", lambda *a: pytest.fail("decoded a cached mask"))
+        assert p.mask_usage().pixels(3) == 2 * W  # another session: counts come from the file
+    with Project.open(project_folder.folder) as p:
         cache.write_text("{not json")
         assert p.mask_usage().pixels(3) == 2 * W
         p.clear_label(rec.id)

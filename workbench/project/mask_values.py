@@ -77,13 +77,24 @@ def count_values(mask: np.ndarray) -> dict[int, int]:
     return {int(v): int(hist[v]) for v in np.flatnonzero(hist)}
 
 
-def scan(state: Path, schema: ClassSchema, *, write_cache: bool = True) -> MaskUsage:
-    """Count the values of every stored label and ground-truth mask (cached by mtime and size)."""
+WRITE_AFTER = 32
+"""Decoded masks that make the cache worth writing to disk (a small project rescans in
+milliseconds; writing the file costs two fsyncs)."""
+
+
+def scan(state: Path, schema: ClassSchema, *, memory: dict | None = None,
+         write_cache: bool = True) -> MaskUsage:
+    """Count the values of every stored label and ground-truth mask.
+
+    Counts are reused for files whose (mtime, size, inode) did not change: from
+    ``memory`` (a dict the caller keeps between scans, updated here) or from
+    ``state/mask-values.json``, which is rewritten when many masks had to be decoded.
+    """
     cache_path = state / CACHE_NAME
-    cache = _load_cache(cache_path)
+    cache = memory if memory else _load_cache(cache_path)
     fresh: dict[str, dict] = {}
     usage = MaskUsage()
-    changed = False
+    decoded = 0
     for sub in MASK_FOLDERS:
         folder = state / sub
         if not folder.is_dir():
@@ -99,7 +110,7 @@ def scan(state: Path, schema: ClassSchema, *, write_cache: bool = True) -> MaskU
             stamp = [st.st_mtime_ns, st.st_size, st.st_ino]  # every atomic write is a new inode
             counts = _cached_counts(cache.get(rel), stamp)
             if counts is None:
-                changed = True
+                decoded += 1
                 try:
                     counts = count_values(masks.decode_mask(path.read_bytes(), schema, path))
                 except (InputError, OSError):
@@ -107,10 +118,12 @@ def scan(state: Path, schema: ClassSchema, *, write_cache: bool = True) -> MaskU
                     continue
             usage.counts[rel] = counts
             fresh[rel] = {"stamp": stamp, "counts": {str(k): v for k, v in counts.items()}}
-    if write_cache and (changed or set(fresh) != set(cache)):
+    if memory is not None:
+        memory.clear()
+        memory.update(fresh)
+    if write_cache and decoded >= WRITE_AFTER:
         try:
             atomic_write_text(cache_path, json.dumps(fresh, separators=(",", ":")))
         except (OSError, WorkbenchError):
             pass  # the cache only saves time; the scan result stands
     return usage
-

@@ -391,7 +391,9 @@ class Project:
         """Pixel counts per value of every stored label and ground truth (cached by mtime)."""
         from workbench.project.mask_values import scan
 
-        return scan(self.state_dir, self.schema, write_cache=not self.read_only)
+        if not hasattr(self, "_mask_values"):
+            self._mask_values: dict = {}  # counts per file between scans (state/mask-values.json across sessions)
+        return scan(self.state_dir, self.schema, memory=self._mask_values, write_cache=not self.read_only)
 
     def class_usage(self, class_id: str) -> tuple[list[str], int]:
         """(stored masks holding the class, as "labels/a.png"; its pixel count) for a confirm dialog."""
