@@ -531,3 +531,20 @@ def test_the_mask_value_cache_follows_every_write_and_survives_damage(project_fo
         label = p.label_path(p.images()[0].id)
         label.write_bytes(b"broken")  # a damaged label is listed, never fatal to the scan
         assert p.mask_usage().unreadable == [f"labels/{label.name}"]
+
+
+def test_a_delete_over_a_damaged_label_is_refused_naming_it_and_changes_nothing(project_folder):
+    project_folder()
+    folder = project_folder.folder
+    with Project.open(folder) as p:
+        broken = p.label_path(p.images()[2].id)
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+        before = _label_bytes(folder)
+        with pytest.raises(InputError) as err:
+            p.delete_class(p.schema.by_name("Pole").id)
+        assert broken.name in str(err.value)
+        assert p.schema.names == NAMES
+    assert _label_bytes(folder) == before
+    assert not list((folder / ".workbench").rglob("*.renumber"))
+    with Project.open(folder) as p:
+        assert p.schema.names == NAMES
