@@ -68,7 +68,8 @@ MAX_ID_LENGTH = 64
 
 def derived_class_id(index: int, name: str) -> str:
     """The id a class without one gets: stable for the same index and name."""
-    digest = hashlib.sha1(f"{index}:{name.strip().casefold()}".encode("utf-8")).hexdigest()[:6]
+    key = f"{index}:{name.strip().casefold()}".encode("utf-8")
+    digest = hashlib.sha1(key, usedforsecurity=False).hexdigest()[:6]
     return f"c{index}-{digest}"
 
 
@@ -390,7 +391,8 @@ class ClassSchema:
         why = (f"class {other.index} is already called {other.name!r}; class names must be unique "
                "(case and surrounding spaces are ignored)")
         if index is not None:
-            raise ValueError(f"cannot rename {self.describe(self.by_index(index))} to {name.strip()!r}: {why}")
+            old = self.describe(self.by_index(index))
+            raise ValueError(f"cannot rename {old} to {name.strip()!r}: {why}")
         raise ValueError(why)
 
     def rename_class(self, index: int, name: str) -> None:

@@ -35,7 +35,7 @@ def _count(n: int, word: str) -> str:
 
 
 class PalettePanel(QWidget):
-    """Trainable classes (1-9 select the first nine), then void ones; Add / Rename / Colour / Delete / Up / Down."""
+    """Trainable classes (keys 1-9 pick the first nine), then void ones; edit buttons below."""
 
     classSelected = Signal(int)      # class index to paint with
     schemaChanged = Signal()         # the project's schema was saved
@@ -232,9 +232,10 @@ class PalettePanel(QWidget):
             return
         merge_id = None
         if pixels:
-            choice = self.ask_choice(f"Delete {gone.name}",
-                                     f"{_count(pixels, 'pixel')} in {_count(len(files), 'label file')} are "
-                                     f"{gone.name!r}. They become:", [NOT_LABELLED] + [c.name for c in others])
+            question = (f"{_count(pixels, 'pixel')} in {_count(len(files), 'label file')} are "
+                        f"{gone.name!r}. They become:")
+            options = [NOT_LABELLED] + [c.name for c in others]
+            choice = self.ask_choice(f"Delete {gone.name}", question, options)
             if choice is None:
                 return
             target = None if choice == NOT_LABELLED else schema.by_name(choice)
@@ -271,7 +272,8 @@ class PalettePanel(QWidget):
         files_a, _ = self.project.class_usage(c.id)
         files_b, _ = self.project.class_usage(other.id)
         changed = len(set(files_a) | set(files_b))
-        text = (f"Swap the indices of {c.name!r} ({index} → {dest}) and {other.name!r} ({dest} → {index})?"
+        text = (f"Swap the indices of {c.name!r} ({index} → {dest}) and "
+                f"{other.name!r} ({dest} → {index})?"
                 f"\n\n{_count(changed, 'label file')} are renumbered; every pixel keeps its class.")
         if not self.confirm("Move class", text):
             return

@@ -392,7 +392,8 @@ class Project:
         from workbench.project.mask_values import scan
 
         if not hasattr(self, "_mask_values"):
-            self._mask_values: dict = {}  # counts per file between scans (state/mask-values.json across sessions)
+            # counts per file between scans (state/mask-values.json keeps them across sessions)
+            self._mask_values: dict = {}
         return scan(self.state_dir, self.schema, memory=self._mask_values, write_cache=not self.read_only)
 
     def class_usage(self, class_id: str) -> tuple[list[str], int]:

@@ -3,8 +3,8 @@
 A class change that moves pixels -- ``Project.add_class`` pushing a void class up,
 ``Project.move_class``, ``Project.delete_class`` (its pixels become 255 or the class it
 is merged into) -- renumbers every label, ground-truth mask and cached prediction
-holding an affected value and replaces ``classes.json``. A crash half-way through would leave masks that no longer
-match the schema, so the change is staged:
+holding an affected value and replaces ``classes.json``. A crash half-way through
+would leave masks that no longer match the schema, so the change is staged:
 
 1. the renumbered masks are written beside the originals (``<stem>.png.renumber``);
 2. a journal naming them and the new schema is written atomically (the commit point);
@@ -91,7 +91,7 @@ def renumber_masks(state: Path, old: ClassSchema, new: ClassSchema, moves: dict[
                 raw = masks.decode_mask(path.read_bytes(), old, path)
             except (OSError, InputError) as exc:
                 if cached:
-                    continue  # an unreadable cached prediction: its own read names it; never blocks the change
+                    continue  # an unreadable cached prediction never blocks the change (its read names it)
                 if isinstance(exc, InputError):
                     raise
                 raise WorkbenchError(f"cannot read the mask to renumber it: {exc}", path) from exc
