@@ -55,7 +55,8 @@ def project_folder(tmp_path: Path):
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
 
-    def make(schema: ClassSchema | None = None, masks: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def make(schema: ClassSchema | None = None,
+             masks: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
         masks = masks if masks is not None else _masks()
         with Project.open(folder, schema=schema or _schema()) as p:
             for rec, m in zip(p.images(), masks):
@@ -173,7 +174,8 @@ def test_add_class_after_a_hand_edit_dropped_a_used_class(project_folder):
         assert 3 in held
         info = p.add_class("Car")
         assert info.index not in held  # the new class takes no value stored masks hold
-        assert info.index == 4 and p.schema.names == ["Sky", "Building", "Pole", "class 3 (found in labels)", "Car"]
+        assert info.index == 4
+        assert p.schema.names == ["Sky", "Building", "Pole", "class 3 (found in labels)", "Car"]
         assert any("hold value 3" in line and "classes.json edited by hand" in line for line in p.problems)
         for rec in p.images():  # no pixel changed, and none is "Car"
             label = p.read_label(rec.id)
@@ -185,8 +187,8 @@ def test_add_class_after_a_hand_edit_dropped_a_used_class(project_folder):
 
 def test_a_lost_value_far_from_the_classes_is_retired_and_stays_apart(project_folder):
     masks = _masks(values=(0, 1, 2, 3, 6, 255))
-    originals = project_folder(schema=ClassSchema([*_schema().classes, ClassInfo(6, "Other", (5, 5, 5), void=True)]),
-                               masks=masks)
+    with_other = ClassSchema([*_schema().classes, ClassInfo(6, "Other", (5, 5, 5), void=True)])
+    originals = project_folder(schema=with_other, masks=masks)
     folder = project_folder.folder
     _drop_by_hand(folder, keep=2)  # classes 0, 1 left; labels hold 2, 3 and 6
     with Project.open(folder) as p:
@@ -247,7 +249,8 @@ def test_delete_makes_pixels_unlabelled_and_shifts_the_classes_above(project_fol
         ids = {c.name: c.id for c in p.schema.classes}
         files, pixels = p.class_usage(ids["Building"])
         assert files == ["groundtruth/im0.png", "labels/im0.png", "labels/im1.png", "labels/im2.png"]
-        assert pixels == sum(int((m == 1).sum()) for m in originals.values()) + int((originals["im0.png"] == 1).sum())
+        in_gt = int((originals["im0.png"] == 1).sum())
+        assert pixels == sum(int((m == 1).sum()) for m in originals.values()) + in_gt
         rewritten = p.delete_class(ids["Building"])
         assert len(rewritten) == 4
         assert p.schema.names == ["Sky", "Pole", "Road"] and p.schema.by_name("Road").id == ids["Road"]
@@ -305,8 +308,9 @@ def test_read_only_project_refuses_class_changes(project_folder):
     project_folder()
     with Project.open(project_folder.folder) as first, Project.open(project_folder.folder) as second:
         assert second.read_only
-        for change in (lambda: second.add_class("x"), lambda: second.delete_class(second.schema.classes[0].id),
-                       lambda: second.move_class(second.schema.classes[0].id, 1)):
+        first_id = second.schema.classes[0].id
+        for change in (lambda: second.add_class("x"), lambda: second.delete_class(first_id),
+                       lambda: second.move_class(first_id, 1)):
             with pytest.raises(WorkbenchError, match="read-only"):
                 change()
         assert first.schema.names == NAMES
@@ -389,8 +393,8 @@ def _save(path: Path, model: torch.nn.Module, schema: ClassSchema, *, strip_ids:
     if strip_ids:
         for item in data["classes"]:
             item.pop("id")
-    save_checkpoint(path, model, CheckpointMeta(arch="unet", encoder="resnet18", num_classes=schema.num_classes,
-                                                schema=data))
+    meta = CheckpointMeta(arch="unet", encoder="resnet18", num_classes=schema.num_classes, schema=data)
+    save_checkpoint(path, model, meta)
     return path
 
 
