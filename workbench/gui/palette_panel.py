@@ -51,6 +51,7 @@ class PalettePanel(QWidget):
         self.before_remap: Callable[[], bool] = lambda: True
         self.list = QListWidget()
         self.list.setAccessibleName("classes")
+        self.list.setMinimumHeight(48)  # two rows of buttons below must not force a taller window
         self.add_button = QPushButton("Add")
         self.rename_button = QPushButton("Rename")
         self.color_button = QPushButton("Colour")
