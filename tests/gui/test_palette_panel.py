@@ -207,3 +207,18 @@ def test_void_and_retired_classes_are_listed_last_and_can_be_deleted(qtbot, tmp_
         assert "become not labelled" in answers.asked[-1]
         assert p.schema.retired == [] and panel.list.count() == 3
         assert not (p.read_label(p.find("a").id) == 7).any()
+
+
+def test_opening_a_project_whose_classes_were_renumbered_by_hand_says_so(qtbot, project):
+    path = project.classes_path
+    schema = ClassSchema.load(path)
+    data = schema.to_dict()
+    data["classes"][0]["index"], data["classes"][1]["index"] = 1, 0
+    project.save_schema(project.schema)  # records the numbering the labels use
+    path.write_text(__import__("json").dumps(data))
+    project.schema = ClassSchema.load(path)  # as a reopen would see it
+    panel = PalettePanel()
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.failed) as message:
+        panel.set_project(project)
+    assert "renumbered outside workbench" in message.args[0] and "'Sky' 0 → 1" in message.args[0]

@@ -552,3 +552,41 @@ def test_a_delete_over_a_damaged_label_is_refused_naming_it_and_changes_nothing(
     assert not list((folder / ".workbench").rglob("*.renumber"))
     with Project.open(folder) as p:
         assert p.schema.names == NAMES
+
+
+def _swap_by_hand(folder: Path, a: int, b: int) -> None:
+    path = folder / ".workbench" / "classes.json"
+    data = json.loads(path.read_text())
+    for item in data["classes"]:
+        if item["index"] in (a, b):
+            item["index"] = b if item["index"] == a else a
+    path.write_text(json.dumps(data))
+
+
+def test_classes_renumbered_by_hand_are_reported_and_moves_made_here_are_not(project_folder):
+    project_folder()
+    folder = project_folder.folder
+    with Project.open(folder) as p:
+        assert p.class_file_changes() == []
+        p.move_class(p.schema.by_name("Road").id, 0)  # a move workbench makes renumbers the labels too
+        assert p.class_file_changes() == []
+    _swap_by_hand(folder, 0, 3)
+    with Project.open(folder) as p:
+        (line,) = p.class_file_changes()
+        assert "classes.json: classes were renumbered outside workbench" in line
+        assert "'Road' 0 → 3" in line and "'Pole' 3 → 0" in line and "stored labels were not" in line
+    _swap_by_hand(folder, 0, 3)  # put back: nothing to report
+    with Project.open(folder) as p:
+        assert p.class_file_changes() == []
+
+
+def test_a_project_without_a_layout_record_starts_one(project_folder):
+    project_folder()
+    folder = project_folder.folder
+    assert not (folder / ".workbench" / "classes.layout.json").exists()  # made before any class change
+    _swap_by_hand(folder, 0, 1)  # unknowable without a record: not reported, and recorded from here
+    with Project.open(folder) as p:
+        assert p.class_file_changes() == []
+    _swap_by_hand(folder, 0, 1)
+    with Project.open(folder) as p:
+        assert len(p.class_file_changes()) == 1

@@ -86,11 +86,14 @@ class PalettePanel(QWidget):
         self.down_button.clicked.connect(lambda: self.move_current(+1))
 
     def set_project(self, project: Project | None) -> None:
-        """Show ``project``'s classes."""
+        """Show ``project``'s classes (and say so if classes.json was renumbered by hand)."""
         self.project = project
         self.reload()
         if self.list.count():
             self.list.setCurrentRow(0)
+        changes = project.class_file_changes() if project is not None else []
+        if changes:
+            self.failed.emit("; ".join(changes))
 
     def set_locked(self, reason: str | None) -> None:
         """Refuse class edits while ``reason`` holds (e.g. a Retrain runs); None unlocks.

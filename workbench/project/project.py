@@ -455,8 +455,35 @@ class Project:
             rewritten = renumber.renumber_masks(self.state_dir, self.schema, new, moves)
         else:
             new.save(self.classes_path)
+            renumber.save_layout(self.state_dir, new)
         self.schema = new
         return rewritten
+
+    def class_file_changes(self) -> list[str]:
+        """What a hand edit of classes.json renumbered without the stored masks (empty: nothing).
+
+        Workbench records the numbering the masks use (``classes.layout.json``) with every
+        class change; a classes.json whose classes (by id) sit at other indices was edited
+        outside workbench, and the labels' pixels now show as other classes. Cheap (no mask
+        is read); the Classes panel shows it when a project opens.
+        """
+        layout = renumber.read_layout(self.state_dir)
+        if layout is None:
+            if not self.read_only:  # start recording from here (older projects had no record)
+                try:
+                    renumber.save_layout(self.state_dir, self.schema)
+                except WorkbenchError:
+                    pass
+            return []
+        moved = [(c, layout[c.id]) for c in self.schema.classes if c.id in layout and layout[c.id] != c.index]
+        if not moved:
+            return []
+        shown = ", ".join(f"{c.name!r} {old} → {c.index}" for c, old in moved[:6])
+        more = f" and {len(moved) - 6} more" if len(moved) > 6 else ""
+        return [f"{self.classes_path}: classes were renumbered outside workbench ({shown}{more}) but the "
+                "stored labels were not: their pixels keep the old numbers, so they now show as other "
+                "classes. Put the classes back at their old indices in classes.json (workbench moves "
+                "classes with Up / Down, renumbering the labels with them)"]
 
     def _refuse_meaning_changes(self, new: ClassSchema, moves: dict[int, int], usage: MaskUsage) -> None:
         old = self.schema

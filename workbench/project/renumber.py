@@ -31,6 +31,9 @@ from workbench.classes import ClassSchema
 from workbench.errors import InputError, WorkbenchError
 
 JOURNAL = "schema-change.json"
+LAYOUT = "classes.layout.json"
+"""{class id: index} of the classes.json workbench last wrote: the numbering the stored
+masks use. A classes.json whose ids sit at other indices was renumbered by hand."""
 STAGED_SUFFIX = ".renumber"
 MASK_FOLDERS = ("labels", "groundtruth")
 PREDICTIONS = "predictions"
@@ -147,4 +150,24 @@ def _apply(state: Path, journal: object) -> None:
             except OSError as exc:
                 raise WorkbenchError(f"cannot renumber the mask: {exc.strerror or exc}", stage) from exc
     schema.save(state / "classes.json")
-    path.unlink(missing_ok=True)
+    save_layout(state, schema)
+    path.unlink(missing_ok=True)  # last: a crash before this replays the whole change
+
+
+def save_layout(state: Path, schema: ClassSchema) -> None:
+    """Record the numbering stored masks use now (after every class change workbench makes)."""
+    layout = {c.id: c.index for c in schema.classes}
+    atomic_write_text(state / LAYOUT, json.dumps({"classes": layout}, sort_keys=True))
+
+
+def read_layout(state: Path) -> dict[str, int] | None:
+    """The recorded numbering, or None when there is none (older projects) or it is unreadable."""
+    try:
+        data = json.loads((state / LAYOUT).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    layout = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(layout, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in layout.items()):
+        return None
+    return layout
