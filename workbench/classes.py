@@ -1,18 +1,31 @@
 """Class schema: names, colours and the void/ignore index of a project.
 
-JSON layout (as ``../shared/camvid/classes.json``)::
+JSON layout (as ``../shared/camvid/classes.json``, plus ``id``)::
 
     {"name": "...", "ignore_index": 11,
-     "classes": [{"index": 0, "name": "Sky", "color": [128, 128, 128]}, ...,
-                 {"index": 11, "name": "Unlabelled", "color": [0, 0, 0], "void": true}]}
+     "classes": [{"index": 0, "name": "Sky", "color": [128, 128, 128], "id": "c0-5d1b2e"}, ...,
+                 {"index": 11, "name": "Unlabelled", "color": [0, 0, 0], "void": true, "id": ...}]}
 
 Trainable classes are the non-void ones and must use the indices ``0..K-1``; a void
 class (and 255, "not labelled", always) is ignored by training and metrics.
+
+Identity: every class has an ``id`` that renames and index moves never change; it is
+what the project and checkpoints match classes by (never the name, never the index).
+A file without ids (CamVid's, older projects) gets ids derived from index and name, so
+loading the same file twice gives the same ids; a class added later gets a fresh random
+id. Names are unique (case-insensitive, ignoring surrounding spaces).
+
+A *retired* class (``"retired": true``, always void) stands for mask values that stored
+labels still hold but whose class is gone (a class dropped from classes.json by hand):
+the pixels keep "no class" as their meaning, are ignored by training and metrics, and
+no new class is given that value while masks hold it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,12 +50,40 @@ DEFAULT_COLORS: list[tuple[int, int, int]] = [
 
 @dataclass(frozen=True)
 class ClassInfo:
-    """One class: its mask value, display name, RGB colour and whether it is void."""
+    """One class: its mask value, display name, RGB colour, whether it is void, its identity.
+
+    ``id`` is left empty only while building a schema; ``ClassSchema`` fills it in.
+    """
 
     index: int
     name: str
     color: tuple[int, int, int]
     void: bool = False
+    id: str = ""
+    retired: bool = False
+
+
+MAX_ID_LENGTH = 64
+
+
+def derived_class_id(index: int, name: str) -> str:
+    """The id a class without one gets: stable for the same index and name."""
+    key = f"{index}:{name.strip().casefold()}".encode("utf-8")
+    digest = hashlib.sha1(key, usedforsecurity=False).hexdigest()[:6]
+    return f"c{index}-{digest}"
+
+
+def new_class_id(taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A fresh random id for a new class (never one in ``taken``)."""
+    while True:
+        cid = "k" + secrets.token_hex(5)
+        if cid not in taken:
+            return cid
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: case-insensitive, surrounding spaces ignored."""
+    return name.strip().casefold()
 
 
 @dataclass
@@ -67,8 +108,14 @@ class ClassSchema:
         return cls(infos, None, name)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | Path | None = None) -> "ClassSchema":
-        """Build a schema from parsed JSON; raises ``InputError`` naming ``source``."""
+    def from_dict(cls, data: Any, source: str | Path | None = None, *,
+                  rename_duplicates: bool = False) -> "ClassSchema":
+        """Build a schema from parsed JSON; raises ``InputError`` naming ``source``.
+
+        ``rename_duplicates``: a name used twice gets " (2)" appended instead of being an
+        error -- for checkpoints written before names had to be unique, which nobody can
+        fix by hand; a project's classes.json is refused instead (the person edits it).
+        """
         where = source if source is not None else "class schema"
         if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
             raise InputError('expected a JSON object with a "classes" list', where)
@@ -87,12 +134,21 @@ class ClassSchema:
             void = item.get("void", False)
             if not isinstance(void, bool):
                 raise InputError(f"classes[{i}].void must be true or false, got {void!r}", where)
-            infos.append(ClassInfo(index, cname.strip(), tuple(color), void))
+            retired = item.get("retired", False)
+            if not isinstance(retired, bool):
+                raise InputError(f"classes[{i}].retired must be true or false, got {retired!r}", where)
+            cid = item.get("id", "")
+            if not isinstance(cid, str) or ("id" in item and not cid.strip()) or len(cid) > MAX_ID_LENGTH:
+                raise InputError(f"classes[{i}].id must be a non-empty string of at most {MAX_ID_LENGTH} "
+                                 f"characters, got {cid!r:.80}", where)
+            infos.append(ClassInfo(index, cname.strip(), tuple(color), void or retired, cid.strip(), retired))
         ignore = data.get("ignore_index")
         if ignore is not None and (not isinstance(ignore, int) or isinstance(ignore, bool)
                                    or not 0 <= ignore <= UNLABELLED):
             raise InputError(f"ignore_index must be an integer 0-255 or null, got {ignore!r}", where)
         name = data.get("name", "")
+        if rename_duplicates:
+            infos = _unique_names(infos)
         try:
             return cls(infos, ignore, name if isinstance(name, str) else "")
         except ValueError as exc:
@@ -127,6 +183,9 @@ class ClassSchema:
             item: dict[str, Any] = {"index": c.index, "name": c.name, "color": list(c.color)}
             if c.void:
                 item["void"] = True
+            if c.retired:
+                item["retired"] = True
+            item["id"] = c.id
             out["classes"].append(item)
         return out
 
@@ -136,10 +195,15 @@ class ClassSchema:
 
     # ----- validation ---------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ``ValueError`` unless indices are unique and trainable ones are 0..K-1."""
+        """Raise ``ValueError`` unless indices, ids and names are unique and trainable ones are 0..K-1.
+
+        Classes without an id get one derived from index and name (deterministic).
+        """
         indices = [c.index for c in self.classes]
         if len(set(indices)) != len(indices):
             raise ValueError(f"class indices must be unique, got {sorted(indices)}")
+        self._check_names()
+        self._fill_ids()
         if self.ignore_index is not None and self.ignore_index != UNLABELLED:
             for c in self.classes:
                 if c.index == self.ignore_index and not c.void:
@@ -151,6 +215,38 @@ class ClassSchema:
         if trainable != list(range(len(trainable))):
             raise ValueError(f"non-void class indices must be 0..{len(trainable) - 1}, got {trainable}")
         self.classes.sort(key=lambda c: c.index)
+
+    def _check_names(self) -> None:
+        seen: dict[str, ClassInfo] = {}
+        for c in sorted(self.classes, key=lambda c: c.index):
+            if not c.name.strip():
+                raise ValueError(f"class {c.index} needs a name")
+            other = seen.get(name_key(c.name))
+            if other is not None:
+                raise ValueError(f"two classes are named {c.name.strip()!r}: class {other.index} "
+                                 f"({other.name!r}) and class {c.index} ({c.name!r}); class names "
+                                 "must be unique (case and surrounding spaces are ignored)")
+            seen[name_key(c.name)] = c
+
+    def _fill_ids(self) -> None:
+        given = [c.id for c in self.classes if c.id]
+        dup = sorted({i for i in given if given.count(i) > 1})
+        if dup:
+            holders = [f"{c.index} ({c.name!r})" for c in self.classes if c.id == dup[0]]
+            raise ValueError(f"class id {dup[0]!r} is used by more than one class: "
+                             + " and ".join(holders))
+        taken = set(given)
+        for n in sorted(range(len(self.classes)), key=lambda n: self.classes[n].index):
+            c = self.classes[n]
+            if c.retired and not c.void:
+                c = self.classes[n] = replace(c, void=True)
+            if c.id:
+                continue
+            cid = derived_class_id(c.index, c.name)
+            while cid in taken:  # a hand-edited file may hold a derived id already
+                cid += "x"
+            taken.add(cid)
+            self.classes[n] = replace(c, id=cid)
 
     # ----- queries ------------------------------------------------------------------
     @property
@@ -181,6 +277,31 @@ class ClassSchema:
         """Every value a stored mask may hold."""
         return tuple(sorted({c.index for c in self.classes} | set(self.ignore_values)))
 
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the trainable classes, in index order (what checkpoints are matched by)."""
+        return [c.id for c in self.trainable]
+
+    @property
+    def retired(self) -> list[int]:
+        """Mask values kept out of use: stored masks hold them but their class is gone."""
+        return [c.index for c in self.classes if c.retired]
+
+    def by_id(self, class_id: str) -> ClassInfo | None:
+        """The class with this id, or None."""
+        for c in self.classes:
+            if c.id == class_id:
+                return c
+        return None
+
+    def by_name(self, name: str) -> ClassInfo | None:
+        """The class with this name (case-insensitive, spaces ignored), or None."""
+        key = name_key(name)
+        for c in self.classes:
+            if name_key(c.name) == key:
+                return c
+        return None
+
     def by_index(self, index: int) -> ClassInfo | None:
         """The class with this mask value, or None."""
         for c in self.classes:
@@ -194,6 +315,10 @@ class ClassSchema:
             return "not labelled"
         c = self.by_index(int(value))
         return c.name if c else f"unknown ({value})"
+
+    def describe(self, c: ClassInfo) -> str:
+        """'Road' (class 3) for messages."""
+        return f"{c.name!r} (class {c.index})"
 
     def lut_rgba(self, alpha: int = 255) -> np.ndarray:
         """(256, 4) uint8 lookup table: mask value -> RGBA; void and 255 transparent."""
@@ -220,22 +345,99 @@ class ClassSchema:
         remapped by the caller: ``Project.add_class`` does that).
         """
         k = self.num_classes
+        if name.strip():
+            self._refuse_taken_name(name)
+        if self.ignore_index == k:
+            self.describe_ignore_index()  # a bare ignore_index at K: its pixels move up with a void class
         blocking = self.by_index(k)
         if blocking is not None:
-            free = max(c.index for c in self.classes) + 1
+            free = max([c.index for c in self.classes]
+                       + [self.ignore_index if self.ignore_index not in (None, UNLABELLED) else 0]) + 1
             if free >= UNLABELLED:
                 raise ValueError("no free class index left")
             self.classes[self.classes.index(blocking)] = replace(blocking, index=free)
             if self.ignore_index == k:
                 self.ignore_index = free
-        info = ClassInfo(k, name.strip() or f"class {k}", tuple(color) if color else default_color(k))
+        name = name.strip() or self._free_name(f"class {k}")
+        info = ClassInfo(k, name, tuple(color) if color else default_color(k),
+                         id=new_class_id({c.id for c in self.classes}))
         self.classes.append(info)
         self.validate()
         return info
 
+    def describe_ignore_index(self) -> ClassInfo | None:
+        """Give an ``ignore_index`` that no class holds a void class of its own; the new class or None.
+
+        Then the value has an identity that moves with it (``add_class`` pushes it up).
+        """
+        if self.ignore_index in (None, UNLABELLED) or self.by_index(self.ignore_index) is not None:
+            return None
+        info = ClassInfo(self.ignore_index, self._free_name("ignored"), (0, 0, 0), void=True,
+                         id=new_class_id({c.id for c in self.classes}))
+        self.classes.append(info)
+        self.validate()
+        return info
+
+    def _free_name(self, base: str) -> str:
+        name, n = base, 2
+        while self.by_name(name) is not None:
+            name, n = f"{base} ({n})", n + 1
+        return name
+
+    def _refuse_taken_name(self, name: str, index: int | None = None) -> None:
+        other = self.by_name(name)
+        if other is None or other.index == index:
+            return
+        why = (f"class {other.index} is already called {other.name!r}; class names must be unique "
+               "(case and surrounding spaces are ignored)")
+        if index is not None:
+            old = self.describe(self.by_index(index))
+            raise ValueError(f"cannot rename {old} to {name.strip()!r}: {why}")
+        raise ValueError(why)
+
     def rename_class(self, index: int, name: str) -> None:
-        """Give class ``index`` a new name."""
-        self._replace(index, name=name.strip() or self.class_name(index))
+        """Give class ``index`` a new name; ``ValueError`` if another class has it already."""
+        if self.by_index(index) is None:
+            raise KeyError(f"no class with index {index}")
+        if not name.strip():
+            return  # a blank name keeps the old one
+        self._refuse_taken_name(name, index)
+        self._replace(index, name=name.strip())
+
+    def remove_class(self, class_id: str) -> ClassInfo:
+        """Remove a class by id; trainable classes above it move down one index.
+
+        Only the schema changes: ``Project.delete_class`` remaps the stored masks.
+        """
+        gone = self.by_id(class_id)
+        if gone is None:
+            raise KeyError(f"no class with id {class_id!r}")
+        if not gone.void and self.num_classes == 1:
+            raise ValueError(f"cannot delete {gone.name!r}: it is the only class that is not void")
+        rest = [c for c in self.classes if c.id != class_id]
+        if not gone.void:
+            rest = [replace(c, index=c.index - 1) if not c.void and c.index > gone.index else c
+                    for c in rest]
+        self.classes = rest
+        if self.ignore_index == gone.index:
+            self.ignore_index = None
+        self.validate()
+        return gone
+
+    def move_class(self, class_id: str, index: int) -> None:
+        """Give a trainable class another index 0..K-1; the classes between shift by one."""
+        c = self.by_id(class_id)
+        if c is None:
+            raise KeyError(f"no class with id {class_id!r}")
+        if c.void:
+            raise ValueError(f"{c.name!r} is void: only classes that are trained can be moved")
+        if not 0 <= index < self.num_classes:
+            raise ValueError(f"index must be 0..{self.num_classes - 1}, got {index}")
+        order = [t for t in self.trainable if t.id != class_id]
+        order.insert(index, c)
+        new = {t.id: replace(t, index=i) for i, t in enumerate(order)}
+        self.classes = [new.get(t.id, t) for t in self.classes]
+        self.validate()
 
     def recolor_class(self, index: int, color: tuple[int, int, int]) -> None:
         """Give class ``index`` a new RGB colour."""
@@ -247,9 +449,25 @@ class ClassSchema:
             raise KeyError(f"no class with index {index}")
         self.classes[self.classes.index(c)] = replace(c, **changes)
 
+    def same_ids_as(self, other: "ClassSchema") -> bool:
+        """True when both schemas hold the same classes (by id) at the same indices."""
+        return sorted((c.index, c.id) for c in self.classes) == sorted((c.index, c.id) for c in other.classes)
+
     def copy(self) -> "ClassSchema":
         """An independent copy (ClassInfo objects are immutable)."""
         return ClassSchema(list(self.classes), self.ignore_index, self.name, dict(self.extra))
+
+
+def _unique_names(infos: list[ClassInfo]) -> list[ClassInfo]:
+    seen: set[str] = set()
+    out = []
+    for c in sorted(infos, key=lambda c: c.index):
+        name, n = c.name, 2
+        while name_key(name) in seen:
+            name, n = f"{c.name} ({n})", n + 1
+        seen.add(name_key(name))
+        out.append(replace(c, name=name) if name != c.name else c)
+    return out
 
 
 def default_color(i: int) -> tuple[int, int, int]:

@@ -143,6 +143,8 @@ class MainWindow(QMainWindow):
         self.palette.classSelected.connect(self.canvas.set_current_class)
         self.palette.schemaChanged.connect(self._on_schema_changed)
         self.palette.failed.connect(self.notifier.error)
+        self.palette.before_remap = self._before_class_remap
+        self.palette.masksRemapped.connect(self._after_class_remap)
         self.canvas.classPicked.connect(self.palette.select_class)
         self.canvas.toolChanged.connect(self._on_tool_changed)
         self.canvas.brushRadiusChanged.connect(self.toolbars.brush.setValue)
@@ -253,6 +255,18 @@ class MainWindow(QMainWindow):
     def _on_schema_changed(self) -> None:
         self.canvas.set_schema(self.project.schema)
         self.list_model.refresh()
+
+    def _before_class_remap(self) -> bool:
+        # A class delete / move rewrites stored labels: the open image's edits go to disk first.
+        self.session.save_quietly()
+        return not self.session.dirty and not self.session.unsaved_ids()
+
+    def _after_class_remap(self) -> None:
+        # Reopen the image from its remapped file (a fresh undo history: old steps hold old indices).
+        image_id = self.session.image_id
+        self.session.set_project(self.project)
+        if image_id is not None:
+            self.workspace.open_image(image_id)
 
     def _on_jobs_changed(self, *_args: object) -> None:
         self.actions_by_id["retrain"].setEnabled(not self.training.running)

@@ -57,7 +57,7 @@ class CheckpointMeta:
 
     def class_schema(self) -> ClassSchema:
         """The class schema the model predicts."""
-        return ClassSchema.from_dict(self.schema, "checkpoint class schema")
+        return ClassSchema.from_dict(self.schema, "checkpoint class schema", rename_duplicates=True)
 
     def model_config(self) -> ModelConfig:
         """The ``ModelConfig`` that rebuilds this architecture (random weights)."""
@@ -164,7 +164,7 @@ def meta_from_dict(data: Any, path: str | Path) -> CheckpointMeta:
     if len(meta.mean) != len(meta.std):
         raise InputError(f"checkpoint metadata: mean has {len(meta.mean)} values but std has "
                          f"{len(meta.std)}", path)
-    schema = ClassSchema.from_dict(meta.schema, f"{path} (class schema)")
+    schema = ClassSchema.from_dict(meta.schema, f"{path} (class schema)", rename_duplicates=True)
     if schema.num_classes != meta.num_classes:
         raise InputError(f"checkpoint metadata: num_classes is {meta.num_classes} but its class "
                          f"schema has {schema.num_classes} trainable classes", path)
@@ -283,8 +283,51 @@ def _check_declared_shapes(path: Path, meta: CheckpointMeta, num_classes: int,
 
 
 def _class_list(schema_dict: dict[str, Any] | ClassSchema) -> list[str]:
-    schema = schema_dict if isinstance(schema_dict, ClassSchema) else ClassSchema.from_dict(schema_dict)
+    schema = (schema_dict if isinstance(schema_dict, ClassSchema)
+              else ClassSchema.from_dict(schema_dict, rename_duplicates=True))
     return schema.names
+
+
+def _carries_ids(schema_dict: dict[str, Any]) -> bool:
+    """True when a checkpoint's schema names its classes' ids (checkpoints before ids do not)."""
+    items = schema_dict.get("classes") if isinstance(schema_dict, dict) else None
+    return isinstance(items, list) and bool(items) and all(isinstance(i, dict) and "id" in i for i in items)
+
+
+def class_match(meta: CheckpointMeta, schema: ClassSchema) -> str:
+    """How a checkpoint's classes relate to ``schema``: "same", "reordered" or "different".
+
+    Classes are matched by id (a renamed class is still the same class). A checkpoint
+    written before classes had ids is matched by index and name, as it was then.
+    "reordered": the same classes at other indices (``Project.move_class``).
+    """
+    ckpt = meta.class_schema()
+    if not _carries_ids(meta.schema):
+        return "same" if ckpt.names == schema.names else "different"
+    if ckpt.ids == schema.ids:
+        return "same"
+    return "reordered" if sorted(ckpt.ids) == sorted(schema.ids) else "different"
+
+
+def _mismatch_message(ckpt: ClassSchema, schema: ClassSchema) -> str:
+    ckpt_names, names = ckpt.names, schema.names
+    text = (f"the model was trained for {len(ckpt_names)} classes ({', '.join(ckpt_names)}) "
+            f"but the project has {schema.num_classes} ({', '.join(names)})")
+    if [n.casefold() for n in ckpt_names] == [n.casefold() for n in names]:
+        text += ("; the names match but they are other classes (class ids differ: a class was "
+                 "deleted and added again, or the model comes from another project)")
+    return text + "; retrain with a new head (adapt the head) or use a matching model"
+
+
+def _reorder_head(state: dict[str, torch.Tensor], ckpt: ClassSchema, schema: ClassSchema) -> None:
+    # Channel i of the head predicts the class at index i: permuting the head's output
+    # channels is exact, so a model survives a class move unchanged.
+    order = [ckpt.ids.index(cid) for cid in schema.ids]
+    k = len(order)
+    perm = torch.tensor(order, dtype=torch.long)
+    for key, tensor in state.items():
+        if key.startswith(HEAD_PREFIX) and tensor.ndim >= 1 and tensor.shape[0] == k:
+            state[key] = tensor.index_select(0, perm).contiguous()
 
 
 def _check_shapes(model: torch.nn.Module, state: dict[str, torch.Tensor], meta: CheckpointMeta,
@@ -315,8 +358,10 @@ def load_checkpoint(path: str | Path, *, schema: ClassSchema | None = None, adap
                     device: str | torch.device = "cpu") -> tuple[torch.nn.Module, CheckpointMeta]:
     """Rebuild the model a checkpoint describes and load its weights (in eval mode).
 
-    With ``schema``: if its trainable classes (names and count) differ from the
-    checkpoint's, refuse with ``WorkbenchError`` listing both, unless ``adapt_head``:
+    With ``schema``: classes are matched by id (``class_match``: a renamed class is the
+    same class; checkpoints from before ids by index and name). The same classes at other
+    indices get the head's channels permuted to match. Other classes are refused with
+    ``WorkbenchError`` listing both, unless ``adapt_head``:
     then encoder and decoder weights are kept and ``model.segmentation_head`` is freshly
     initialised for the new classes (recorded in ``meta.train["adapted_head"]``).
     """
@@ -328,12 +373,10 @@ def load_checkpoint(path: str | Path, *, schema: ClassSchema | None = None, adap
     ckpt_names = _class_list(meta.schema)
     adapted = False
     num_classes = meta.num_classes
-    if schema is not None and schema.names != ckpt_names:
+    match = "same" if schema is None else class_match(meta, schema)
+    if match == "different":
         if not adapt_head:
-            raise WorkbenchError(
-                f"the model was trained for {len(ckpt_names)} classes ({', '.join(ckpt_names)}) "
-                f"but the project has {schema.num_classes} ({', '.join(schema.names)}); "
-                "retrain with a new head (adapt the head) or use a matching model", path)
+            raise WorkbenchError(_mismatch_message(meta.class_schema(), schema), path)
         adapted = True
         num_classes = schema.num_classes
     # Shapes first (header only, model skeleton on the meta device), then weights, then the model.
@@ -342,6 +385,11 @@ def load_checkpoint(path: str | Path, *, schema: ClassSchema | None = None, adap
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise _open_error(path, exc) from None
+    if match == "reordered":  # the same classes at other indices: permute the head's channels
+        _reorder_head(state, meta.class_schema(), schema)
+        meta.train = dict(meta.train)
+        meta.train["reordered_head"] = {"from_ids": meta.class_schema().ids, "to_ids": schema.ids}
+        meta.schema = schema.to_dict()
     try:
         model = build_model(meta.model_config(), num_classes)
     except WorkbenchError as exc:

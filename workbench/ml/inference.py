@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench.classes import ClassSchema
 from workbench.errors import WorkbenchError
 from workbench.ml.checkpoint import CheckpointMeta, load_checkpoint
 from workbench.ml.device import resolve_device
@@ -134,10 +135,15 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "auto",
-                        **kw) -> "Predictor":
-        """Load a checkpoint and wrap it (weights loaded straight onto the device)."""
+                        schema: ClassSchema | None = None, **kw) -> "Predictor":
+        """Load a checkpoint and wrap it (weights loaded straight onto the device).
+
+        With ``schema`` (a project's classes) the model must predict those classes, matched
+        by id: after a class move its output channels follow the new indices; other
+        classes are a ``WorkbenchError`` (see ``load_checkpoint``).
+        """
         dev = resolve_device(device)
-        model, meta = load_checkpoint(path, device=dev)
+        model, meta = load_checkpoint(path, schema=schema, device=dev)
         return cls(model, meta, device=dev, copy_model=False, **kw)
 
     # ----- public API -----------------------------------------------------------------

@@ -24,13 +24,14 @@ import numpy as np
 from workbench import imageio, masks
 from workbench.atomic import (TEMP_MARKER, atomic_open, atomic_write_bytes, atomic_write_text,
                               clean_stale_temps)
-from workbench.classes import ClassInfo, ClassSchema
+from workbench.classes import UNLABELLED, ClassInfo, ClassSchema, default_color, new_class_id
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.project import location, recovery, renumber, seed
 from workbench.project.location import DB_NAME, default_state_dir, is_state_dir
 from workbench.project import label_history
 from workbench.project.lock import ProjectLock
+from workbench.project.mask_values import MaskUsage
 from workbench.project.records import (ImageRecord, ImportReport, ModelRecord, Split, Status,
                                        parse_split, parse_status)
 from workbench.project.store import EMPTIED, Store, to_json
@@ -590,30 +591,172 @@ class Project:
         self._store.update_images([image_id], has_gt=1)
 
     def save_schema(self, schema: ClassSchema) -> None:
-        """Replace the class schema (saved atomically to classes.json).
+        """Replace the class schema (saved atomically to classes.json), pairing classes by id.
 
-        When a class keeps its name but moves to another index (``ClassSchema.add_class``
-        moves a void class out of the way), stored labels and ground truth are remapped
-        first, so no pixel silently changes meaning.
+        Old and new classes are paired by ``id``, never by name: renames and recolours
+        touch no pixel. A class that kept its id but moved index (``ClassSchema.add_class``
+        pushes a void class up) is renumbered in stored labels and ground truth, staged and
+        journalled. Refused (``WorkbenchError``) when the new schema would change what
+        stored pixels mean: a class left out that masks still hold (use ``delete_class``),
+        or a class given an index that masks hold without the old schema describing it.
+        Such undescribed values (classes.json edited by hand) are otherwise kept as classes
+        of their own, and ``problems`` says so.
         """
         self._check_writable()
-        schema = schema.copy()
-        moves = index_moves(self.schema, schema)
-        if moves:  # staged + journalled: a crash half-way is finished at the next open
-            renumber.renumber_masks(self.state_dir, self.schema, schema, moves)
-        else:
-            schema.save(self.classes_path)
-        self.schema = schema
+        new = schema.copy()
+        moves = index_moves(self.schema, new)
+        notes: list[str] = []
+        if not self.schema.same_ids_as(new):  # only a change of layout needs the masks scanned
+            usage = self.mask_usage()
+            self._refuse_meaning_changes(new, moves, usage)
+            new, notes = _adopt_values(new, usage, usage.values_outside(self.schema), self.classes_path)
+        self._commit_schema(new, moves)
+        self.problems.extend(notes)
 
     def add_class(self, name: str, color: tuple[int, int, int] | None = None) -> ClassInfo:
-        """Append a trainable class and save the schema (remapping masks if a void class moves)."""
+        """Append a trainable class and save the schema (remapping masks if a void class moves).
+
+        The new class never takes an index that stored masks hold: values the masks hold
+        but classes.json does not describe become classes of their own first (named
+        "class N (found in labels)"; ``problems`` says so), and the new class comes after.
+        """
+        self._check_writable()
+        usage = self.mask_usage()
+        stray = usage.values_outside(self.schema)
+        if stray:
+            adopted, notes = _adopt_values(self.schema.copy(), usage, stray, self.classes_path)
+            self._commit_schema(adopted, {})
+            self.problems.extend(notes)
+        if self.schema.ignore_index == self.schema.num_classes:
+            described = self.schema.copy()  # an ignore_index no class holds, right where the new class goes
+            if described.describe_ignore_index() is not None:
+                self._commit_schema(described, {})
         schema = self.schema.copy()
         try:
             info = schema.add_class(name, color)
         except ValueError as exc:
-            raise WorkbenchError(f"cannot add class {name!r}: {exc}") from exc
+            raise WorkbenchError(f"cannot add class {name.strip()!r}: {exc}") from exc
         self.save_schema(schema)
-        return info
+        return self.schema.by_id(info.id) or info
+
+    def mask_usage(self) -> MaskUsage:
+        """Pixel counts per value of every stored label and ground truth (cached by mtime)."""
+        from workbench.project.mask_values import scan
+
+        if not hasattr(self, "_mask_values"):
+            # counts per file between scans (state/mask-values.json keeps them across sessions)
+            self._mask_values: dict = {}
+        return scan(self.state_dir, self.schema, memory=self._mask_values, write_cache=not self.read_only)
+
+    def class_usage(self, class_id: str) -> tuple[list[str], int]:
+        """(stored masks holding the class, as "labels/a.png"; its pixel count) for a confirm dialog."""
+        c = self._class_by_id(class_id)
+        usage = self.mask_usage()
+        return usage.files_holding(c.index), usage.pixels(c.index)
+
+    def delete_class(self, class_id: str, *, merge_into: str | None = None) -> list[Path]:
+        """Remove a class; its pixels become not labelled (255) or the class ``merge_into``.
+
+        Trainable classes above it move down one index (their pixels are renumbered).
+        An explicit, journalled remap: a crash half-way is finished at the next open.
+        Returns the masks rewritten. The app asks the person first (how many files and
+        pixels change).
+        """
+        self._check_writable()
+        gone = self._class_by_id(class_id)
+        new = self.schema.copy()
+        target = None
+        if merge_into is not None:
+            target = self._class_by_id(merge_into)
+            if target.id == gone.id:
+                raise WorkbenchError(f"cannot merge {self.schema.describe(gone)} into itself")
+        try:
+            new.remove_class(gone.id)
+        except ValueError as exc:
+            raise WorkbenchError(str(exc)) from exc
+        moves = index_moves(self.schema, new)
+        moves[gone.index] = UNLABELLED if target is None else new.by_id(target.id).index
+        return self._commit_schema(new, moves)
+
+    def move_class(self, class_id: str, index: int) -> list[Path]:
+        """Give a trainable class another index (0..K-1); the classes between shift by one.
+
+        Every stored mask holding an affected class is renumbered (journalled), so every
+        pixel keeps its class. Returns the masks rewritten.
+        """
+        self._check_writable()
+        c = self._class_by_id(class_id)
+        new = self.schema.copy()
+        try:
+            new.move_class(c.id, int(index))
+        except ValueError as exc:
+            raise WorkbenchError(f"cannot move {self.schema.describe(c)}: {exc}") from exc
+        return self._commit_schema(new, index_moves(self.schema, new))
+
+    def _class_by_id(self, class_id: str) -> ClassInfo:
+        c = self.schema.by_id(str(class_id))
+        if c is None:
+            known = ", ".join(f"{x.id} ({x.name})" for x in self.schema.classes)
+            raise WorkbenchError(f"no class with id {class_id!r} (classes: {known})", self.classes_path)
+        return c
+
+    def _commit_schema(self, new: ClassSchema, moves: dict[int, int]) -> list[Path]:
+        moves = {src: dst for src, dst in moves.items() if src != dst}
+        rewritten: list[Path] = []
+        if moves:  # staged + journalled: a crash half-way is finished at the next open
+            rewritten = renumber.renumber_masks(self.state_dir, self.schema, new, moves)
+        else:
+            new.save(self.classes_path)
+            renumber.save_layout(self.state_dir, new)
+        self.schema = new
+        return rewritten
+
+    def class_file_changes(self) -> list[str]:
+        """What a hand edit of classes.json renumbered without the stored masks (empty: nothing).
+
+        Workbench records the numbering the masks use (``classes.layout.json``) with every
+        class change; a classes.json whose classes (by id) sit at other indices was edited
+        outside workbench, and the labels' pixels now show as other classes. Cheap (no mask
+        is read); the Classes panel shows it when a project opens.
+        """
+        layout = renumber.read_layout(self.state_dir)
+        if layout is None:
+            if not self.read_only:  # start recording from here (older projects had no record)
+                try:
+                    renumber.save_layout(self.state_dir, self.schema)
+                except WorkbenchError:
+                    pass
+            return []
+        moved = [(c, layout[c.id]) for c in self.schema.classes if c.id in layout and layout[c.id] != c.index]
+        if not moved:
+            return []
+        shown = ", ".join(f"{c.name!r} {old} → {c.index}" for c, old in moved[:6])
+        more = f" and {len(moved) - 6} more" if len(moved) > 6 else ""
+        return [f"{self.classes_path}: classes were renumbered outside workbench ({shown}{more}) but the "
+                "stored labels were not: their pixels keep the old numbers, so they now show as other "
+                "classes. Put the classes back at their old indices in classes.json (workbench moves "
+                "classes with Up / Down, renumbering the labels with them)"]
+
+    def _refuse_meaning_changes(self, new: ClassSchema, moves: dict[int, int], usage: MaskUsage) -> None:
+        old = self.schema
+        new_ids = {c.id for c in new.classes}
+        for value in sorted(usage.values() - {UNLABELLED}):
+            files = usage.files_holding(value)
+            held = f"{len(files)} stored mask(s) hold it ({_some(files)})"
+            was = old.by_index(value)
+            if was is not None and was.id not in new_ids:
+                raise WorkbenchError(
+                    f"cannot save the classes: {old.describe(was)} is left out but {held}; delete it "
+                    "explicitly (Classes panel: Delete, or Project.delete_class) to choose what its "
+                    "pixels become", self.classes_path)
+            if was is None:
+                taker = new.by_index(value)
+                if taker is not None and not (value in old.ignore_values and taker.void):
+                    raise WorkbenchError(
+                        f"cannot save the classes: mask value {value} is not in the current classes but "
+                        f"{held}; the new classes would give it to {taker.name!r}, changing what those "
+                        "pixels mean (add classes with add_class, which keeps them apart)",
+                        self.classes_path)
 
     # ----- models ----------------------------------------------------------------------
     def _next_version(self) -> int:
@@ -842,16 +985,54 @@ class Project:
 
 
 def index_moves(old: ClassSchema, new: ClassSchema) -> dict[int, int]:
-    """{old index: new index} for classes that kept name and kind but changed index."""
+    """{old index: new index} for classes (paired by id, never by name) whose index changed."""
     moves = {}
     for c in old.classes:
-        kept = new.by_index(c.index)
-        if kept is not None and kept.name == c.name and kept.void == c.void:
-            continue
-        same = [n for n in new.classes if n.name == c.name and n.void == c.void and n.index != c.index]
-        if len(same) == 1:
-            moves[c.index] = same[0].index
+        kept = new.by_id(c.id)
+        if kept is not None and kept.index != c.index:
+            moves[c.index] = kept.index
     return moves
+
+
+def _some(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(Path(n).name for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _adopt_values(schema: ClassSchema, usage: MaskUsage, values: list[int],
+                  where: Path) -> tuple[ClassSchema, list[str]]:
+    """Give mask values no class describes a class of their own, so no new class takes them.
+
+    A value right after the trainable classes becomes a trainable class ("class 3
+    (found in labels)": rename it, or delete it to clear its pixels); any other becomes a
+    retired void class (ignored by training, never given to a new class). No pixel changes.
+    """
+    notes = []
+    classes = list(schema.classes)
+    ignore = schema.ignore_index
+    trainable = schema.num_classes
+    taken = {c.id for c in classes}
+    names = {c.name.casefold() for c in classes}
+    for value in sorted(values):
+        if any(c.index == value for c in classes) or value == UNLABELLED:
+            continue
+        name = f"class {value} (found in labels)"
+        while name.casefold() in names:
+            name += "*"
+        names.add(name.casefold())
+        files = usage.files_holding(value)
+        cid = new_class_id(taken)
+        taken.add(cid)
+        if value == trainable and value != ignore:
+            classes.append(ClassInfo(value, name, default_color(value), id=cid))
+            trainable += 1
+            kept = f"kept as the class {name!r} (rename it, or delete it to clear those pixels)"
+        else:
+            classes.append(ClassInfo(value, name, default_color(value), void=True, id=cid, retired=True))
+            kept = "kept apart as a retired value (ignored by training; no new class will take it)"
+        notes.append(f"{where}: {len(files)} stored mask(s) hold value {value}, which the classes did "
+                     f"not describe (classes.json edited by hand?): {_some(files)}; {kept}")
+    return ClassSchema(classes, ignore, schema.name, dict(schema.extra)), notes
 
 
 def _release(store: Store, lock: ProjectLock) -> None:
