@@ -18,12 +18,15 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 COLUMNS = ("Version", "Parent", "Created", "Trained on", "Val mIoU", "Note", "Size")
-POLICIES = (("only if better", "A new version becomes current only if its val mIoU is at least the current one's"),
-            ("always", "Every finished Retrain becomes current"))
+# (workflows policy name, what the person reads, tooltip)
+POLICIES = (("better", "only if better", "A new version becomes current only if its val mIoU is at least the "
+             "current one's (on the same val images); otherwise it is kept as a candidate"),
+            ("always", "always", "Every finished Retrain becomes current"))
+POLICY_TEXT = {name: text for name, text, _tip in POLICIES}
 
 
 def format_size(n: int | None) -> str:
@@ -40,12 +43,8 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
 
-def _trained_on(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return f"{value} images"
-    return f"{len(value)} images"
+def _trained_on(value: int | None) -> str:
+    return "" if not value else f"{value} image{'s' if value != 1 else ''}"
 
 
 def _before_after(s: Any) -> str:
@@ -62,12 +61,13 @@ class ModelsPanel(QWidget):
     useRequested = Signal(int)          # make this version current
     deleteRequested = Signal(int)
     noteRequested = Signal(int)
-    policyChosen = Signal(str)          # "only if better" | "always"
+    policyChosen = Signal(str)          # "better" | "always" (workflows.models.POLICIES)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.summaries: list[Any] = []
         self.class_names: list[str] = []
+        self.read_only = False
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setAccessibleName("model versions")
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
@@ -86,8 +86,8 @@ class ModelsPanel(QWidget):
         self.note_button = QPushButton("Edit note…")
         self.policy = QComboBox()
         self.policy.setAccessibleName("promotion policy")
-        for name, tip in POLICIES:
-            self.policy.addItem(name, name)
+        for name, text, tip in POLICIES:
+            self.policy.addItem(text, name)
             self.policy.setItemData(self.policy.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.disk = QLabel("")
         self.detail = QLabel("Select a version to see its per-class IoU and training curves.")
@@ -139,6 +139,7 @@ class ModelsPanel(QWidget):
     # ----- data --------------------------------------------------------------------------
     def show_models(self, summaries: Sequence[Any], class_names: Sequence[str], policy: str,
                     read_only: bool = False) -> None:
+        # class_names: the project's, for versions whose file names none
         """Display ``summaries`` (workflows.ModelSummary), keeping the selected version."""
         selected = self.selected_version()
         self.summaries = list(summaries)
@@ -197,7 +198,7 @@ class ModelsPanel(QWidget):
     # ----- selection detail ----------------------------------------------------------------
     def _on_selection(self) -> None:
         s = self.summary(self.selected_version())
-        writable = not getattr(self, "read_only", False)
+        writable = not self.read_only
         self.use_button.setEnabled(s is not None and not s.current and writable)
         self.delete_button.setEnabled(s is not None and not s.current and writable)
         self.delete_button.setToolTip("The current version cannot be deleted: make another one current first"
@@ -209,20 +210,19 @@ class ModelsPanel(QWidget):
             self.loss_curve.setData([], [])
             self.miou_curve.setData([], [])
             return
-        self._fill_classes(s.per_class_iou)
+        self._fill_classes(s.per_class_iou, list(getattr(s, "class_names", None) or self.class_names))
         self._fill_curves(s.history or [])
         state = "current" if s.current else "not current"
+        if getattr(s, "problem", None):
+            state += f"; <span style='color:#d62828'>{s.problem}</span>"
         self.detail.setText(f"<b>v{s.version}</b> ({state}): val mIoU {_before_after(s)}"
                             + (f"; parent v{s.parent}" if s.parent is not None else "; trained from scratch")
                             + (f"<br>Note: {s.note}" if s.note else ""))
 
-    def _fill_classes(self, ious: Any) -> None:
-        if isinstance(ious, dict):
-            pairs = list(ious.items())
-        else:
-            ious = list(ious or [])
-            names = self.class_names + [f"class {i}" for i in range(len(self.class_names), len(ious))]
-            pairs = list(zip(names, ious))
+    def _fill_classes(self, ious: Sequence[float | None], names: list[str]) -> None:
+        ious = list(ious or [])
+        names = names + [f"class {i}" for i in range(len(names), len(ious))]
+        pairs = list(zip(names, ious))
         self.classes.setRowCount(len(pairs))
         for row, (name, iou) in enumerate(pairs):
             self.classes.setItem(row, 0, QTableWidgetItem(str(name)))
@@ -254,3 +254,39 @@ class ModelsPanel(QWidget):
 
     def _on_policy(self, _index: int) -> None:
         self.policyChosen.emit(str(self.policy.currentData()))
+
+
+class CandidateBanner(QFrame):
+    """Above the canvas after a Retrain that was not promoted: says why, offers "Use vN anyway"."""
+
+    useRequested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("candidate_banner")
+        self.setStyleSheet("#candidate_banner { background: #fff4d6; border: 1px solid #d9a300; }"
+                           "#candidate_banner QLabel { color: #5a4300; }")
+        self.version: int | None = None
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.use_button = QPushButton("Use it anyway")
+        self.close_button = QPushButton("Dismiss")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 3, 6, 3)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.use_button)
+        layout.addWidget(self.close_button)
+        self.use_button.clicked.connect(self._use)
+        self.close_button.clicked.connect(self.hide)
+        self.hide()
+
+    def show_candidate(self, version: int, message: str) -> None:
+        """Show the workflow's message about candidate ``version``."""
+        self.version = version
+        self.text.setText(message)
+        self.use_button.setText(f"Use v{version} anyway")
+        self.show()
+
+    def _use(self) -> None:
+        if self.version is not None:
+            self.useRequested.emit(self.version)
