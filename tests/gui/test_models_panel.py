@@ -56,7 +56,7 @@ def test_retrain_twice_second_worse_keeps_the_better_current_then_rollback_and_d
     images_changed = Spy(events.imagesChanged)
     use_tiny_training(project)
     assert panel_rows(window) == []
-    assert "No model versions yet" in window.models_panel.disk.text()
+    assert "No versions yet" in window.models_panel.disk.text()
 
     first = retrain(window, qtbot)
     assert first.version == 1 and first.promoted

@@ -222,8 +222,13 @@ class PredictionService(QObject):
 
     def _on_batch_returned(self, outcome) -> None:
         self._batch_job = None
-        if self.project is not None and outcome.predicted:
+        if self.project is None:
+            return
+        if outcome.predicted:
             self.imagesChanged.emit(list(outcome.predicted))
+        for name, problem in outcome.problems:     # an unreadable image: said per image, the rest ran
+            rec = self.project.find(name)
+            self.failed.emit(rec.id if rec is not None else -1, problem if name in problem else f"{name}: {problem}")
         self.batchFinished.emit(outcome)
 
     def _on_batch_errored(self, err: JobError) -> None:
