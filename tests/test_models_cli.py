@@ -15,7 +15,7 @@ from workbench.cli import main
 from workbench.project import Project
 from workbench.workflows import record_facts, train_project
 
-from workflow_helpers import FAST_CLI, FAST_SETTINGS, settings_with, tiny_project
+from workflow_helpers import FAST_CLI, FAST_SETTINGS, settings_with, tiny_project, train_via_cli
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,9 @@ def test_cli_and_stored_settings_register_identical_records(cli_project, tmp_pat
     with Project.open(cli_project[0]) as project:
         cli = record_facts(project.model(1))
     assert api == cli
+    assert cli["metric_keys"] and cli["trained_on"] == 6 and cli["file"] == "v0001.safetensors"
+    # and the helper the GUI-side test uses gives the same facts for a third copy
+    assert train_via_cli(tiny_project(tmp_path / "third", n_unlabelled=2)) == cli
 
 
 def test_models_lists_uses_notes_and_deletes(cli_project, tmp_path, capsys):
