@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -59,6 +60,8 @@ def test_train_twice_registers_fine_tunes_and_compares(trained):
         assert {"val_pixel_accuracy", "per_class_iou", "epochs", "steps", "stopped_by", "trained_on"} <= set(m)
         assert (m["trained_on"], m["epochs"], m["stopped_by"], m["val_images"]) == (6, 1, "epochs", 2)
         assert "best_val_miou" not in m  # one metric key for the app and the CLI
+        # the file carries the registry's metrics too (a lost database is rebuilt from files)
+        assert read_meta(project.model(2).path).metrics["registered"] == m
         # The new model's per-image val scores are stored under its own version.
         val_ids = {r.id for r in project.images(split=Split.VAL)}
         assert set(project.image_scores(2)) == val_ids
@@ -300,11 +303,14 @@ def test_use_delete_and_note(trained, tmp_path):
             delete_model(project, 2)
         set_model_note(project, 1, "before the road fixes")
         assert [s.note for s in model_summaries(project)] == ["before the road fixes", ""]
+        notes_file = project.state_dir / "models" / "notes.json"   # a person's words are in a file too
+        assert json.loads(notes_file.read_text()) == {"1": "before the road fixes"}
         path = project.model(1).path
         delete_model(project, 1)
         assert [m.version for m in project.models()] == [2]
         assert not path.exists() and not project.prediction_dir(1).exists()
         assert project.image_scores(1) == {}
+        assert json.loads(notes_file.read_text()) == {}
         with pytest.raises(WorkbenchError, match=r"no model version 1 \(registered: 2\)"):
             use_model(project, 1)
         with pytest.raises(WorkbenchError, match="no model version 5"):

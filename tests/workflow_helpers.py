@@ -65,3 +65,20 @@ def settings_with(project_folder: Path, settings: dict) -> None:
         stored = project.settings()
         stored["training"] = dict(settings)
         project.save_settings(stored)
+
+
+def train_via_cli(project_folder: Path) -> dict:
+    """Train the project once with `workbench train PROJECT` (FAST_CLI); ``record_facts`` of the new version.
+
+    The CLI half of issue 9's "both paths register identical model records": a GUI test
+    trains a second ``tiny_project`` with ``settings_with(folder, FAST_SETTINGS)`` through
+    the Retrain controller and compares its ``record_facts`` with this.
+    """
+    from workbench.cli import main
+    from workbench.workflows import record_facts
+
+    code = main(["train", str(project_folder), *FAST_CLI])
+    if code != 0:
+        raise AssertionError(f"workbench train exited {code}")
+    with Project.open(project_folder) as project:
+        return record_facts(project.models()[-1])

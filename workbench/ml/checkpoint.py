@@ -158,17 +158,20 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMe
     atomic_write_bytes(path, data)
 
 
-def compact_checkpoint(path: str | Path) -> tuple[int, int]:
+def compact_checkpoint(path: str | Path, *, metrics: dict[str, Any] | None = None) -> tuple[int, int]:
     """Rewrite a checkpoint with float16 weights, atomically; (bytes before, bytes after).
 
-    The metadata is kept as it is, plus ``train["storage_dtype"] = "float16"``. A file
-    already compact is left alone.
+    The metadata is kept as it is, plus ``train["storage_dtype"] = "float16"`` and, when
+    given, ``metrics`` merged into ``meta.metrics``. A file already compact is left
+    alone unless there are metrics to add.
     """
     path = Path(path)
     meta = read_meta(path)
     before = path.stat().st_size
-    if meta.train.get("storage_dtype") == "float16":
+    if meta.train.get("storage_dtype") == "float16" and not metrics:
         return before, before
+    if metrics:
+        meta.metrics = {**meta.metrics, **metrics}
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

@@ -464,11 +464,26 @@ class Project:
         """{version: the person's note} ("" when none)."""
         return self._store.model_notes()
 
+    @property
+    def model_notes_path(self) -> Path:
+        """``state/models/notes.json``: the notes as a file, so a lost database loses none."""
+        return self.state_dir / "models" / "notes.json"
+
     def set_model_note(self, version: int, note: str) -> None:
-        """Attach a note to a model version (replaces the previous note)."""
+        """Attach a note to a model version (replaces the previous note).
+
+        A note is something a person wrote: it is kept in ``models/notes.json`` (atomic)
+        as well as in the database, which is only an index (GUIDE 2).
+        """
         self._check_writable()
         self.model(version)
         self._store.set_model_note(int(version), str(note))
+        self._write_notes()
+
+    def _write_notes(self) -> None:
+        notes = {str(v): n for v, n in sorted(self._store.model_notes().items()) if n}
+        if notes or self.model_notes_path.exists():
+            atomic_write_text(self.model_notes_path, to_json(notes, indent=2, sort_keys=True) + "\n")
 
     def update_model_metrics(self, version: int, metrics: dict) -> None:
         """Merge ``metrics`` into a registered version's metrics."""
@@ -494,6 +509,7 @@ class Project:
             raise WorkbenchError(f"model v{rec.version} is the current model and cannot be deleted; "
                                  "make another version current first")
         self._store.delete_model(rec.version)
+        self._write_notes()
         for path in (rec.path,):
             try:
                 path.unlink(missing_ok=True)

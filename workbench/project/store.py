@@ -368,11 +368,14 @@ class Store:
         self.write("UPDATE models SET metrics_json = ? WHERE version = ?", (to_json(metrics), int(version)))
 
     def delete_model(self, version: int) -> None:
-        """Forget a model version and its per-image scores (one transaction)."""
+        """Forget a model version and its per-image scores (one transaction).
+
+        Its evaluations stay in the metrics history: they happened, and the number is
+        never given to another model.
+        """
         with self.transaction() as conn:
             conn.execute("DELETE FROM models WHERE version = ?", (int(version),))
             conn.execute("DELETE FROM image_scores WHERE version = ?", (int(version),))
-            conn.execute("DELETE FROM metrics_history WHERE version = ?", (int(version),))
 
     # ----- per-image scores by model version -----------------------------------------------
     def set_scores(self, image_id: int, version: int, miou: float | None,

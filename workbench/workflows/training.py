@@ -377,6 +377,9 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
         "trained_on": len(job.train), "policy": job.policy, "promoted": promote,
         "class_names": job.schema.names, "size_bytes_float32": size_before,
     }
+    # The registry's view goes into the file too: the database is an index, and a lost
+    # one is rebuilt from the model files (meta.metrics["registered"]).
+    compact(job.out, metrics={"registered": metrics})
     record = project.register_model(job.out, parent=job.parent, metrics=metrics, make_current=promote)
     for image_id, miou in new_scores.items():
         if miou is not None:
