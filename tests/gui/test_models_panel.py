@@ -9,16 +9,11 @@ A run limited to 0.001 minutes from scratch scores well below a one-epoch model 
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from gui_helpers import tiny_checkpoint
-from test_model_loop import TINY, use_tiny_training
+from test_model_loop import use_tiny_training
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,33 +161,40 @@ def test_evaluate_announces_the_metrics(window, qtbot, tmp_path) -> None:
 
 
 def test_gui_and_cli_register_the_same_model_record(make_window, tmp_path, qtbot) -> None:
-    from workbench.project import Project
+    """Retrain in the app and `workbench train PROJECT` register the same record (issue 9.1)."""
+    from workflow_helpers import FAST_SETTINGS, settings_with, tiny_project, train_via_cli
+
     from workbench.workflows import record_facts
 
-    folders = []
-    for name in ("gui", "cli"):
-        dest = tmp_path / name
-        shutil.copytree(REPO / "sample_data", dest, ignore=shutil.ignore_patterns(".workbench"))
-        folders.append(dest)
-    with Project.open(folders[1]) as p:
-        use_tiny_training(p)
-    window = make_window(folders[0])
-    use_tiny_training(window.project)
+    gui_folder, cli_folder = tiny_project(tmp_path / "gui"), tiny_project(tmp_path / "cli")
+    settings_with(gui_folder, FAST_SETTINGS)
+    cli_facts = train_via_cli(cli_folder)
+    window = make_window(gui_folder)
     outcome = retrain(window, qtbot)
-    assert outcome.version == 1
+    assert outcome.version == 1 and outcome.promoted, outcome.message
     gui_record = window.project.models()[0]
-    window.close_project(ask=False)
+    assert record_facts(gui_record) == cli_facts
+    from workbench.project import Project
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cli = subprocess.run([sys.executable, "-m", "workbench", "train", str(folders[1])], capture_output=True,
-                         text=True, env=env, timeout=600, cwd=REPO)
-    assert cli.returncode == 0, cli.stderr
-    with Project.open(folders[1]) as p:
-        (cli_record,) = p.models()
-    assert record_facts(gui_record) == record_facts(cli_record)
-    # CPU training with the same seed and settings is deterministic: the numbers agree too
-    volatile = {"size_bytes_float32"}
-    gui_metrics = {k: v for k, v in gui_record.metrics.items() if k not in volatile}
-    cli_metrics = {k: v for k, v in cli_record.metrics.items() if k not in volatile}
-    assert json.dumps(gui_metrics, sort_keys=True) == json.dumps(cli_metrics, sort_keys=True)
-    assert TINY["epochs"] == gui_record.metrics["epochs"]
+    window.close_project(ask=False)
+    with Project.open(cli_folder) as p:
+        cli_record = p.models()[0]
+    # CPU training with the same seed, settings and data is deterministic: the numbers agree
+    # too, not only the keys (measured: equal to the last digit)
+    volatile = {"size_bytes_float32", "registered"}
+    assert {k: v for k, v in gui_record.metrics.items() if k not in volatile} == \
+        {k: v for k, v in cli_record.metrics.items() if k not in volatile}
+
+
+def test_classes_are_locked_while_a_retrain_runs(window, qtbot) -> None:
+    """Issue 8.7 from the app side: class edits are refused (with the reason) during a Retrain."""
+    if not hasattr(window.palette, "set_locked"):
+        pytest.skip("the Classes panel's set_locked (engineer H3's branch) is not merged yet")
+    project = window.project
+    use_tiny_training(project, epochs=200)
+    with qtbot.waitSignal(window.training.progress, timeout=60000):
+        window.model_actions.retrain()
+    assert window.palette.locked_reason and "Retrain is running" in window.palette.locked_reason
+    with qtbot.waitSignal(window.training.finished, timeout=60000):
+        window.training_panel.cancel_button.click()
+    assert window.palette.locked_reason is None

@@ -101,3 +101,4 @@ def test_quitting_during_a_retrain_is_clean(tmp_path: Path, wait: str) -> None:
 
     with Project.open(folder) as project:
         assert project.models() == []        # the run was cancelled: no version
+        assert project.next_model_path().name == "v0001.safetensors"   # no number skipped
