@@ -79,7 +79,7 @@ def test_retrain_twice_second_worse_keeps_the_better_current_then_rollback_and_d
     assert panel_rows(window) == ["v1 (current)", "v2"]
     summary = window.models_panel.summary(2)
     assert summary.previous_val_miou == pytest.approx(first.val_miou)
-    assert window.models_panel.table.item(1, 4).text() == \
+    assert window.models_panel.table.item(1, 1).text() == \
         f"{second.previous_val_miou:.3f} → {second.val_miou:.3f}"
     assert "MB" in window.models_panel.disk.text() and "2 version(s)" in window.models_panel.disk.text()
 
@@ -127,7 +127,7 @@ def test_promoted_run_says_so_and_the_note_is_kept(window, qtbot, tmp_path, monk
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("baseline before the new labels", True))
     window.models_panel.select_version(1)
     window.models_panel.note_button.click()
-    assert window.models_panel.table.item(0, 5).text() == "baseline before the new labels"
+    assert window.models_panel.table.item(0, 4).text() == "baseline before the new labels"
     from workbench.workflows import model_summaries
 
     assert model_summaries(project)[0].note == "baseline before the new labels"

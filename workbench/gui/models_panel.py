@@ -21,7 +21,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-COLUMNS = ("Version", "Parent", "Created", "Trained on", "Val mIoU", "Note", "Size")
+# What a person compares first comes first: the dock is narrow.
+COLUMNS = ("Version", "Val mIoU", "Trained on", "Size", "Note", "Parent", "Created")
 # (workflows policy name, what the person reads, tooltip)
 POLICIES = (("better", "only if better", "A new version becomes current only if its val mIoU is at least the "
              "current one's (on the same val images); otherwise it is kept as a candidate"),
@@ -78,8 +79,8 @@ class ModelsPanel(QWidget):
         self.table.setMinimumHeight(60)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(COLUMNS.index("Note"), QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COLUMNS.index("Note"), QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
         self.use_button = QPushButton("Use this version")
         self.use_button.setAccessibleName("use this version")
         self.use_button.setToolTip("Make the selected version current: predictions and metrics follow it")
@@ -98,6 +99,7 @@ class ModelsPanel(QWidget):
         self.classes.setHorizontalHeaderLabels(["Class", "Val IoU"])
         self.classes.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.classes.verticalHeader().hide()
+        self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.classes.horizontalHeader().setStretchLastSection(True)
         self.classes.setMinimumHeight(60)
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
@@ -126,7 +128,7 @@ class ModelsPanel(QWidget):
         column.addWidget(self.detail)
         below = QHBoxLayout()
         below.addWidget(self.classes, 1)
-        below.addWidget(self.plot, 2)
+        below.addWidget(self.plot, 1)
         column.addLayout(below, 1)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)
@@ -160,9 +162,9 @@ class ModelsPanel(QWidget):
         bold.setBold(True)
         for row, s in enumerate(self.summaries):
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else ""
-            cells = (f"v{s.version}" + (" (current)" if s.current else ""),
-                     "" if s.parent is None else f"v{s.parent}", created, _trained_on(s.trained_on),
-                     _before_after(s), s.note or "", format_size(s.size_bytes))
+            cells = (f"v{s.version}" + (" (current)" if s.current else ""), _before_after(s),
+                     _trained_on(s.trained_on), format_size(s.size_bytes), s.note or "",
+                     "" if s.parent is None else f"v{s.parent}", created)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, s.version)

@@ -20,7 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.gui.workers import Job, JobError, JobRunner
 from workbench.progress import CancelToken, Progress, check
 from workbench.project import Project
-from workbench.workflows.prediction import (PredictionResult, PredictorSlot, predict_image,  # noqa: F401
+from workbench.workflows.prediction import (PredictionResult, PredictorSlot, predict_image,
                                             predict_project, read_cached)
 
 MEMORY_CACHE = 48
