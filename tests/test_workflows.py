@@ -77,12 +77,27 @@ def test_weights_are_stored_in_float16_and_summaries_show_size_and_curves(traine
     assert [s.version for s in summaries] == [1, 2]
     s1 = summaries[0]
     assert meta.train["storage_dtype"] == "float16" and s1.storage_dtype == "float16"
+    assert meta.metrics["registered"]["float16_agreement"] >= 0.995
     assert s1.size_bytes == s1.path.stat().st_size
     assert s1.size_bytes < 0.6 * float32_size
     assert len(s1.history) == 1 and s1.history[0]["epoch"] == 1 and "val_miou" in s1.history[0]
     assert s1.trained_on == 6 and s1.class_names == ["background", "square"]
     assert sum(s.current for s in summaries) == 1
     assert summaries[1].parent == 1
+
+
+def test_weights_stay_float32_when_float16_would_change_predictions(tmp_path, monkeypatch):
+    from workbench.workflows import training as training_flow
+
+    folder = tiny_project(tmp_path, n_train=4, n_val=1)
+    monkeypatch.setattr(training_flow, "HALF_MIN_AGREEMENT", 1.01)   # no agreement is enough
+    out = _train(folder)
+    with Project.open(folder) as project:
+        meta = read_meta(project.model(1).path)
+        assert out.version == 1 and out.record.metrics["storage_dtype"] == "float32"
+        assert "storage_dtype" not in meta.train and meta.metrics["registered"]["storage_dtype"] == "float32"
+        assert project.model(1).path.stat().st_size >= out.record.metrics["size_bytes_float32"]
+        assert not list((project.state_dir / "models").glob("*.tmp"))
 
 
 def _fake_scores(monkeypatch, values: dict[str, float]):

@@ -108,6 +108,6 @@ def format_models(summaries: list, policy: str) -> str:
         lines.append(f"{'*' if s.current else ' '}  {'v' + str(s.version):<8} {parent:<7} {created:<17} "
                      f"{s.trained_on:>6}  {miou:<16} {_size(s.size_bytes):>8}  {note}")
     total = sum(s.size_bytes for s in summaries)
-    lines.append(f"{len(summaries)} version(s), {_size(total)} on disk; * = current; "
-                 f"promotion policy: {policy}")
+    lines.append(f"{len(summaries)} version(s), {_size(total)} on disk; * = current; val mIoU: the model "
+                 f"current before the run -> this version, on the same val images; promotion policy: {policy}")
     return "\n".join(lines)

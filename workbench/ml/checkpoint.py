@@ -158,17 +158,19 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMe
     atomic_write_bytes(path, data)
 
 
-def compact_checkpoint(path: str | Path, *, metrics: dict[str, Any] | None = None) -> tuple[int, int]:
+def compact_checkpoint(path: str | Path, *, metrics: dict[str, Any] | None = None,
+                       dest: str | Path | None = None, half: bool = True) -> tuple[int, int]:
     """Rewrite a checkpoint with float16 weights, atomically; (bytes before, bytes after).
 
     The metadata is kept as it is, plus ``train["storage_dtype"] = "float16"`` and, when
-    given, ``metrics`` merged into ``meta.metrics``. A file already compact is left
-    alone unless there are metrics to add.
+    given, ``metrics`` merged into ``meta.metrics``. ``dest``: write there instead of
+    over ``path``. ``half=False`` only merges the metrics. A file already compact is
+    left alone unless there are metrics to add or another destination.
     """
     path = Path(path)
     meta = read_meta(path)
     before = path.stat().st_size
-    if meta.train.get("storage_dtype") == "float16" and not metrics:
+    if (meta.train.get("storage_dtype") == "float16" or not half) and not metrics and dest is None:
         return before, before
     if metrics:
         meta.metrics = {**meta.metrics, **metrics}
@@ -176,13 +178,14 @@ def compact_checkpoint(path: str | Path, *, metrics: dict[str, Any] | None = Non
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise _open_error(path, exc) from None
-    meta.train = dict(meta.train, storage_dtype="float16")
-    compact = {key: storage_tensor(key, tensor, True) for key, tensor in state.items()}
+    if half:
+        meta.train = dict(meta.train, storage_dtype="float16")
+    compact = {key: storage_tensor(key, tensor, half) for key, tensor in state.items()}
     try:
         data = save_bytes(compact, metadata={METADATA_KEY: meta.to_json()})
     except ValueError as exc:
         raise WorkbenchError(f"cannot serialise checkpoint metadata: {exc}", path) from exc
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(Path(dest) if dest is not None else path, data)
     return before, len(data)
 
 

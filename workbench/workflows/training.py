@@ -21,7 +21,7 @@ from typing import Any
 from workbench import masks
 from workbench.classes import ClassSchema
 from workbench.errors import CancelledError, WorkbenchError
-from workbench.progress import CancelToken, ProgressCallback, report
+from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project import ModelRecord, Project, Split
 from workbench.workflows import models as model_flows
 
@@ -323,11 +323,54 @@ def train_project(project: Project | None, config: Any = None, *, fine_tune: boo
                 pass
 
 
+HALF_CHECK_IMAGES = 8
+HALF_MIN_AGREEMENT = 0.995
+
+
+def _store_half_if_unchanged(job: _Job, device: Any, cancel: CancelToken | None) -> dict[str, Any]:
+    """Store the new weights in float16 if that leaves its predictions unchanged.
+
+    Both copies predict up to HALF_CHECK_IMAGES val images (training images when there
+    is no val split); float16 is kept when at least HALF_MIN_AGREEMENT of the pixels get
+    the same class (the rest are near-ties between two classes: BENCHMARKS.md), else
+    the float32 file stays. Returns the facts recorded with the version.
+    """
+    from workbench import imageio
+    from workbench.ml.checkpoint import compact_checkpoint
+    from workbench.ml.inference import Predictor
+
+    images = [image for _, image, _ in job.val] or [image for image, _ in job.train]
+    images = images[:HALF_CHECK_IMAGES]
+    size32 = job.out.stat().st_size
+    half = job.out.with_name(job.out.stem + ".half.tmp")
+    try:
+        _, size16 = compact_checkpoint(job.out, dest=half)
+        full, small = (Predictor.from_checkpoint(p, device=device) for p in (job.out, half))
+        same = total = 0
+        for path in images:
+            check(cancel)
+            try:
+                image = imageio.read_image(path)
+            except WorkbenchError:
+                continue   # the scoring pass names it
+            a, b = full.predict(image, cancel=cancel), small.predict(image, cancel=cancel)
+            same += int((a.mask == b.mask).sum())
+            total += a.mask.size
+        agreement = same / total if total else None
+        if agreement is not None and agreement >= HALF_MIN_AGREEMENT:
+            os.replace(half, job.out)
+            return {"storage_dtype": "float16", "float16_agreement": agreement,
+                    "size_bytes_float32": size32}
+        return {"storage_dtype": "float32", "float16_agreement": agreement, "size_bytes_float32": size32}
+    finally:
+        _remove(half)
+
+
 def _register(project: Project, job: _Job, result: Any, compact: Any, on_progress: ProgressCallback | None,
               cancel: CancelToken | None, device: Any) -> TrainOutcome:
     from workbench.workflows.evaluation import score_checkpoint
 
-    size_before, size_after = compact(job.out)
+    storage = _store_half_if_unchanged(job, device, cancel)
     version = int(job.out.stem[1:])
     has_val = bool(job.val)
     previous = job.previous
@@ -375,11 +418,11 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
         "train_best_val_miou": result.best_miou,
         "epochs": result.epochs_done, "steps": result.steps, "stopped_by": result.stopped_by,
         "trained_on": len(job.train), "policy": job.policy, "promoted": promote,
-        "class_names": job.schema.names, "size_bytes_float32": size_before,
+        "class_names": job.schema.names, **storage,
     }
     # The registry's view goes into the file too: the database is an index, and a lost
     # one is rebuilt from the model files (meta.metrics["registered"]).
-    compact(job.out, metrics={"registered": metrics})
+    compact(job.out, metrics={"registered": metrics}, half=storage["storage_dtype"] == "float16")
     record = project.register_model(job.out, parent=job.parent, metrics=metrics, make_current=promote)
     for image_id, miou in new_scores.items():
         if miou is not None:
