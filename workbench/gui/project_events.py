@@ -52,7 +52,3 @@ class ProjectEvents(QObject):
         self.modelsChanged.emit()          # per-version scores show in the Models panel
         if evaluation.version == current_version:
             self.imagesChanged.emit(None)  # per-image mIoU of the current version changed
-
-    def prediction(self, outcome) -> None:
-        """A finished ``workflows.predict_project``: predicted images changed status and scores."""
-        self.imagesChanged.emit(list(getattr(outcome, "predicted", []) or []) or None)
