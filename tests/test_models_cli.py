@@ -188,3 +188,17 @@ def test_ctrl_c_during_train_project_registers_nothing_and_exits_130(tmp_path, m
     with Project.open(folder) as project:
         assert project.models() == []
         assert list((project.state_dir / "models").glob("*.safetensors")) == []
+
+
+def test_a_hand_edited_policy_still_lists_and_is_named_before_training(cli_project, tmp_path, capsys):
+    folder = _copy(cli_project[0], tmp_path)
+    with Project.open(folder) as project:
+        settings = project.settings()
+        settings["promotion"] = "sometimes"
+        project.save_settings(settings)
+    assert main(["models", str(folder)]) == 0
+    assert "promotion policy: unreadable (" in capsys.readouterr().out
+    assert main(["train", str(folder), *FAST_CLI]) == 2
+    assert "unknown promotion policy 'sometimes'" in capsys.readouterr().err
+    assert main(["models", str(folder), "--policy", "better"]) == 0
+    assert "promotion policy: better" in capsys.readouterr().out

@@ -72,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
             set_promotion_policy(project, args.policy)
             said.append(f"promotion policy: {args.policy}")
         summaries = model_summaries(project)
-        policy = promotion_policy(project)
+        try:
+            policy = promotion_policy(project)
+        except WorkbenchError as exc:  # the list is still worth showing; the next run names it
+            policy = f"unreadable ({exc}); fix it with --policy better|always"
         folder = project.folder
     if args.json:
         current = next((s.version for s in summaries if s.current), None)

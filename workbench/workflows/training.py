@@ -370,6 +370,7 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
               cancel: CancelToken | None, device: Any) -> TrainOutcome:
     from workbench.workflows.evaluation import score_checkpoint
 
+    report(on_progress, 0, None, "checking float16 storage", phase="compare")
     storage = _store_half_if_unchanged(job, device, cancel)
     version = int(job.out.stem[1:])
     has_val = bool(job.val)
