@@ -108,7 +108,8 @@ class ModelsPanel(QWidget):
         self.plot.addLegend(offset=(-5, 5))
         self.plot.setLabel("bottom", "epoch")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#d62828", width=2), name="train loss")
+        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#d62828", width=2), symbol="o", symbolSize=4,
+                                         symbolBrush="#d62828", name="train loss")  # a 1-epoch run: one point
         self.miou_curve = self.plot.plot([], [], pen=pg.mkPen("#2e9e4f", width=2), symbol="o", symbolSize=5,
                                          symbolBrush="#2e9e4f", name="val mIoU")
 
