@@ -317,9 +317,15 @@ def test_predictions_cache_never_overrides_a_label(folder):
         assert (p.state_dir / "predictions" / "v0001" / "a.conf.png").is_file()
         assert p.read_prediction(b.id, 1)[1] is None
         assert p.read_prediction(a.id, 2) is None
+        with pytest.raises(WorkbenchError, match="no model yet"):
+            p.set_image_scores(a.id, miou=0.25)
+        weights = p.next_model_path()
+        weights.write_bytes(b"weights")
+        p.register_model(weights)
         p.set_image_scores(a.id, miou=0.25, uncertainty=0.1)
         p.set_image_scores(a.id, miou=0.5)
         assert (p.get(a.id).miou, p.get(a.id).uncertainty) == (0.5, 0.1)
+        assert p.image_scores(1) == {a.id: (0.5, 0.1)}
         with pytest.raises(InputError):
             p.save_prediction(a.id, 1, pred, conf[:-1])
 

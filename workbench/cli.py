@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "train": "train",
     "predict": "predict",
+    "models": "models",
     "sample-data": "sample_data",
     "labels": "labels",
 }

@@ -84,7 +84,8 @@ def test_predict_all_reports_progress(window, qtbot, tmp_path) -> None:
     window.predictions.batchProgress.connect(lambda d, t: seen.append((d, t)))  # GUI-thread signal
     with qtbot.waitSignal(window.predictions.batchFinished, timeout=120000) as done:
         qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    assert done.args == [False]
+    outcome = done.args[0]
+    assert not outcome.cancelled and sorted(outcome.predicted) == sorted(ids) and outcome.skipped == 0
     assert seen[-1] == (len(ids), len(ids))
     assert all(project.read_prediction(i, 2) is not None for i in ids)
     assert not window.status_fields.progress.isVisible()
@@ -102,11 +103,10 @@ def test_retrain_registers_versions_and_shows_metrics(window, qtbot) -> None:
     project = window.project
     use_tiny_training(project)
     assert project.training_pairs("train")
-    with qtbot.waitSignal(window.metrics.evaluated, timeout=120000):
-        with qtbot.waitSignal(window.training.modelRegistered, timeout=120000) as reg:
-            qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
-            assert window.training.running and window.training_panel.cancel_button.isEnabled()
-    assert reg.args == [1]
+    with qtbot.waitSignal(window.training.finished, timeout=120000) as fin:
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+        assert window.training.running and window.training_panel.cancel_button.isEnabled()
+    assert fin.args[0].version == 1 and fin.args[0].promoted        # the first model is always current
     assert [m.version for m in project.models()] == [1]
     assert "model v1" in window.status_fields.model.text()
     assert window.training_panel.loss                      # the loss curve got points
@@ -116,11 +116,16 @@ def test_retrain_registers_versions_and_shows_metrics(window, qtbot) -> None:
     assert window.metrics_panel.per_image.rowCount() > 0
     history = project.metrics_history()
     assert history and history[-1]["version"] == 1 and history[-1]["split"] == "val"
-    # a second run fine-tunes v1; the panel shows before -> after
-    with qtbot.waitSignal(window.metrics.evaluated, timeout=120000):
+    # a second run fine-tunes v1 and, with the policy "always", becomes current; the panel shows
+    # before -> after
+    combo = window.models_panel.policy
+    combo.setCurrentIndex(combo.findData("always"))
+    combo.activated.emit(combo.currentIndex())
+    with qtbot.waitSignal(window.training.finished, timeout=120000) as fin:
         window.model_actions.retrain()
+    assert fin.args[0].version == 2 and fin.args[0].promoted, fin.args[0].message
     assert [m.version for m in project.models()] == [1, 2]
-    assert project.models()[1].parent == 1
+    assert project.models()[1].parent == 1 and project.current_model().version == 2
     assert "v1:" in window.metrics_panel.summary.text() and "v2:" in window.metrics_panel.summary.text()
     assert window.metrics_panel.history.rowCount() == 2
     shot = os.environ.get("WORKBENCH_SCREENSHOT_DIR")

@@ -12,10 +12,10 @@ from workbench.progress import Progress, ProgressCallback
 
 
 @contextlib.contextmanager
-def progress_bar(desc: str, unit: str = "it") -> Iterator[ProgressCallback]:
-    """Yield an ``on_progress`` callback that drives one tqdm bar on stderr."""
+def progress_bar(desc: str, unit: str = "it", disable: bool = False) -> Iterator[ProgressCallback]:
+    """Yield an ``on_progress`` callback that drives one tqdm bar on stderr (none if ``disable``)."""
     bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-               disable=None)  # disable=None: no bar when stderr is not a terminal
+               disable=True if disable else None)  # None: no bar when stderr is not a terminal
 
     def on_progress(p: Progress) -> None:
         if p.total is not None and bar.total != p.total:

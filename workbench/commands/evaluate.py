@@ -1,13 +1,17 @@
 """``workbench evaluate``: score predicted masks (or a model) against ground truth.
 
-Two forms:
+Three forms:
 
     workbench evaluate --pred DIR --gt DIR --classes FILE [--json]
     workbench evaluate IMAGES --model CKPT --gt DIR [--classes FILE] [--device D]
                        [--batch-size B] [--json]
+    workbench evaluate PROJECT [--model N] [--split val|test|train] [--json]
 
-Both print mIoU, pixel accuracy and per-class IoU from one dataset-level confusion
-matrix (``workbench.metrics``), the same numbers the metrics panel shows. The ``--pred``
+All print mIoU, pixel accuracy and per-class IoU from one dataset-level confusion
+matrix (``workbench.metrics``), the same numbers the metrics panel shows. The project
+form is ``workbench.workflows.evaluate_project``, the metrics panel's own function: it
+scores model version N (default: the current one) on a split and records the result
+in the project (per-image scores of that version, metrics history). The ``--pred``
 form never imports torch.
 """
 
@@ -37,11 +41,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                "  workbench evaluate --pred preds/ --gt valannot/ --classes classes.json\n"
                "  workbench evaluate val/ --model v0003.safetensors --gt valannot/ --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="?", metavar="IMAGES",
-                   help="image folder to predict with --model (model form only)")
+    p.add_argument("images", nargs="?", metavar="IMAGES|PROJECT",
+                   help="image folder to predict with --model CKPT (model form), or a project")
     p.add_argument("--pred", metavar="DIR", help="folder of predicted masks (mask form)")
-    p.add_argument("--model", metavar="CKPT", help="checkpoint (.safetensors) to predict IMAGES with")
-    p.add_argument("--gt", metavar="DIR", required=True, help="folder of ground-truth masks")
+    p.add_argument("--model", metavar="CKPT|N", help="checkpoint (.safetensors) to predict IMAGES with; "
+                                                      "project form: model version N (default: current)")
+    p.add_argument("--gt", metavar="DIR", help="folder of ground-truth masks (mask and model forms)")
+    p.add_argument("--split", default="val", choices=["val", "test", "train"],
+                   help="project form: the split to score (default val)")
+    p.add_argument("--state-dir", metavar="DIR", help="project form: the project's state folder")
     p.add_argument("--classes", metavar="FILE",
                    help="class schema JSON (required with --pred; with --model the checkpoint's "
                         "classes are used and FILE, if given, must match them)")
@@ -55,6 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate in the requested form, print the report; 2 if nothing could be scored."""
+    if args.gt is None:
+        if args.pred is not None:
+            raise WorkbenchError("--pred needs --gt DIR (the ground-truth masks)")
+        if args.images is None:
+            raise WorkbenchError("give PROJECT, --pred DIR --gt DIR, or IMAGES --model CKPT --gt DIR")
+        return _run_project(args)
+    if args.split != "val" or args.state_dir is not None:
+        raise WorkbenchError("--split and --state-dir belong to the project form (without --gt)")
     if args.pred is not None:
         if args.model is not None or args.images is not None:
             raise WorkbenchError("use either --pred DIR, or IMAGES with --model CKPT, not both")
@@ -80,6 +96,47 @@ def run(args: argparse.Namespace) -> int:
     if report.images == 0:
         print(f"workbench: error: no image could be scored ({len(report.missing)} without "
               f"prediction, {len(report.problems)} with problems)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parse_version(text: str | None, flag: str = "--model") -> int | None:
+    """A model version given on the command line ("3" or "v3"); WorkbenchError otherwise."""
+    if text is None:
+        return None
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise WorkbenchError(f"{flag} must be a model version number such as 3 (see workbench models "
+                             f"PROJECT), got {text!r}")
+    return int(digits)
+
+
+def _run_project(args: argparse.Namespace) -> int:
+    from workbench.project import Project
+    from workbench.workflows import evaluate_project
+
+    if args.model is not None and args.model.lower().endswith(".safetensors"):
+        raise WorkbenchError("--model CKPT needs --gt DIR (the ground-truth masks); for a project give "
+                             "--model N, a model version number")
+    version = parse_version(args.model)
+    with Project.open(args.images, state_dir=args.state_dir, create=False) as project:
+        if project.read_only:
+            print("workbench: the project is open in another process: scoring without recording",
+                  file=sys.stderr)
+        with progress_bar("evaluate", unit="img") as bar:
+            ev = evaluate_project(project, version=version, split=args.split, device=args.device,
+                                  on_progress=bar)
+    report = ev.report
+    if args.json:
+        print(json.dumps(ev.to_json()))
+    else:
+        print(f"model v{ev.version} on the {ev.split} split")
+        print(format_report(report, missing_label=f"{ev.split} images without a reference mask",
+                            worst=None if args.per_image else WORST_SHOWN))
+    if report.images == 0:
+        print(f"workbench: error: no image of the {ev.split} split could be scored ({len(report.missing)} "
+              f"without ground truth or a verified label, {len(report.problems)} with problems)",
+              file=sys.stderr)
         return 2
     return 0
 

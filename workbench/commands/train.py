@@ -1,15 +1,18 @@
 """``workbench train``: train a U-Net on a folder of images + masks, or on a project.
 
-Two forms, one trainer (``workbench.ml.training.train``, the same as the Retrain button):
+Two forms, one trainer (``workbench.ml.training.train``):
 
     workbench train IMAGES --masks DIR --classes FILE --out CKPT [--val-images DIR --val-masks DIR]
-    workbench train PROJECT [--state-dir DIR]
+    workbench train PROJECT [--state-dir DIR] [--fresh] [--policy better|always]
 
-The project form trains on the verified and edited labels of the train split,
-validates on the val split (ground truth where imported, else labels), fine-tunes the
-project's current model if there is one and registers the result as the next model
-version. Ctrl+C stops cleanly and keeps the best checkpoint. Works under
-``torchrun --nproc-per-node N -m workbench train ...`` (see docs/distributed.md).
+The project form is ``workbench.workflows.train_project``, the same function as the
+Retrain button: it trains on a snapshot of the verified and edited labels of the train
+split, validates on the val split (ground truth where imported, else labels),
+fine-tunes the current model if there is one, and registers the result as the next
+model version, current only if the promotion policy says so. In the folder form Ctrl+C
+stops cleanly and keeps the best checkpoint; in the project form a stopped run is not
+registered (exit 130). Works under ``torchrun --nproc-per-node N -m workbench train ...``
+(see docs/distributed.md): every rank trains, rank 0 registers.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                   "the classes differ); project form: default the current model")
     p.add_argument("--fresh", action="store_true", help="project form: start from scratch, not "
                                                          "from the current model")
+    p.add_argument("--policy", choices=["better", "always"],
+                   help="project form: make the new model current only if its val mIoU is at least "
+                        "the current model's (better), or always (default: the project's setting, "
+                        "set with workbench models PROJECT --policy)")
     p.add_argument("--arch", default="unet", help="architecture (unet, unetplusplus, fpn, ...)")
     p.add_argument("--encoder", help="encoder (default: resnet18 on CPU, resnet34 on GPU)")
     p.add_argument("--encoder-weights", default="none", choices=["none", "imagenet"],
@@ -142,66 +149,18 @@ def _folder_job(args: argparse.Namespace) -> dict[str, Any]:
             "notes": notes, "parent": None}
 
 
-def _project_job(args: argparse.Namespace, project: Any) -> dict[str, Any]:
-    from workbench.project import Split, Status
-
-    if project.read_only:
-        reason = project.read_only_reason or ""
-        if reason.startswith("opened read-only: "):  # the state folder itself cannot be written
-            raise WorkbenchError(f"cannot train: the project {reason}", project.state_dir)
-        raise WorkbenchError("the project is open for writing in another process (the app?); "
-                             "close it there, or train from the app", project.state_dir)
-    for note in project.problems:
-        print(f"note: {note}", file=sys.stderr)
-    train_pairs = project.training_pairs("train")
-    val_pairs = []
-    for rec in project.images(split=Split.VAL):
-        if rec.has_ground_truth and project.ground_truth_path(rec.id).is_file():
-            val_pairs.append((project.image_path(rec.id), project.ground_truth_path(rec.id)))
-        elif rec.has_label and rec.status in (Status.VERIFIED, Status.EDITED):
-            val_pairs.append((project.image_path(rec.id), project.label_path(rec.id)))
-    current = project.current_model()
-    init = args.init
-    if init is None and current is not None and not args.fresh:
-        init = current.path
-    return {"schema": project.schema, "train": train_pairs, "val": val_pairs,
-            "out": project.next_model_path(), "init": init, "notes": [],
-            "parent": current.version if current is not None and init is not None else None}
-
-
 def run(args: argparse.Namespace) -> int:
-    """Train in the folder or project form; prints the result, 0 on success."""
+    """Train in the folder or project form; prints the result, 0 on success, 130 when cancelled."""
     from workbench.ml import distributed
-    from workbench.ml.training import train
 
     if args.masks is None and (args.classes is not None or args.out is not None):
         raise WorkbenchError("--classes and --out belong to the folder form: add --masks DIR")
-    project_form = args.masks is None
-    # Join the process group first (torchrun) so that only rank 0 opens the project and
-    # the other ranks receive the same job from it.
+    if args.masks is None:
+        return _run_project(args)
+    # Join the process group first (torchrun) so that only rank 0 reads the folders.
     ctx = distributed.setup(args.device)
-    project = None
     try:
-        job: dict[str, Any] | None = None
-        error: str | None = None
-        if ctx.is_main or not project_form:
-            try:
-                if project_form:
-                    from workbench.project import Project
-
-                    project = Project.open(args.images, state_dir=args.state_dir)
-                    job = _project_job(args, project)
-                else:
-                    job = _folder_job(args)
-            except WorkbenchError as exc:
-                if not ctx.enabled:
-                    raise
-                error = str(exc)
-        if ctx.enabled and project_form:
-            job, error = _broadcast((job, error))
-        if error is not None:
-            raise WorkbenchError(error)
-        assert job is not None
+        job = _folder_job(args)
         config = _config(args, job["init"])
         say = (lambda msg: print(msg, file=sys.stderr)) if ctx.is_main else (lambda msg: None)
         for note in job["notes"]:
@@ -209,37 +168,84 @@ def run(args: argparse.Namespace) -> int:
         say(f"workbench: training on {len(job['train'])} image(s)"
             + (f", validating on {len(job['val'])}" if job["val"] else "")
             + f"; best checkpoint -> {job['out']}")
-        result = _train_with_bar(train, config, job, ctx)
+        from workbench.ml.training import train
+
+        def run_train(on_progress: Any, cancel: Any) -> Any:
+            try:
+                return train(config, job["schema"], job["train"], job["val"], job["out"],
+                             on_progress=on_progress, cancel=cancel, parent=None)
+            except CancelledError:
+                raise WorkbenchError("cancelled before training started; no checkpoint written") from None
+
+        result = _with_bar(run_train, config, ctx, "keeping the best checkpoint")
         if not ctx.is_main:
             return 0
-        best = f"{result.best_miou:.4f}" if result.best_miou is not None else "n/a"
-        how = {"cancel": "stopped (Ctrl+C)", "time": "time budget reached",
-               "epochs": "finished"}[result.stopped_by]
-        print(f"{how}: {result.epochs_done} epoch(s), {result.steps} step(s); best val mIoU {best}; "
-              f"checkpoint {result.checkpoint}")
-        if project is not None:
-            record = project.register_model(result.checkpoint, parent=job["parent"],
-                                            metrics={"val_miou": result.best_miou,
-                                                     "epochs": result.epochs_done,
-                                                     "cancelled": result.cancelled})
-            print(f"registered model version {record.version} ({record.path.name})")
+        _print_result(result)
         return 130 if result.cancelled else 0
+    finally:
+        ctx.close()
+
+
+def _print_result(result: Any) -> None:
+    best = f"{result.best_miou:.4f}" if result.best_miou is not None else "n/a"
+    how = {"cancel": "stopped (Ctrl+C)", "time": "time budget reached",
+           "epochs": "finished"}[result.stopped_by]
+    print(f"{how}: {result.epochs_done} epoch(s), {result.steps} step(s); best val mIoU {best}; "
+          f"checkpoint {result.checkpoint}")
+
+
+def _run_project(args: argparse.Namespace) -> int:
+    """The project form: ``workflows.train_project``, the same as the Retrain button."""
+    from workbench.ml import distributed
+    from workbench.workflows import train_project
+
+    ctx = distributed.setup(args.device)
+    project = None
+    try:
+        error = None
+        if ctx.is_main:  # only rank 0 opens the project (it takes the write lock)
+            from workbench.project import Project
+
+            try:
+                project = Project.open(args.images, state_dir=args.state_dir)
+                for note in project.problems:  # what was recovered or skipped at open
+                    print(f"note: {note}", file=sys.stderr)
+                if not project.read_only:
+                    print(f"workbench: training on {len(project.training_pairs('train'))} labelled "
+                          f"image(s) of {project.folder}", file=sys.stderr)
+            except WorkbenchError as exc:
+                if not ctx.enabled:
+                    raise
+                error = str(exc)
+        if ctx.enabled:
+            error = ctx.broadcast(error)
+        if error is not None:
+            raise WorkbenchError(error)
+        config = _config(args, args.init)
+
+        def run_train(on_progress: Any, cancel: Any) -> Any:
+            return train_project(project, config, fine_tune=not args.fresh, policy=args.policy,
+                                 on_progress=on_progress, cancel=cancel, distributed_ctx=ctx)
+
+        outcome = _with_bar(run_train, config, ctx, "the run will not be registered")
+        if not ctx.is_main:
+            return 0
+        if outcome.result is not None:
+            _print_result(outcome.result)
+        if outcome.cancelled:
+            print(f"workbench: {outcome.message}", file=sys.stderr)
+            return 130
+        print(f"registered model version {outcome.version} ({outcome.record.path.name})")
+        print(outcome.message)
+        return 0
     finally:
         if project is not None:
             project.close()
         ctx.close()
 
 
-def _broadcast(obj: Any) -> Any:
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _train_with_bar(train: Any, config: Any, job: dict[str, Any], ctx: Any) -> Any:
-    """Run the trainer with a tqdm bar; the first Ctrl+C cancels cleanly, a second aborts."""
+def _with_bar(run_train: Any, config: Any, ctx: Any, on_stop: str) -> Any:
+    """Run ``run_train(on_progress, cancel)`` with a tqdm bar; the first Ctrl+C cancels, a second aborts."""
     from workbench.commands.bars import progress_bar
     from workbench.progress import CancelToken
 
@@ -251,8 +257,8 @@ def _train_with_bar(train: Any, config: Any, job: dict[str, Any], ctx: Any) -> A
             raise KeyboardInterrupt
         cancel.cancel()
         if ctx.is_main:
-            print("\nworkbench: stopping after this step; keeping the best checkpoint "
-                  "(Ctrl+C again to abort)", file=sys.stderr)
+            print(f"\nworkbench: stopping after this step; {on_stop} (Ctrl+C again to abort)",
+                  file=sys.stderr)
 
     old_int = signal.signal(signal.SIGINT, on_signal)
     # torchrun forwards SIGTERM to the workers when it is interrupted: stop cleanly too.
@@ -266,12 +272,7 @@ def _train_with_bar(train: Any, config: Any, job: dict[str, Any], ctx: Any) -> A
                     print(f"workbench: {p.message}", file=sys.stderr)
                 elif p.info.get("phase") == "validate" and "val_miou" in p.info and not sys.stderr.isatty():
                     print(f"workbench: {p.message}", file=sys.stderr)
-            try:
-                return train(config, job["schema"], job["train"], job["val"], job["out"],
-                             on_progress=on_progress if ctx.is_main else None, cancel=cancel,
-                             parent=job["parent"])
-            except CancelledError:
-                raise WorkbenchError("cancelled before training started; no checkpoint written") from None
+            return run_train(on_progress if ctx.is_main else None, cancel)
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

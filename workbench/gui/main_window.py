@@ -17,10 +17,12 @@ from workbench.gui.label_history_dialog import show_label_history
 from workbench.gui.metrics_controller import MetricsController
 from workbench.gui.metrics_panel import MetricsPanel
 from workbench.gui.model_actions import ModelActions
+from workbench.gui.models_panel import CandidateBanner, ModelsPanel
 from workbench.gui.notifier import MessageBanner, Notifier
 from workbench.gui.palette_panel import PalettePanel
 from workbench.gui.prediction_service import PredictionService
 from workbench.gui.preferences import add_recent_project, app_settings, recent_projects
+from workbench.gui.project_events import ProjectEvents
 from workbench.gui.project_state import restore_ui_state, save_ui_state
 from workbench.gui.session import EditSession
 from workbench.gui.shortcuts import SHORTCUTS, make_actions
@@ -33,6 +35,9 @@ from workbench.gui.workspace import Workspace
 from workbench.project import Project, Split
 
 CLOSE_WAIT_MS = 5000  # how long closing waits for workers after cancelling them
+# A training step on a CPU can take seconds and the run removes its partial model file
+# once it stops: closing waits this long for it (issue 8.8), saying so in the status bar.
+TRAINING_CLOSE_WAIT_MS = 120_000
 
 
 class MainWindow(QMainWindow):
@@ -42,38 +47,45 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Segmentation Workbench")
         self.project: Project | None = None
+        self.events = ProjectEvents(self)
         self.canvas = Canvas()
         self.banner = MessageBanner()
+        self.candidate = CandidateBanner()
         centre = QWidget()
         column = QVBoxLayout(centre)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self.banner)
+        column.addWidget(self.candidate)
         column.addWidget(self.canvas, 1)
         self.setCentralWidget(centre)
         self.session = EditSession(self)
         self.predictions = PredictionService(device, self)
         preload_trainer()
-        self.training = TrainingController(self)
-        self.metrics = MetricsController(device, self)
+        self.training = TrainingController(self.events, self)
+        self.metrics = MetricsController(self.events, device, self)
         self.list_model = ImageListModel(self)
         self.list_panel = ImageListPanel(self.list_model)
         self.palette = PalettePanel()
         self.training_panel = TrainingPanel()
         self.metrics_panel = MetricsPanel()
+        self.models_panel = ModelsPanel()
         self.status_fields = StatusFields(self.statusBar(), self)
         self.notifier = Notifier(self.banner, self.statusBar(), self)
         self.workspace = Workspace(self.session, self.canvas, self.predictions, self.list_model, self.list_panel,
-                                   self.status_fields, self.notifier, self)
-        self.model_actions = ModelActions(self, self.workspace, self.session, self.predictions, self.training,
-                                          self.metrics, self.training_panel, self.metrics_panel, self.list_model,
-                                          self.list_panel, self.status_fields, self.notifier)
+                                   self.status_fields, self.notifier, self.events, self)
+        self.model_actions = ModelActions(self, self.events, self.workspace, self.session, self.predictions,
+                                          self.training, self.metrics, self.training_panel, self.metrics_panel,
+                                          self.models_panel, self.candidate, self.palette, self.list_panel,
+                                          self.status_fields, self.notifier)
         self.docks = {name: self._dock(title, widget, area) for name, title, widget, area in (
             ("images", "Images", self.list_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("classes", "Classes", self.palette, Qt.DockWidgetArea.RightDockWidgetArea),
             ("training", "Training", self.training_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-            ("metrics", "Metrics", self.metrics_panel, Qt.DockWidgetArea.RightDockWidgetArea))}
+            ("metrics", "Metrics", self.metrics_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("models", "Models", self.models_panel, Qt.DockWidgetArea.RightDockWidgetArea))}
         self.tabifyDockWidget(self.docks["training"], self.docks["metrics"])
+        self.tabifyDockWidget(self.docks["metrics"], self.docks["models"])
         self.docks["training"].raise_()
         self.actions_by_id = make_actions(self, self._slots())
         self.toolbars = ToolBars(self, self.actions_by_id)
@@ -81,7 +93,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._initial_view_state()
         self.resize(1400, 900)
-        self.resizeDocks([self.docks["images"], self.docks["classes"]], [400, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["images"], self.docks["classes"]], [400, 400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["classes"], self.docks["training"]], [180, 500], Qt.Orientation.Vertical)
         self.restoreGeometry(QByteArray(app_settings().value("geometry", QByteArray())))
         self.restoreState(QByteArray(app_settings().value("window_state", QByteArray())))
@@ -108,8 +120,8 @@ class MainWindow(QMainWindow):
             "toggle_prediction": c.set_prediction_visible, "toggle_uncertainty": c.set_uncertainty_visible,
             "toggle_outline": c.set_outline_mode,
             "predict_all": ma.predict_all, "retrain": ma.retrain, "cancel_jobs": ma.cancel_all,
-            "evaluate": self._evaluate, "settings": ma.edit_settings, "help_shortcuts": self.show_shortcuts,
-            "label_history": partial(show_label_history, ws, self),
+            "evaluate": self._evaluate, "settings": ma.edit_settings, "show_models": self.show_models,
+            "help_shortcuts": self.show_shortcuts, "label_history": partial(show_label_history, ws, self),
         }
         for name, tool in (("paint", Tool.BRUSH), ("erase", Tool.ERASER), ("fill", Tool.FILL),
                            ("pick", Tool.PICK), ("accept", Tool.ACCEPT), ("polygon", Tool.POLYGON),
@@ -123,6 +135,11 @@ class MainWindow(QMainWindow):
         # The person asked for numbers: bring the Metrics tab to the front to show them.
         self.docks["metrics"].raise_()
         self.model_actions.evaluate()
+
+    def show_models(self) -> None:
+        """Model > Model versions: bring the Models panel forward."""
+        self.docks["models"].show()
+        self.docks["models"].raise_()
 
     def _build_menus(self) -> None:
         menus: dict[str, QMenu] = {}
@@ -141,7 +158,11 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.palette.classSelected.connect(self.canvas.set_current_class)
-        self.palette.schemaChanged.connect(self._on_schema_changed)
+        self.palette.schemaChanged.connect(self.events.schema)
+        self.events.schemaChanged.connect(self.list_model.refresh)
+        self.events.imagesChanged.connect(self.list_model.refresh)
+        self.events.currentModelChanged.connect(self.metrics_panel.show_current)
+        self.events.metricsRecorded.connect(self.metrics_panel.show_evaluation)
         self.palette.failed.connect(self.notifier.error)
         self.palette.before_remap = self._before_class_remap
         self.palette.masksRemapped.connect(self._after_class_remap)
@@ -181,6 +202,8 @@ class MainWindow(QMainWindow):
         self.project = project
         for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel):
             part.set_project(project)
+        self.candidate.hide()
+        self.model_actions.show_models()
         self.setWindowTitle(f"{project.folder.name} - Segmentation Workbench" + (" [read-only]" if project.read_only else ""))
         add_recent_project(project.folder)
         restore_ui_state(project, self.list_panel, self.workspace)
@@ -207,7 +230,10 @@ class MainWindow(QMainWindow):
                 "(see the message above the image). Close anyway and lose these edits?")
             if answer != QMessageBox.StandardButton.Yes:
                 return False
-        stopped = all([self.training.shutdown(CLOSE_WAIT_MS), self.predictions.shutdown(CLOSE_WAIT_MS),
+        if self.training.running:
+            self.statusBar().showMessage("Stopping the training run…")
+            self.statusBar().repaint()
+        stopped = all([self.training.shutdown(TRAINING_CLOSE_WAIT_MS), self.predictions.shutdown(CLOSE_WAIT_MS),
                        self.metrics.shutdown(CLOSE_WAIT_MS)])
         if self.list_model.thumbnails is not None:
             self.list_model.thumbnails.shutdown(CLOSE_WAIT_MS)
@@ -215,6 +241,8 @@ class MainWindow(QMainWindow):
         # Detach every part first: results still queued from workers are then dropped.
         for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel):
             part.set_project(None)
+        self.candidate.hide()
+        self.model_actions.show_models()
         if stopped:  # a worker still running keeps using the database: leave it open
             self.project.close()
         self.project = None
@@ -251,10 +279,6 @@ class MainWindow(QMainWindow):
 
     def _on_opacity(self, value: int) -> None:
         self.canvas.set_label_opacity(value / 100.0)
-
-    def _on_schema_changed(self) -> None:
-        self.canvas.set_schema(self.project.schema)
-        self.list_model.refresh()
 
     def _before_class_remap(self) -> bool:
         # A class delete / move rewrites stored labels: the open image's edits go to disk first.

@@ -1,4 +1,4 @@
-"""Evaluation and ground-truth import jobs for the metrics panel (one background worker)."""
+"""Evaluation (``workflows.evaluate_project``) and ground-truth import jobs, in one background worker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from workbench.errors import WorkbenchError
-from workbench.gui.project_evaluation import evaluate_split
+from workbench.gui.project_events import ProjectEvents
 from workbench.gui.workers import Job, JobError, JobRunner
 from workbench.progress import Progress
 from workbench.project import Project
@@ -16,14 +16,15 @@ from workbench.project import Project
 class MetricsController(QObject):
     """Scores model versions on the val split; imports ground-truth folders."""
 
-    evaluated = Signal(object)        # (version, split, EvaluationReport, {image id: mIoU})
+    evaluated = Signal(object)        # workflows.ProjectEvaluation (also announced as metricsRecorded)
     imported = Signal(object)         # ImportReport
     progress = Signal(object)         # Progress
     failed = Signal(str)
     busyChanged = Signal(bool)
 
-    def __init__(self, device: str = "auto", parent: QObject | None = None) -> None:
+    def __init__(self, events: ProjectEvents, device: str = "auto", parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.events = events
         self.project: Project | None = None
         self.device = device
         self._runner = JobRunner("metrics", 1, self)
@@ -42,18 +43,16 @@ class MetricsController(QObject):
         """Score ``version`` (default: the current model) on ``split`` in the background."""
         if self.project is None:
             raise WorkbenchError("open a project first")
-        models = {m.version: m for m in self.project.models()}
-        if version is None:
-            current = self.project.current_model()
-            if current is None:
-                raise WorkbenchError("no model yet: label a few images and press Retrain first")
-            version = current.version
-        if version not in models:
+        from workbench.workflows import evaluate_project
+
+        if version is None and self.project.current_model() is None:
+            raise WorkbenchError("no model yet: label a few images and press Retrain first")
+        if version is not None and version not in {m.version for m in self.project.models()}:
             raise WorkbenchError(f"there is no model version {version}")
         if self.busy:
             raise WorkbenchError("an evaluation is already running")
-        self._start(Job(evaluate_split, self.project, version, models[version].path, split, device=self.device),
-                    self._on_evaluated)
+        self._start(Job(evaluate_project, self.project, version=version, split=split,
+                        record=not self.project.read_only, device=self.device), self._on_evaluated)
 
     def import_ground_truth(self, folder: str | Path) -> None:
         """Import ``folder``'s masks as reference ground truth, then (caller) evaluate."""
@@ -85,10 +84,17 @@ class MetricsController(QObject):
     def _on_progress(self, p: Progress) -> None:
         self.progress.emit(p)
 
-    def _on_evaluated(self, result: tuple) -> None:
-        self.evaluated.emit(result)
+    def _on_evaluated(self, evaluation) -> None:
+        if self.project is None:
+            return
+        current = self.project.current_model()
+        self.events.evaluation(evaluation, current.version if current is not None else None)
+        self.evaluated.emit(evaluation)
 
     def _on_imported(self, report) -> None:
+        if self.project is None:
+            return
+        self.events.images(None)
         self.imported.emit(report)
 
     def _on_errored(self, err: JobError) -> None:

@@ -2,8 +2,9 @@
 
 Shows mIoU and pixel accuracy (with the previous version's mIoU, before -> after),
 per-class IoU, a colour-scaled confusion matrix, a sortable per-image table (a click
-opens the image) and every recorded evaluation. It only displays what the metrics
-controller computed and the project recorded.
+opens the image) and every recorded evaluation. It only displays what the evaluation
+workflow computed and the project recorded, following the project events (a new
+evaluation; another current model).
 """
 
 from __future__ import annotations
@@ -111,9 +112,25 @@ class MetricsPanel(QWidget):
         elif self.summary.text() == "Evaluating…":   # ended without a report
             self.summary.setText("Evaluation stopped (see the status bar).")
 
+    # ----- event slots -------------------------------------------------------------------
+    def show_evaluation(self, evaluation) -> None:
+        """A ``workflows.ProjectEvaluation`` was recorded: show it."""
+        self.show_report(evaluation.version, evaluation.split, evaluation.report, dict(evaluation.per_image))
+
+    def show_current(self, _version: object = None) -> None:
+        """The current model changed: show its newest recorded evaluation (or say there is none)."""
+        self.set_project(self.project)
+
     # ----- display -----------------------------------------------------------------------
-    def show_report(self, version: int, split: str, report: EvaluationReport, per_image: dict[int, float | None]) -> None:
-        """Fill every tab from one evaluation."""
+    def show_report(self, version: int, split: str, report: EvaluationReport,
+                    per_image: dict[int, float | None] | None = None) -> None:
+        """Fill every tab from one evaluation (per-image scores by id; default: the report's, by stem)."""
+        if per_image is None:
+            per_image = {}
+            for stem, miou in report.per_image.items():
+                rec = self.project.find(stem) if self.project is not None else None
+                if rec is not None:
+                    per_image[rec.id] = miou
         self.last_report = report
         s = report.scores
         before = self._previous_miou(version, split)
@@ -166,12 +183,7 @@ class MetricsPanel(QWidget):
                     missing=list(e.get("missing", [])), per_image=dict(e.get("per_image", {})),
                     problems=list(e.get("problems", [])), class_names=list(e.get("class_names", [])),
                     confusion=np.asarray(e["confusion"], np.int64))
-                ids = {}
-                for stem, miou in report.per_image.items():
-                    rec = self.project.find(stem)
-                    if rec is not None:
-                        ids[rec.id] = miou
-                self.show_report(current.version, e.get("split", "val"), report, ids)
+                self.show_report(current.version, e.get("split", "val"), report)
                 return
         self.summary.setText(f"Model v{current.version} has not been evaluated yet: press Evaluate.")
 

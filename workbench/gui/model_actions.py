@@ -1,68 +1,86 @@
-"""Model commands: Predict all, Retrain, Cancel, Evaluate, import ground truth, training settings.
+"""Model commands: Predict all, Retrain, Cancel, Evaluate, import ground truth, training settings,
+and the Models panel's actions (use a version, delete one, edit its note, promotion policy).
 
-Slots for buttons and menu items; each catches ``WorkbenchError`` and shows it. When a
-training run registers a new version, predictions of the image on screen refresh and
-the new version is scored on the val split (the panel shows before -> after).
+Slots for buttons and menu items; each catches ``WorkbenchError`` and shows it. The
+work is done by ``workbench.workflows`` (in the controllers' workers, or here for the
+quick project writes); what changed is announced through the project events, which
+the panels and the canvas follow.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from workbench.errors import WorkbenchError
-from workbench.gui.image_list import ImageListModel, ImageListPanel
+from workbench.gui.image_list import ImageListPanel
 from workbench.gui.metrics_controller import MetricsController
 from workbench.gui.metrics_panel import MetricsPanel
+from workbench.gui.models_panel import POLICY_TEXT, CandidateBanner, ModelsPanel
 from workbench.gui.notifier import Notifier
 from workbench.gui.prediction_service import PredictionService
+from workbench.gui.project_events import ProjectEvents
 from workbench.gui.session import EditSession
 from workbench.gui.settings_dialog import SettingsDialog
 from workbench.gui.status_bar import StatusFields
-from workbench.gui.training_controller import (SETTINGS_KEY, TrainingController, TrainingOutcome,
-                                               stored_settings)
+from workbench.gui.training_controller import TrainingController
 from workbench.gui.training_dock import TrainingPanel
 from workbench.gui.workspace import Workspace
 from workbench.progress import Progress
+
+TRAINING_LOCK = "a Retrain is running: class edits wait until it ends (it trains on the classes it started with)"
 
 
 class ModelActions(QObject):
     """Connects the model-related controllers to their panels and to the window's messages."""
 
-    def __init__(self, window: QWidget, workspace: Workspace, session: EditSession,
+    def __init__(self, window: QWidget, events: ProjectEvents, workspace: Workspace, session: EditSession,
                  predictions: PredictionService, training: TrainingController, metrics: MetricsController,
-                 training_panel: TrainingPanel, metrics_panel: MetricsPanel, list_model: ImageListModel,
-                 list_panel: ImageListPanel, status: StatusFields, notifier: Notifier) -> None:
+                 training_panel: TrainingPanel, metrics_panel: MetricsPanel, models_panel: ModelsPanel,
+                 candidate: CandidateBanner, palette, list_panel: ImageListPanel, status: StatusFields,
+                 notifier: Notifier) -> None:
         super().__init__(window)
-        self.window = window
+        self.window, self.events = window, events
         self.workspace, self.session, self.predictions = workspace, session, predictions
         self.training, self.metrics = training, metrics
-        self.training_panel, self.metrics_panel = training_panel, metrics_panel
-        self.list_model, self.list_panel = list_model, list_panel
+        self.training_panel, self.metrics_panel, self.models_panel = training_panel, metrics_panel, models_panel
+        self.candidate, self.palette, self.list_panel = candidate, palette, list_panel
         self.status, self.notifier = status, notifier
         self.dialog: SettingsDialog | None = None
 
         predictions.batchProgress.connect(self._on_batch_progress)
         predictions.batchFinished.connect(self._on_batch_finished)
+        predictions.batchFailed.connect(self._on_failed)
         status.cancelRequested.connect(self.cancel_predictions)
         training_panel.retrainRequested.connect(self.retrain)
         training_panel.cancelRequested.connect(self.cancel_training)
         training_panel.settingsRequested.connect(self.edit_settings)
+        training.started.connect(self._on_training_started)
         training.progress.connect(self._on_training_progress)
         training.finished.connect(self._on_training_finished)
         training.failed.connect(self._on_failed)
-        training.modelRegistered.connect(self._on_model_registered)
         metrics_panel.evaluateRequested.connect(self.evaluate)
         metrics_panel.importRequested.connect(self.import_ground_truth)
         metrics_panel.imageRequested.connect(workspace.open_image)
-        metrics.evaluated.connect(self._on_evaluated)
         metrics.imported.connect(self._on_imported)
         metrics.failed.connect(self._on_failed)
         metrics.busyChanged.connect(metrics_panel.set_busy)
+        models_panel.useRequested.connect(self.use_version)
+        models_panel.deleteRequested.connect(self.delete_version)
+        models_panel.noteRequested.connect(self.edit_note)
+        models_panel.policyChosen.connect(self.set_policy)
+        candidate.useRequested.connect(self.use_version)
+        for signal in (events.modelsChanged, events.currentModelChanged, events.metricsRecorded):
+            signal.connect(self.show_models)
+
+    @property
+    def project(self):
+        """The open project (None when none is)."""
+        return self.workspace.project
 
     # ----- predict ---------------------------------------------------------------------------
     def predict_all(self) -> None:
-        """Predict every image in the list's visible order."""
+        """Predict every image in the list's visible order (``workflows.predict_project``)."""
         try:
             self.predictions.predict_all(self.list_panel.visible_ids())
         except WorkbenchError as exc:
@@ -81,10 +99,16 @@ class ModelActions(QObject):
     def _on_batch_progress(self, done: int, total: int) -> None:
         self.status.show_batch(done, total)
 
-    def _on_batch_finished(self, cancelled: bool) -> None:
+    def _on_batch_finished(self, outcome) -> None:
         self.status.show_batch(0, 0)
-        self.notifier.info("Predict all cancelled." if cancelled else "Predict all finished.")
-        self.list_model.refresh()
+        if outcome is None:
+            return
+        problems = f"; {len(outcome.problems)} problem(s), first: {outcome.problems[0]}" if outcome.problems else ""
+        if outcome.cancelled:
+            self.notifier.info(f"Predict all cancelled after {len(outcome.predicted)} image(s){problems}.")
+        else:
+            self.notifier.info(f"Predict all finished: {len(outcome.predicted)} predicted, "
+                               f"{outcome.skipped} already cached{problems}.")
 
     # ----- train -----------------------------------------------------------------------------
     def retrain(self) -> None:
@@ -95,39 +119,48 @@ class ModelActions(QObject):
         except WorkbenchError as exc:
             self.notifier.error(f"Cannot retrain: {exc}")
             return
-        self.training_panel.set_running(True)
         self.notifier.info("Training started; keep annotating - labels saved from now on go into the next run.")
 
     def cancel_training(self) -> None:
         """Stop the training run at its next step."""
         self.training.cancel()
 
+    def _lock_classes(self, reason: str | None) -> None:
+        lock = getattr(self.palette, "set_locked", None)   # the Classes panel refuses edits meanwhile
+        if lock is not None:
+            lock(reason)
+
+    def _on_training_started(self) -> None:
+        self.training_panel.set_running(True)
+        self.candidate.hide()
+        self._lock_classes(TRAINING_LOCK)
+
     def _on_training_progress(self, p: Progress) -> None:
         self.training_panel.show_progress(p)
 
-    def _on_training_finished(self, outcome: TrainingOutcome) -> None:
+    def _on_training_finished(self, outcome) -> None:
+        self._lock_classes(None)
         self.training_panel.show_outcome(outcome.message)
-        self.notifier.info(outcome.message)
-
-    def _on_model_registered(self, version: int) -> None:
-        self.workspace.model_changed()
-        self.list_model.refresh()
-        try:
-            self.metrics.evaluate(version)
-        except WorkbenchError as exc:
-            self.notifier.info(f"Model v{version} not evaluated: {exc}")
+        if outcome.version is not None and not outcome.promoted:
+            self.candidate.show_candidate(outcome.version, outcome.message)
+        else:
+            self.notifier.info(outcome.message, 15000)
 
     def edit_settings(self) -> None:
         """Open the training settings dialog; OK stores them in the project."""
-        project = self.workspace.project
+        from workbench.workflows import training_settings
+
+        project = self.project
         if project is None:
             return
-        self.dialog = SettingsDialog(stored_settings(project), self.status.device.text(), self.window)
+        self.dialog = SettingsDialog(training_settings(project), self.status.device.text(), self.window)
         self.dialog.accepted.connect(self._store_settings)
         self.dialog.open()
 
     def _store_settings(self) -> None:
-        project = self.workspace.project
+        from workbench.workflows import SETTINGS_KEY
+
+        project = self.project
         if project is None or self.dialog is None:
             return
         try:
@@ -157,17 +190,100 @@ class ModelActions(QObject):
                 self.notifier.error(str(exc))
 
     def _on_imported(self, report) -> None:
-        self.list_model.refresh()
         problems = f", {len(report.problems)} problem(s): {report.problems[0][0]}: {report.problems[0][1]}" \
             if report.problems else ""
         self.notifier.info(f"Imported {report.imported} ground-truth mask(s){problems}.")
         if self.predictions.has_model:
             self.evaluate()
 
-    def _on_evaluated(self, result: tuple) -> None:
-        version, split, report, per_image = result
-        self.metrics_panel.show_report(version, split, report, per_image)
-        self.list_model.refresh(list(per_image))
-
     def _on_failed(self, message: str) -> None:
         self.notifier.error(message)
+
+    # ----- model versions (Models panel) -----------------------------------------------------
+    def show_models(self, *_args: object) -> None:
+        """Re-read the versions into the Models panel (subscribed to the project events)."""
+        from workbench.workflows import model_summaries, promotion_policy
+
+        project = self.project
+        if project is None:
+            self.models_panel.show_models([], [], "better")
+            return
+        try:
+            summaries = model_summaries(project)
+            policy = promotion_policy(project)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot list the model versions: {exc}")
+            return
+        self.models_panel.show_models(summaries, project.schema.names, policy, project.read_only)
+
+    def use_version(self, version: int) -> None:
+        """Make ``version`` current: predictions, the list's scores and the metrics follow."""
+        from workbench.workflows import use_model
+
+        project = self.project
+        if project is None:
+            return
+        try:
+            use_model(project, version)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot use v{version}: {exc}")
+            return
+        self.candidate.hide()
+        self.events.current_model(version)
+        self.notifier.info(f"Model v{version} is now current.", 8000)
+
+    def delete_version(self, version: int) -> None:
+        """Delete ``version`` and its files after the person confirms (never the current one)."""
+        from workbench.workflows import delete_model
+
+        project = self.project
+        if project is None:
+            return
+        answer = QMessageBox.question(self.window, "Delete model version",
+                                      f"Delete model v{version}, its file and its cached predictions? "
+                                      "This cannot be undone.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            delete_model(project, version)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot delete v{version}: {exc}")
+            return
+        if self.candidate.version == version:
+            self.candidate.hide()
+        self.events.models()
+        self.notifier.info(f"Model v{version} deleted.", 8000)
+
+    def edit_note(self, version: int) -> None:
+        """Ask for ``version``'s note and store it."""
+        from workbench.workflows import set_model_note
+
+        project = self.project
+        if project is None:
+            return
+        old = self.models_panel.summary(version)
+        text, ok = QInputDialog.getText(self.window, "Model note", f"Note for v{version}:",
+                                        text=(old.note or "") if old is not None else "")
+        if not ok:
+            return
+        try:
+            set_model_note(project, version, text)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot save the note of v{version}: {exc}")
+            return
+        self.events.models()
+
+    def set_policy(self, policy: str) -> None:
+        """Store the promotion policy ("better" or "always")."""
+        from workbench.workflows import set_promotion_policy
+
+        project = self.project
+        if project is None:
+            return
+        try:
+            set_promotion_policy(project, policy)
+        except WorkbenchError as exc:
+            self.notifier.error(f"Cannot store the promotion policy: {exc}")
+            self.show_models()
+            return
+        self.notifier.info(f"New versions become current: {POLICY_TEXT.get(policy, policy)}.", 5000)

@@ -2,106 +2,35 @@
 
 Requests go into a queue served one image at a time on a private one-thread pool:
 the image on screen jumps the queue, its neighbours are predicted ahead, and
-"Predict all" is the same queue with a progress count (so Cancel takes effect after
-the image in flight). Each result carries (image id, model version); results for
-an older version are dropped. Results are cached in memory (bounded) and on disk
-(``project.save_prediction``), so reopening an image shows its prediction at once.
+"Predict all" is ``workflows.predict_project`` (what ``workbench predict PROJECT``
+runs) in a worker of its own, with a progress count. Each result carries (image id,
+model version); results for an older version are dropped. Results are cached in
+memory (bounded) and on disk (by the workflow), so reopening an image shows its
+prediction at once.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from workbench.errors import WorkbenchError
 from workbench.gui.workers import Job, JobError, JobRunner
-from workbench.progress import CancelToken, check
+from workbench.progress import CancelToken, Progress, check
 from workbench.project import Project
+from workbench.workflows.prediction import (PredictionResult, PredictorSlot, predict_image,
+                                            predict_project, read_cached)
 
 MEMORY_CACHE = 48
 
 
-@dataclass(frozen=True)
-class PredictionResult:
-    """A model's prediction for one image (plain data; never mutated after it is made)."""
-
-    image_id: int
-    version: int
-    mask: np.ndarray                 # (H, W) uint8 class indices
-    confidence: np.ndarray | None    # (H, W) float32 0..1, None when not stored
-    uncertainty: float | None        # mean entropy (fresh predictions only)
-    miou: float | None               # against the image's reference mask, when it has one
-
-
-class PredictorSlot:
-    """The worker thread's own Predictor, loaded once per model version (never shared)."""
-
-    def __init__(self, device: str = "auto") -> None:
-        self.device = device
-        self.version: int | None = None
-        self.predictor = None
-
-    def get(self, version: int, path: Path):
-        """The Predictor for ``version``, loading it from ``path`` when it changed."""
-        if self.version != version or self.predictor is None:
-            from workbench.ml.inference import Predictor  # torch loads only when a model exists
-
-            self.predictor = None
-            self.predictor = Predictor.from_checkpoint(path, device=self.device)
-            self.version = version
-        return self.predictor
-
-
-def read_cached(project: Project, image_id: int, version: int, *, on_progress=None,
-                cancel: CancelToken | None = None) -> tuple[int, int, PredictionResult | None]:
-    """(image id, version, the disk-cached prediction or None); no Qt (runs in a worker)."""
+def _read_cached_job(project: Project, image_id: int, version: int, *, on_progress=None,
+                     cancel: CancelToken | None = None) -> tuple[int, int, PredictionResult | None]:
+    """(image id, version, the disk-cached prediction or None): the cache worker's body."""
     check(cancel)
-    try:
-        cached = project.read_prediction(image_id, version)
-    except WorkbenchError:
-        cached = None   # a damaged cache file: predict again (and overwrite it)
-    if cached is None:
-        return image_id, version, None
-    mask, conf = cached
-    rec = project.get(image_id)
-    return image_id, version, PredictionResult(image_id, version, mask, conf, rec.uncertainty, rec.miou)
-
-
-def predict_image(project: Project, image_id: int, version: int, model_path: Path, slot: PredictorSlot,
-                  *, use_cache: bool = True, cancel: CancelToken | None = None,
-                  on_progress=None) -> PredictionResult:
-    """Cached or fresh prediction of one image by model ``version``; no Qt (runs in a worker)."""
-    check(cancel)
-    if use_cache:
-        try:
-            cached = project.read_prediction(image_id, version)
-        except WorkbenchError:
-            cached = None   # a damaged cache file: predict again (and overwrite it)
-        if cached is not None:
-            mask, conf = cached
-            rec = project.get(image_id)
-            return PredictionResult(image_id, version, mask, conf, rec.uncertainty, rec.miou)
-    image = project.read_image(image_id)
-    pred = slot.get(version, model_path).predict(image, cancel=cancel)
-    mask = np.ascontiguousarray(pred.mask)
-    uncertainty = float(np.mean(pred.entropy)) if pred.entropy is not None else None
-    miou = None
-    try:
-        ref = project.reference_mask(image_id)
-    except WorkbenchError:
-        ref = None   # a broken reference mask must not hide the prediction
-    if ref is not None and ref.shape == mask.shape:
-        from workbench.metrics import score_pair
-
-        miou = score_pair(mask, ref, project.schema).miou
-    if not project.read_only:
-        project.save_prediction(image_id, version, mask, pred.confidence)
-        project.set_image_scores(image_id, miou=miou, uncertainty=uncertainty)
-    return PredictionResult(image_id, version, mask, pred.confidence, uncertainty, miou)
+    return image_id, version, read_cached(project, image_id, version)
 
 
 class PredictionService(QObject):
@@ -110,7 +39,8 @@ class PredictionService(QObject):
     ready = Signal(object)            # PredictionResult of the current version
     failed = Signal(int, str)         # image id, message
     batchProgress = Signal(int, int)  # done, total of "Predict all"
-    batchFinished = Signal(bool)      # True when cancelled
+    batchFinished = Signal(object)    # workflows.PredictOutcome, or None when it failed
+    batchFailed = Signal(str)         # why Predict all stopped
     imagesChanged = Signal(list)      # ids whose status/scores changed on disk
 
     def __init__(self, device: str = "auto", parent: QObject | None = None) -> None:
@@ -122,14 +52,13 @@ class PredictionService(QObject):
         self._slot = PredictorSlot(device)
         self._runner = JobRunner("prediction", 1, self)
         self._cache_runner = JobRunner("prediction-cache", 1, self)
+        self._batch_runner = JobRunner("predict-all", 1, self)
+        self._batch_job: Job | None = None
         self._queue: deque[int] = deque()
         self._job: Job | None = None
         self._job_id: int | None = None
         self._job_version: int | None = None
         self._memory: OrderedDict[tuple[int, int], PredictionResult] = OrderedDict()
-        self._batch: set[int] = set()
-        self._batch_total = 0
-        self._batch_done = 0
 
     # ----- configuration ---------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -156,7 +85,12 @@ class PredictionService(QObject):
     @property
     def busy(self) -> bool:
         """True while a prediction runs or waits."""
-        return bool(self._queue) or self._job is not None or self._cache_runner.busy
+        return bool(self._queue) or self._job is not None or self._cache_runner.busy or self.batch_running
+
+    @property
+    def batch_running(self) -> bool:
+        """True while Predict all runs."""
+        return self._batch_job is not None and not self._batch_job.done
 
     # ----- requests ---------------------------------------------------------------------------
     def cached(self, image_id: int) -> PredictionResult | None:
@@ -177,7 +111,7 @@ class PredictionService(QObject):
             return res
         # The disk cache is read by a worker of its own, so the image on screen never waits
         # behind the model predicting a neighbour; a miss sends it to the front of the queue.
-        job = Job(read_cached, self.project, image_id, self.version)
+        job = Job(_read_cached_job, self.project, image_id, self.version)
         job.signals.returned.connect(self._on_cache_read)
         job.signals.errored.connect(self._on_cache_error)
         self._cache_runner.start(job)
@@ -210,34 +144,33 @@ class PredictionService(QObject):
         self._pump()
 
     def predict_all(self, image_ids: list[int]) -> None:
-        """Predict every image in ``image_ids``, reporting batch progress."""
-        if self.version is None:
+        """Predict (and cache) every image in ``image_ids`` with the current version, in order."""
+        if self.version is None or self.project is None:
             raise WorkbenchError("no model yet: label a few images and press Retrain first")
-        self._batch = set(image_ids)
-        self._batch_total, self._batch_done = len(self._batch), 0
-        for i in image_ids:
-            if (i, self.version) in self._memory:
-                self._batch_item_done(i)
-            elif i not in self._queue and not self._in_flight(i):
-                self._queue.append(i)
-        self.batchProgress.emit(self._batch_done, self._batch_total)
-        if not self._batch:
-            self._end_batch(False)
-        self._pump()
+        if self.batch_running:
+            raise WorkbenchError("Predict all is already running")
+        job = Job(predict_project, self.project, version=self.version, image_ids=list(image_ids),
+                  device=self.device)
+        job.signals.progress.connect(self._on_batch_progress)
+        job.signals.returned.connect(self._on_batch_returned)
+        job.signals.errored.connect(self._on_batch_errored)
+        self._batch_job = job
+        self._batch_runner.start(job)
+        self.batchProgress.emit(0, len(image_ids))
 
     def cancel(self) -> None:
-        """Drop the queue and stop the image in flight."""
+        """Drop the queue and stop the image in flight and Predict all."""
         self._queue.clear()
         if self._job is not None and not self._job.done:
             self._job.cancel()
-        if self._batch_total:
-            self._end_batch(True)
+        if self._batch_job is not None:
+            self._batch_job.cancel()
 
     def shutdown(self, msecs: int) -> bool:
-        """Cancel and wait up to ``msecs``; True when the worker stopped."""
+        """Cancel and wait up to ``msecs``; True when the workers stopped."""
         self.cancel()
         self._cache_runner.cancel_all()
-        return self._runner.wait(msecs) and self._cache_runner.wait(msecs)
+        return all([self._runner.wait(msecs), self._cache_runner.wait(msecs), self._batch_runner.wait(msecs)])
 
     # ----- worker plumbing ------------------------------------------------------------------
     def _in_flight(self, image_id: int) -> bool:
@@ -269,7 +202,6 @@ class PredictionService(QObject):
         while len(self._memory) > MEMORY_CACHE:
             self._memory.popitem(last=False)
         self.imagesChanged.emit([res.image_id])
-        self._batch_item_done(res.image_id)
         self.ready.emit(res)
 
     def _on_errored(self, err: JobError) -> None:
@@ -277,7 +209,6 @@ class PredictionService(QObject):
         if err.cancelled:
             return
         if image_id is not None:
-            self._batch_item_done(image_id)
             self.failed.emit(image_id, err.message + (f"\n\n{err.details}" if err.details else ""))
 
     def _on_finished(self) -> None:
@@ -285,15 +216,23 @@ class PredictionService(QObject):
         self._job_id = None
         self._pump()
 
-    def _batch_item_done(self, image_id: int) -> None:
-        if image_id in self._batch:
-            self._batch.discard(image_id)
-            self._batch_done += 1
-            self.batchProgress.emit(self._batch_done, self._batch_total)
-            if not self._batch:
-                self._end_batch(False)
+    def _on_batch_progress(self, p: Progress) -> None:
+        if p.total:
+            self.batchProgress.emit(int(p.done), int(p.total))
 
-    def _end_batch(self, cancelled: bool) -> None:
-        self._batch.clear()
-        self._batch_total = self._batch_done = 0
-        self.batchFinished.emit(cancelled)
+    def _on_batch_returned(self, outcome) -> None:
+        self._batch_job = None
+        if self.project is None:
+            return
+        if outcome.predicted:
+            self.imagesChanged.emit(list(outcome.predicted))
+        for name, problem in outcome.problems:     # an unreadable image: said per image, the rest ran
+            rec = self.project.find(name)
+            self.failed.emit(rec.id if rec is not None else -1, problem if name in problem else f"{name}: {problem}")
+        self.batchFinished.emit(outcome)
+
+    def _on_batch_errored(self, err: JobError) -> None:
+        self._batch_job = None
+        self.batchFinished.emit(None)
+        if not err.cancelled:
+            self.batchFailed.emit(f"Predict all stopped: {err.message}" + (f"\n\n{err.details}" if err.details else ""))

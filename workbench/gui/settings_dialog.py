@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QLabel, QSpinBox, QWidget)
 
-from workbench.gui.training_controller import training_defaults
+from workbench.workflows import training_defaults
 
 
 class SettingsDialog(QDialog):

@@ -67,6 +67,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("cancel_jobs", "&Cancel running jobs", ("Ctrl+.",), "Model"),
     Shortcut("evaluate", "&Evaluate on val split", ("Ctrl+E",), "Model"),
     Shortcut("settings", "Training &settings…", ("Ctrl+,",), "Model"),
+    Shortcut("show_models", "Model &versions…", ("Ctrl+M",), "Model"),
     # Help
     Shortcut("help_shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
 )

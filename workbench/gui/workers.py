@@ -12,6 +12,7 @@ a progress signal fed by a callback, which superqt's function workers do not hav
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,14 @@ class JobSignals(QObject):
     finished = Signal()         # always last, after returned or errored
 
 
+# Jobs whose function is running: each keeps itself (and so its signals object) alive until
+# its last emit. Without this, a window deleted while a job runs (quitting during a Retrain)
+# took the last reference to the Job with it and the worker's next emit raised
+# "RuntimeError: Signal source has been deleted" (issue 8.8).
+_RUNNING: set["Job"] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
 class Job(QRunnable):
     """One call of ``fn(*args, on_progress=..., cancel=..., **kwargs)`` on a thread pool."""
 
@@ -71,23 +80,35 @@ class Job(QRunnable):
         """Ask the function to stop at its next ``progress.check``."""
         self.token.cancel()
 
+    def _emit(self, signal_name: str, *args: Any) -> None:
+        # The receivers may be gone (window closed, app quitting): a signal nobody can
+        # receive is dropped, never an exception in the worker thread.
+        try:
+            getattr(self.signals, signal_name).emit(*args)
+        except RuntimeError:
+            pass
+
     def _emit_progress(self, p: Progress) -> None:
-        self.signals.progress.emit(p)
+        self._emit("progress", p)
 
     def run(self) -> None:  # runs in the pool's thread
         """Call the function and turn its outcome into signals."""
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
         try:
             kwargs = dict(self._kwargs)
             if self._with_progress:
                 kwargs.update(on_progress=self._emit_progress, cancel=self.token)
             result = self._fn(*self._args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the window
-            self.signals.errored.emit(JobError.from_exception(exc))
+            self._emit("errored", JobError.from_exception(exc))
         else:
-            self.signals.returned.emit(result)
+            self._emit("returned", result)
         finally:
             self.done = True
-            self.signals.finished.emit()
+            self._emit("finished")
+            with _RUNNING_LOCK:
+                _RUNNING.discard(self)
 
 
 class JobRunner(QObject):

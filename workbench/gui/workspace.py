@@ -12,6 +12,7 @@ from workbench.errors import WorkbenchError
 from workbench.gui.image_list import ImageListModel, ImageListPanel
 from workbench.gui.notifier import Notifier
 from workbench.gui.prediction_service import PredictionResult, PredictionService
+from workbench.gui.project_events import ProjectEvents
 from workbench.gui.session import EditSession
 from workbench.gui.status_bar import StatusFields
 from workbench.project import Project, Split
@@ -25,10 +26,10 @@ class Workspace(QObject):
     imageShown = Signal(int)
 
     def __init__(self, session: EditSession, canvas, predictions: PredictionService, model: ImageListModel,
-                 panel: ImageListPanel, status: StatusFields, notifier: Notifier,
+                 panel: ImageListPanel, status: StatusFields, notifier: Notifier, events: ProjectEvents,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.session, self.canvas, self.predictions = session, canvas, predictions
+        self.session, self.canvas, self.predictions, self.events = session, canvas, predictions, events
         self.model, self.panel, self.status, self.notifier = model, panel, status, notifier
         self.project: Project | None = None
         self.prediction: PredictionResult | None = None
@@ -38,7 +39,10 @@ class Workspace(QObject):
         session.dirtyChanged.connect(self._on_dirty)
         predictions.ready.connect(self._on_prediction)
         predictions.failed.connect(self._on_prediction_failed)
-        predictions.imagesChanged.connect(self._on_images_changed)
+        predictions.imagesChanged.connect(events.images)
+        # The prediction service follows the current model first (it subscribed before us).
+        events.currentModelChanged.connect(self._on_current_model)
+        events.schemaChanged.connect(self._on_schema)
         panel.imageActivated.connect(self.open_image)
         canvas.labelsEdited.connect(self._on_edited)
         canvas.cursorMoved.connect(self._on_cursor)
@@ -127,7 +131,7 @@ class Workspace(QObject):
             if self.session.image_id not in self._save_failed:
                 self.notifier.error(str(exc))
             return
-        self.model.refresh([self.session.image_id])
+        self.events.images([self.session.image_id])
         self.next_image()
 
     def undo(self) -> None:
@@ -158,7 +162,7 @@ class Workspace(QObject):
         except WorkbenchError as exc:
             self.notifier.error(str(exc))
             return
-        self.model.refresh([self.session.image_id])
+        self.events.images([self.session.image_id])
         self.notifier.info(f"{self._name(self.session.image_id)} is now in the {split.value} split.", 3000)
 
     def _apply_edit(self, edit) -> None:
@@ -180,6 +184,12 @@ class Workspace(QObject):
         except WorkbenchError as exc:
             device = f"device problem: {exc}"
         self.status.show_model(self.predictions.version, device)
+
+    def _on_current_model(self, _version: object = None) -> None:
+        self.model_changed()
+
+    def _on_schema(self) -> None:
+        self.canvas.set_schema(self.project.schema if self.project is not None else None)
 
     def model_changed(self) -> None:
         """The project's current model changed: re-predict the image on screen."""
@@ -209,9 +219,6 @@ class Workspace(QObject):
         self.notifier.error(f"Prediction failed for {self._name(image_id)}: {message}",
                             banner=image_id == self.session.image_id)
 
-    def _on_images_changed(self, ids: list) -> None:
-        self.model.refresh(ids)
-
     # ----- edits and saving --------------------------------------------------------------
     def _on_edited(self, _box: object = None) -> None:
         self.session.edited()
@@ -222,7 +229,7 @@ class Workspace(QObject):
     def _on_saved(self, image_id: int) -> None:
         self._save_failed.discard(image_id)
         self.model.set_unsaved(image_id, False)
-        self.model.refresh([image_id])
+        self.events.images([image_id])
         self.status.show_saved(self.session.dirty, len(self._save_failed))
 
     def _on_save_failed(self, image_id: int, message: str) -> None:

@@ -171,18 +171,66 @@ def meta_from_dict(data: Any, path: str | Path) -> CheckpointMeta:
     return meta
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMeta) -> None:
-    """Write weights + metadata to one safetensors file, atomically."""
+FP16_MAX = 65504.0
+# BatchNorm statistics stay float32: they are a tiny part of the file, and a running
+# variance near 1e-6 would lose its precision (and shift every activation) in float16.
+_KEEP_FULL_SUFFIXES = ("running_mean", "running_var")
+
+
+def storage_tensor(key: str, tensor: torch.Tensor, half: bool) -> torch.Tensor:
+    """The tensor as stored: float32 weights as float16 when ``half`` and they fit, else unchanged."""
+    t = tensor.detach().to("cpu").contiguous()
+    if (half and t.dtype == torch.float32 and not key.endswith(_KEEP_FULL_SUFFIXES)
+            and (t.numel() == 0 or float(t.abs().max()) < FP16_MAX)):
+        return t.to(torch.float16)
+    return t.clone()  # safetensors refuses views sharing storage; a contiguous copy is safe
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMeta, *,
+                    half: bool = False) -> None:
+    """Write weights + metadata to one safetensors file, atomically.
+
+    ``half`` stores float32 weights as float16 (half the size; loading casts them back):
+    docs/decisions/0008 and BENCHMARKS.md measure that predictions stay the same.
+    """
     path = Path(path)
-    state = {}
-    for key, tensor in model.state_dict().items():
-        # safetensors refuses views sharing storage; a contiguous CPU copy is always safe.
-        state[key] = tensor.detach().to("cpu").contiguous().clone()
+    state = {key: storage_tensor(key, tensor, half) for key, tensor in model.state_dict().items()}
     try:
         data = save_bytes(state, metadata={METADATA_KEY: meta.to_json()})
     except ValueError as exc:
         raise WorkbenchError(f"cannot serialise checkpoint metadata: {exc}", path) from exc
     atomic_write_bytes(path, data)
+
+
+def compact_checkpoint(path: str | Path, *, metrics: dict[str, Any] | None = None,
+                       dest: str | Path | None = None, half: bool = True) -> tuple[int, int]:
+    """Rewrite a checkpoint with float16 weights, atomically; (bytes before, bytes after).
+
+    The metadata is kept as it is, plus ``train["storage_dtype"] = "float16"`` and, when
+    given, ``metrics`` merged into ``meta.metrics``. ``dest``: write there instead of
+    over ``path``. ``half=False`` only merges the metrics. A file already compact is
+    left alone unless there are metrics to add or another destination.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    before = path.stat().st_size
+    if (meta.train.get("storage_dtype") == "float16" or not half) and not metrics and dest is None:
+        return before, before
+    if metrics:
+        meta.metrics = {**meta.metrics, **metrics}
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _open_error(path, exc) from None
+    if half:
+        meta.train = dict(meta.train, storage_dtype="float16")
+    compact = {key: storage_tensor(key, tensor, half) for key, tensor in state.items()}
+    try:
+        data = save_bytes(compact, metadata={METADATA_KEY: meta.to_json()})
+    except ValueError as exc:
+        raise WorkbenchError(f"cannot serialise checkpoint metadata: {exc}", path) from exc
+    atomic_write_bytes(Path(dest) if dest is not None else path, data)
+    return before, len(data)
 
 
 # How pickled PyTorch files start: torch.save's zip archive, or a bare pickle (protocol 2+).

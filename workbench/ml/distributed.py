@@ -87,6 +87,22 @@ class DistContext:
             for buf in module.buffers():
                 dist.broadcast(buf, src=0)
 
+    def broadcast(self, obj: object) -> object:
+        """Rank 0's ``obj`` (picklable plain data) on every rank (a collective)."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: object) -> list:
+        """Every rank's ``obj`` (picklable plain data), in rank order, on every rank (a collective)."""
+        if not self.enabled:
+            return [obj]
+        out: list = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
     def barrier(self) -> None:
         """Wait for every rank."""
         if self.enabled:

@@ -760,7 +760,9 @@ class Project:
 
     # ----- models ----------------------------------------------------------------------
     def _next_version(self) -> int:
-        top = self._store.max_model_version()
+        # A deleted version's number is never given out again: caches, notes and the
+        # person's memory all key on it ("last_model_version" is the high-water mark).
+        top = max(self._store.max_model_version(), int(self._store.get_kv("last_model_version") or 0))
         models_dir = self.state_dir / "models"
         if models_dir.is_dir():  # a file a trainer wrote but nobody registered still counts
             for p in models_dir.glob(f"v*{MODEL_SUFFIX}"):
@@ -777,11 +779,12 @@ class Project:
         return path
 
     def register_model(self, checkpoint: str | Path, *, parent: int | None = None,
-                       metrics: dict | None = None) -> ModelRecord:
-        """Record a checkpoint as the next model version and make it current.
+                       metrics: dict | None = None, make_current: bool = True) -> ModelRecord:
+        """Record a checkpoint as the next model version; it becomes current if ``make_current``.
 
         A checkpoint already at ``next_model_path()`` is recorded in place; any other
-        file is copied (atomically) into ``state/models/``.
+        file is copied (atomically) into ``state/models/``. With ``make_current=False``
+        the version is kept as a candidate and the current model stays what it was.
         """
         self._check_writable()
         try:
@@ -791,6 +794,7 @@ class Project:
         src = Path(checkpoint).expanduser()
         if not src.is_file():
             raise InputError("checkpoint file not found", src)
+        previous = self.current_model()
         models_dir = self.state_dir / "models"
         version = None
         if src.resolve().parent == models_dir.resolve():
@@ -810,7 +814,12 @@ class Project:
             dest = models_dir / src.name
         created = time.time()
         self._store.add_model(version, dest.name, created, parent, metrics)
-        self._store.set_kv("current_model", None)  # the newest is current again
+        if version > int(self._store.get_kv("last_model_version") or 0):
+            self._store.set_kv("last_model_version", str(version))
+        if make_current or previous is None:
+            self._store.set_kv("current_model", None)  # the newest is current again
+        else:  # pin the model that was current, or the newest (this one) would take over
+            self._store.set_kv("current_model", str(previous.version))
         return ModelRecord(version, dest, created, parent, metrics)
 
     def models(self) -> list[ModelRecord]:
@@ -818,6 +827,15 @@ class Project:
         models_dir = self.state_dir / "models"
         return [ModelRecord(v, models_dir / _model_name(p, v), c, parent, json.loads(m))
                 for v, p, c, parent, m in self._store.models()]
+
+    def model(self, version: int) -> ModelRecord:
+        """One registered model version; WorkbenchError listing the registered ones otherwise."""
+        models = self.models()
+        for m in models:
+            if m.version == int(version):
+                return m
+        known = ", ".join(str(m.version) for m in models) or "none"
+        raise WorkbenchError(f"no model version {version} (registered: {known})")
 
     def current_model(self) -> ModelRecord | None:
         """The model in use: the one chosen with ``set_current_model``, else the newest."""
@@ -834,10 +852,68 @@ class Project:
     def set_current_model(self, version: int) -> None:
         """Use an older (or the newest) model version."""
         self._check_writable()
-        if all(m.version != int(version) for m in self.models()):
-            known = ", ".join(str(m.version) for m in self.models()) or "none"
-            raise WorkbenchError(f"no model version {version} (registered: {known})")
+        self.model(version)
         self._store.set_kv("current_model", str(int(version)))
+
+    def model_notes(self) -> dict[int, str]:
+        """{version: the person's note} ("" when none)."""
+        return self._store.model_notes()
+
+    @property
+    def model_notes_path(self) -> Path:
+        """``state/models/notes.json``: the notes as a file, so a lost database loses none."""
+        return self.state_dir / "models" / "notes.json"
+
+    def set_model_note(self, version: int, note: str) -> None:
+        """Attach a note to a model version (replaces the previous note).
+
+        A note is something a person wrote: it is kept in ``models/notes.json`` (atomic)
+        as well as in the database, which is only an index (GUIDE 2).
+        """
+        self._check_writable()
+        self.model(version)
+        self._store.set_model_note(int(version), str(note))
+        self._write_notes()
+
+    def _write_notes(self) -> None:
+        notes = {str(v): n for v, n in sorted(self._store.model_notes().items()) if n}
+        if notes or self.model_notes_path.exists():
+            atomic_write_text(self.model_notes_path, to_json(notes, indent=2, sort_keys=True) + "\n")
+
+    def update_model_metrics(self, version: int, metrics: dict) -> None:
+        """Merge ``metrics`` into a registered version's metrics."""
+        self._check_writable()
+        merged = dict(self.model(version).metrics)
+        merged.update(metrics)
+        try:
+            merged = json.loads(to_json(merged))
+        except (TypeError, ValueError) as exc:
+            raise WorkbenchError(f"model metrics must be plain JSON data: {exc}") from exc
+        self._store.update_model_metrics(int(version), merged)
+
+    def delete_model(self, version: int) -> None:
+        """Delete a model version that is not current: its file, cached predictions and scores.
+
+        The database row goes first, so a failure removing files leaves no registered
+        version without its file; leftover files are removed on the next try or open.
+        """
+        self._check_writable()
+        rec = self.model(version)
+        current = self.current_model()
+        if current is not None and current.version == rec.version:
+            raise WorkbenchError(f"model v{rec.version} is the current model and cannot be deleted; "
+                                 "make another version current first")
+        self._store.delete_model(rec.version)
+        self._write_notes()
+        for path in (rec.path,):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise WorkbenchError(f"model v{rec.version} was unregistered but its file could not be "
+                                     f"removed: {exc.strerror or exc}", path) from exc
+        folder = self.prediction_dir(rec.version)
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ----- predictions cache -------------------------------------------------------------
     def _prediction_paths(self, image_id: int, version: int) -> tuple[Path, Path]:
@@ -852,6 +928,17 @@ class Project:
         An unlabelled image becomes PREDICTED; a person's label is never touched.
         """
         self._check_writable()
+        self.write_prediction_files(image_id, version, mask, confidence)
+        self._store.mark_predicted(image_id, f"model:{int(version)}")
+
+    def write_prediction_files(self, image_id: int, version: int, mask: np.ndarray,
+                               confidence: np.ndarray | None = None) -> None:
+        """Write the prediction cache files only (no database change), atomically.
+
+        For the other ranks of a distributed ``predict``: the project is read-only for
+        them (rank 0 holds the lock) and rank 0 records what they wrote
+        (``record_predictions``). Everyone else calls ``save_prediction``.
+        """
         arr = self._checked_mask(image_id, mask, "prediction")
         mask_path, conf_path = self._prediction_paths(image_id, version)
         if confidence is not None:
@@ -870,7 +957,12 @@ class Project:
         else:
             conf_path.unlink(missing_ok=True)
         masks.write_mask(mask_path, arr, self.schema)
-        self._store.mark_predicted(image_id, f"model:{int(version)}")
+
+    def record_predictions(self, version: int, image_ids: Iterable[int]) -> None:
+        """Mark images whose prediction files ``version`` wrote as PREDICTED (unlabelled ones only)."""
+        self._check_writable()
+        for image_id in _ids(image_ids):
+            self._store.mark_predicted(image_id, f"model:{int(version)}")
 
     def read_prediction(self, image_id: int, version: int) -> tuple[np.ndarray, np.ndarray | None] | None:
         """(mask, confidence float32 0..1 or None) cached for this model version, or None."""
@@ -891,17 +983,26 @@ class Project:
                 conf = raw.astype(np.float32) / 255.0
         return mask, conf
 
-    def set_image_scores(self, image_id: int, *, miou: float | None = None,
+    def set_image_scores(self, image_id: int, *, version: int | None = None, miou: float | None = None,
                          uncertainty: float | None = None) -> None:
-        """Record per-image mIoU and/or uncertainty of the current model (None: unchanged)."""
+        """Record an image's mIoU and/or uncertainty under model ``version`` (None: unchanged).
+
+        ``version`` None means the current model's (WorkbenchError when there is none).
+        """
         self._check_writable()
-        cols: dict[str, Any] = {}
-        if miou is not None:
-            cols["miou"] = float(miou)
-        if uncertainty is not None:
-            cols["uncertainty"] = float(uncertainty)
-        if cols:
-            self._store.update_images([image_id], **cols)
+        if version is None:
+            current = self.current_model()
+            if current is None:
+                raise WorkbenchError("no model yet: scores belong to a model version")
+            version = current.version
+        if miou is None and uncertainty is None:
+            return
+        self._store.set_scores(int(image_id), int(version), None if miou is None else float(miou),
+                               None if uncertainty is None else float(uncertainty))
+
+    def image_scores(self, version: int) -> dict[int, tuple[float | None, float | None]]:
+        """{image id: (mIoU, uncertainty)} recorded for model ``version``."""
+        return self._store.scores(int(version))
 
     # ----- metrics history and settings --------------------------------------------------
     def record_metrics(self, version: int | None, split: str, report: dict) -> None:

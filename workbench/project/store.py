@@ -21,7 +21,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.project.records import ImageRecord, Split, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS images (
@@ -61,10 +61,38 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 """
 
-# Future schema changes: append a function that migrates version N to N + 1.
-_MIGRATIONS: dict[int, str] = {}
+# Per-image scores keyed by model version (issue 9.3): evaluating v1 while v2 is current
+# must not change the numbers the list shows for v2. The images.miou/uncertainty columns of
+# version 1 are no longer read; their values belong to the model current when they were made.
+_SCORES_TABLE = """
+CREATE TABLE IF NOT EXISTS image_scores (
+    image_id    INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    miou        REAL,
+    uncertainty REAL,
+    PRIMARY KEY (image_id, version)
+)
+"""
 
-_IMAGE_COLUMNS = "id, name, stem, status, split, source, updated, has_label, has_gt, miou, uncertainty"
+# The model the list shows: the chosen one (kv current_model) when it is registered, else the newest.
+CURRENT_VERSION_SQL = ("COALESCE((SELECT m.version FROM models m WHERE m.version = "
+                       "(SELECT CAST(k.value AS INTEGER) FROM kv k WHERE k.key = 'current_model')), "
+                       "(SELECT MAX(m2.version) FROM models m2))")
+
+# Schema changes: _MIGRATIONS[N] holds the statements that migrate version N to N + 1.
+_MIGRATIONS: dict[int, str] = {
+    1: _SCORES_TABLE + ";\n"
+       "ALTER TABLE models ADD COLUMN note TEXT NOT NULL DEFAULT '';\n"
+       "INSERT OR REPLACE INTO image_scores(image_id, version, miou, uncertainty) "
+       f"SELECT id, {CURRENT_VERSION_SQL}, miou, uncertainty FROM images "
+       f"WHERE (miou IS NOT NULL OR uncertainty IS NOT NULL) AND {CURRENT_VERSION_SQL} IS NOT NULL",
+}
+
+_IMAGE_COLUMNS = (
+    "id, name, stem, status, split, source, updated, has_label, has_gt, "
+    f"(SELECT s.miou FROM image_scores s WHERE s.image_id = images.id AND s.version = {CURRENT_VERSION_SQL}), "
+    f"(SELECT s.uncertainty FROM image_scores s WHERE s.image_id = images.id "
+    f"AND s.version = {CURRENT_VERSION_SQL})")
 
 
 def to_json(data: Any, **kw: Any) -> str:
@@ -325,12 +353,12 @@ class Store:
         with self.transaction() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
+            if row is None:  # a new database: version 1, then the same migrations as an old one
                 for stmt in _SCHEMA_V1.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
-                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                return
+                conn.execute("INSERT INTO schema_version VALUES (1)")
+                row = (1,)
             version = int(row[0])
             if version > SCHEMA_VERSION:
                 raise WorkbenchError(
@@ -504,6 +532,43 @@ class Store:
         """Record a model version."""
         self.write("INSERT INTO models(version, path, created, parent, metrics_json) VALUES (?, ?, ?, ?, ?)",
                    (version, path, created, parent, to_json(metrics)))
+
+    def model_notes(self) -> dict[int, str]:
+        """{version: note} of every registered model."""
+        return {int(v): n or "" for v, n in self.query("SELECT version, note FROM models")}
+
+    def set_model_note(self, version: int, note: str) -> int:
+        """Set one model's note; returns the rows changed (0: no such version)."""
+        return self.write("UPDATE models SET note = ? WHERE version = ?", (note, int(version)))
+
+    def update_model_metrics(self, version: int, metrics: dict) -> None:
+        """Replace one model's metrics JSON."""
+        self.write("UPDATE models SET metrics_json = ? WHERE version = ?", (to_json(metrics), int(version)))
+
+    def delete_model(self, version: int) -> None:
+        """Forget a model version and its per-image scores (one transaction).
+
+        Its evaluations stay in the metrics history: they happened, and the number is
+        never given to another model.
+        """
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM models WHERE version = ?", (int(version),))
+            conn.execute("DELETE FROM image_scores WHERE version = ?", (int(version),))
+
+    # ----- per-image scores by model version -----------------------------------------------
+    def set_scores(self, image_id: int, version: int, miou: float | None,
+                   uncertainty: float | None) -> None:
+        """Set (image, version)'s mIoU and/or uncertainty; None keeps a stored value."""
+        self.write("INSERT INTO image_scores(image_id, version, miou, uncertainty) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT(image_id, version) DO UPDATE SET "
+                   "miou = COALESCE(excluded.miou, image_scores.miou), "
+                   "uncertainty = COALESCE(excluded.uncertainty, image_scores.uncertainty)",
+                   (int(image_id), int(version), miou, uncertainty))
+
+    def scores(self, version: int) -> dict[int, tuple[float | None, float | None]]:
+        """{image id: (miou, uncertainty)} stored for one model version."""
+        return {int(i): (m, u) for i, m, u in self.query(
+            "SELECT image_id, miou, uncertainty FROM image_scores WHERE version = ?", (int(version),))}
 
     # ----- metrics history -----------------------------------------------------------
     def add_metrics(self, version: int | None, split: str, report: dict) -> None:
