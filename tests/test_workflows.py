@@ -163,7 +163,11 @@ def test_explicit_policy_overrides_the_project_setting_and_bad_policies_are_name
 
 def test_no_val_split_is_registered_current_and_says_promotion_cannot_be_judged(tmp_path):
     folder = tiny_project(tmp_path, n_train=4, n_val=0)
+    stale = folder / ".workbench" / "training-snapshot" / "v0007" / "train"   # left by a killed run
+    stale.mkdir(parents=True)
+    (stale / "0.png").write_bytes(b"old")
     out = _train(folder)
+    assert not stale.parent.exists()
     assert out.promoted and out.version == 1
     assert out.message == "no val split: promotion cannot be judged; v1 is current"
     again = _train(folder)
@@ -171,6 +175,26 @@ def test_no_val_split_is_registered_current_and_says_promotion_cannot_be_judged(
     with Project.open(folder) as project:
         assert project.current_model().version == 2
         assert project.model(2).metrics["val_source"] == "held-out training images"
+
+
+def test_a_previous_model_for_other_classes_cannot_be_compared_and_the_run_becomes_current(tmp_path):
+    import torch
+
+    from workbench.classes import ClassSchema
+    from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint
+    from workbench.ml.models import ModelConfig, build_model
+
+    folder = tiny_project(tmp_path)
+    other = ClassSchema.default(["background", "square", "circle"])
+    torch.manual_seed(0)
+    ckpt = tmp_path / "three.safetensors"
+    save_checkpoint(ckpt, build_model(ModelConfig("unet", FAST_SETTINGS["encoder"]), 3),
+                    CheckpointMeta("unet", FAST_SETTINGS["encoder"], 3, other.to_dict()))
+    with Project.open(folder) as project:
+        project.register_model(ckpt)
+    out = _train(folder, fine_tune=False)
+    assert out.promoted and out.version == 2 and out.previous_val_miou is None and out.parent is None
+    assert out.message == f"v2 scored {out.val_miou:.2f} on val (v1 predicts other classes): v2 is now current"
 
 
 def test_cancelled_run_is_never_registered_and_leaves_no_file(tmp_path):
