@@ -214,44 +214,6 @@ def test_cancelled_run_is_never_registered_and_leaves_no_file(tmp_path):
         assert not (project.state_dir / "training-snapshot").exists()
 
 
-def test_labels_and_classes_changed_during_the_run_neither_break_nor_leak_into_it(tmp_path):
-    folder = tiny_project(tmp_path)
-    with Project.open(folder) as project:
-        config, _ = config_from_settings(project, FAST_SETTINGS)
-        first = project.find("0")
-        changed = {"done": False}
-
-        def on_progress(p):
-            if p.info.get("phase") == "train" and not changed["done"]:
-                changed["done"] = True
-                project.add_class("road")                       # the schema grows mid-run
-                project.save_label(first.id, np.full((64, 64), 2, np.uint8))  # uses the new class
-                project.clear_label(project.find("1").id)
-
-        out = train_project(project, config, on_progress=on_progress)
-        assert changed["done"] and out.version == 1 and not out.cancelled
-        meta = read_meta(project.model(1).path)
-        assert meta.num_classes == 2 and meta.class_schema().names == ["background", "square"]
-        assert "0.png" in meta.trained_on and "1.png" in meta.trained_on  # the snapshot was trained on
-        assert project.model(1).metrics["class_names"] == ["background", "square"]
-
-
-def test_classes_changed_during_a_run_keep_the_previous_model_current(trained, tmp_path):
-    folder = _copy(trained[0], tmp_path)
-    with Project.open(folder) as project:
-        use_model(project, 1)
-        config, _ = config_from_settings(project, FAST_SETTINGS)
-        done = []
-
-        def on_progress(p):
-            if p.info.get("phase") == "train" and not done:
-                done.append(project.add_class("road"))
-
-        out = train_project(project, config, on_progress=on_progress)
-        assert out.version == 3 and not out.promoted and project.current_model().version == 1
-        assert "the classes changed since, so v1 stays current" in out.message
-
-
 def test_training_refuses_read_only_and_unlabelled_projects(tmp_path):
     folder = tiny_project(tmp_path, n_train=0, n_val=0, n_unlabelled=2)
     with Project.open(folder) as project:
