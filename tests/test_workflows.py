@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
