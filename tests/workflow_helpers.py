@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image
 
 from workbench.classes import ClassSchema
-from workbench.masks import write_mask
 from workbench.project import Project, Split
 
 ENCODER = "tu-mobilenetv3_small_050"

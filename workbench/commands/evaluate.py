@@ -32,14 +32,15 @@ WORST_SHOWN = 5
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``evaluate`` sub-command."""
     p = subparsers.add_parser(
-        "evaluate", help="score predicted masks or a model against ground-truth masks",
+        "evaluate", help="score predicted masks, a model, or a project's model version",
         description="Score predictions against ground truth: mIoU, pixel accuracy and per-class "
                     "IoU from one dataset-level confusion matrix. Void classes and 255 in the "
                     "ground truth are ignored; predictions that are not a trainable class count "
                     "as wrong. Masks pair by file stem.",
         epilog="examples:\n"
                "  workbench evaluate --pred preds/ --gt valannot/ --classes classes.json\n"
-               "  workbench evaluate val/ --model v0003.safetensors --gt valannot/ --json",
+               "  workbench evaluate val/ --model v0003.safetensors --gt valannot/ --json\n"
+               "  workbench evaluate my_project --model 2 --split test --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="?", metavar="IMAGES|PROJECT",
                    help="image folder to predict with --model CKPT (model form), or a project")
@@ -53,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", metavar="FILE",
                    help="class schema JSON (required with --pred; with --model the checkpoint's "
                         "classes are used and FILE, if given, must match them)")
-    p.add_argument("--device", default="auto", help="model form: auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", help="model and project forms: auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=4, help="model form: images per batch")
     p.add_argument("--per-image", action="store_true",
                    help="list every image's mIoU, lowest first (default: the 5 lowest)")

@@ -27,7 +27,7 @@ from workbench.errors import InputError, WorkbenchError
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``predict`` sub-command."""
     p = subparsers.add_parser(
-        "predict", help="predict label masks for images with a trained model",
+        "predict", help="predict label masks with a model, or fill a project's prediction cache",
         description="Predict a palette PNG label mask (named by image stem, coloured with the "
                     "model's classes) for every image. Large images are predicted in "
                     "overlapping tiles. An unreadable image is reported and skipped; the "

@@ -191,7 +191,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMe
     """Write weights + metadata to one safetensors file, atomically.
 
     ``half`` stores float32 weights as float16 (half the size; loading casts them back):
-    docs/decisions/0008 and BENCHMARKS.md measure that predictions stay the same.
+    docs/decisions/0009 and BENCHMARKS.md measure that predictions stay the same.
     """
     path = Path(path)
     state = {key: storage_tensor(key, tensor, half) for key, tensor in model.state_dict().items()}

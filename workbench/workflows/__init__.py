@@ -5,7 +5,7 @@ returning a plain record of what it changed: ``train_project`` (train, compare,
 register, promote), ``evaluate_project`` (score a version on a split),
 ``predict_project`` (fill the prediction cache), and the model-version controls
 (``use_model``, ``delete_model``, ``set_model_note``, ``model_summaries``, the
-promotion policy). See docs/architecture.md and docs/decisions/0008.
+promotion policy). See docs/architecture.md and docs/decisions/0009.
 """
 
 from workbench.workflows.evaluation import ProjectEvaluation, evaluate_project, score_checkpoint

@@ -111,10 +111,8 @@ def score_checkpoint(path: Path, pairs: list[tuple[int | None, Path, Path]], sch
     """
     from workbench import imageio, masks
     from workbench.ml.inference import Predictor
-    from workbench.workflows.prediction import check_model_classes
 
-    predictor = Predictor.from_checkpoint(path, device=device)
-    check_model_classes(predictor.meta.class_schema().names, schema.names, None, path)
+    predictor = Predictor.from_checkpoint(path, device=device, schema=schema)  # classes matched by id
     cm = ConfusionMatrix(schema.num_classes)
     per_id: dict[int, float | None] = {}
     per_stem: dict[str, float | None] = {}

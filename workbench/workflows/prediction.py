@@ -46,39 +46,31 @@ class PredictOutcome:
 
 
 class PredictorSlot:
-    """One thread's own Predictor, loaded once per model version (never shared)."""
+    """One thread's own Predictor, loaded once per model version and class layout (never shared)."""
 
     def __init__(self, device: Any = "auto") -> None:
         self.device = device
         self.version: int | None = None
         self.path: Path | None = None
         self.predictor = None
+        self._key: tuple | None = None
 
     def get(self, version: int, path: Path, schema=None):
-        """The Predictor for ``version``, loading it from ``path`` when it changed.
+        """The Predictor for ``version``, loading it from ``path`` when it (or the classes) changed.
 
-        With ``schema``: WorkbenchError when the model predicts other classes than it.
+        With ``schema`` the model's classes are matched to the project's by id: a renamed
+        class is the same class, a moved one gets its output channel moved with it, and
+        other classes are a WorkbenchError naming both lists (``load_checkpoint``).
         """
-        if self.version != version or self.path != Path(path) or self.predictor is None:
+        key = (version, Path(path), None if schema is None else tuple(schema.ids))
+        if key != self._key or self.predictor is None:
             from workbench.ml.inference import Predictor  # torch loads only when a model exists
 
             self.predictor = None
-            self.predictor = Predictor.from_checkpoint(path, device=self.device)
-            self.version, self.path = version, Path(path)
-        if schema is not None:
-            check_model_classes(self.predictor.meta.class_schema().names, schema.names, version, path)
+            self._key = None
+            self.predictor = Predictor.from_checkpoint(path, device=self.device, schema=schema)
+            self.version, self.path, self._key = version, Path(path), key
         return self.predictor
-
-
-def check_model_classes(model_names: list[str], project_names: list[str], version: int | None,
-                        path: Path | str | None = None) -> None:
-    """WorkbenchError when a model's trainable classes differ from the project's."""
-    if list(model_names) != list(project_names):
-        which = f"model v{version}" if version is not None else "the model"
-        raise WorkbenchError(
-            f"{which} predicts the classes {', '.join(model_names)} but the project now has "
-            f"{', '.join(project_names)}; retrain to use the new classes, or make a model for "
-            "these classes current", path)
 
 
 def read_cached(project: Project, image_id: int, version: int) -> PredictionResult | None:

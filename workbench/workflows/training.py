@@ -390,15 +390,16 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
 
         new_report, new_scores = score_checkpoint(job.out, job.val, job.schema, device=device,
                                                   cancel=cancel, on_progress=sub(0))
-        if previous is not None:
+        if previous is not None and _other_classes(previous.path, job.schema):
+            previous_unusable = "predicts other classes"
+        elif previous is not None:
             try:
                 prev_report, prev_scores = score_checkpoint(previous.path, job.val, job.schema, device=device,
                                                             cancel=cancel, on_progress=sub(len(job.val)))
             except CancelledError:
                 raise
             except WorkbenchError as exc:
-                previous_unusable = ("predicts other classes" if "predicts the classes" in str(exc)
-                                     else f"could not be scored: {exc}")
+                previous_unusable = f"could not be scored: {exc}"
     val_miou = new_report.scores.miou if new_report is not None else result.best_miou
     prev_miou = prev_report.scores.miou if prev_report is not None else None
     promote, message = model_flows.decide_promotion(
@@ -439,3 +440,13 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
                 project.set_image_scores(image_id, version=previous.version, miou=miou)
     return TrainOutcome(record.version, record, promote, previous.version if previous is not None else None,
                         val_miou, prev_miou, False, message, result, job.parent)
+
+
+def _other_classes(checkpoint: Path, schema: Any) -> bool:
+    """True when a model predicts other classes than ``schema`` (matched by id): it cannot be compared."""
+    from workbench.ml.checkpoint import class_match, read_meta
+
+    try:
+        return class_match(read_meta(checkpoint), schema) == "different"
+    except WorkbenchError:
+        return False  # an unreadable file: scoring it says what is wrong
