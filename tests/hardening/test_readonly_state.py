@@ -172,3 +172,34 @@ def test_full_disk_opens_read_only_and_says_so(tmpfs: Path) -> None:
     filler.unlink()
     with Project.open(folder) as p:  # space is back: a normal, writable open, nothing lost
         assert not p.read_only and sum(r.has_label for r in p.images()) == 5
+
+
+def test_an_older_database_opened_read_only_is_migrated_in_memory_not_on_disk(tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    """A version-1 database (from before per-version scores) in an unwritable state folder:
+    every image and label reads back, and the file is left exactly as it was."""
+    import sqlite3
+
+    monkeypatch.setenv("WORKBENCH_STATE_HOME", str(tmp_path / "home"))
+    folder = _make(tmp_path / "imgs", n=4)
+    state = folder / ".workbench"
+    db = state / "project.sqlite"
+    conn = sqlite3.connect(db)   # take it back to version 1: no image_scores table, no models.note
+    conn.execute("DROP TABLE image_scores")
+    conn.execute("ALTER TABLE models DROP COLUMN note")
+    conn.execute("UPDATE schema_version SET version = 1")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    before = _listing(state)
+    with _mode(state, 0o555), Project.open(folder) as p:
+        assert p.read_only
+        records = p.images()
+        assert len(records) == 4 and all(r.has_label for r in records)
+        assert all(r.miou is None for r in records)
+        assert p.models() == [] and p.current_model() is None
+        np.testing.assert_array_equal(p.read_label(records[1].id), np.full(HW, records[1].id % 2, np.uint8))
+    assert _listing(state) == before
+    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+    assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+    conn.close()
