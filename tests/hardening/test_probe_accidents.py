@@ -113,13 +113,14 @@ def _edit_classes(folder: Path, edit) -> None:
 # ----- 1. classes: renames and adds with odd names --------------------------------------------
 
 @pytest.mark.parametrize("name", ["   ", "", "\t\n"], ids=["spaces", "empty", "tab-newline"])
-def test_rename_to_a_blank_name_is_refused(labelled: Path, name: str) -> None:
+def test_rename_to_a_blank_name_keeps_the_old_name(labelled: Path, name: str) -> None:
+    # ClassSchema.rename_class: "a blank name keeps the old one" (the panel's edit reverts)
     before = _pixels(labelled)
     with Project.open(labelled) as p:
         s = p.schema.copy()
-        with pytest.raises(WorkbenchError):
-            s.rename_class(0, name)
-            p.save_schema(s)
+        s.rename_class(0, name)
+        p.save_schema(s)
+        assert p.schema.class_name(0) == "sky"
     assert _pixels(labelled) == before
     _reopens(labelled, 2)
 
@@ -196,7 +197,8 @@ def test_classes_json_ids_on_some_entries_only(labelled: Path) -> None:
     _edit_classes(labelled, edit)
     before = _pixels(labelled)
     with Project.open(labelled) as p:
-        assert len(set(p.schema.ids)) == len(p.schema.classes)
+        ids = [c.id for c in p.schema.classes]
+        assert all(ids) and len(set(ids)) == len(ids)
         p.add_class("car")
     assert _pixels(labelled) == before
     _reopens(labelled, 2)
@@ -323,7 +325,7 @@ def test_import_while_the_app_holds_the_project(labelled: Path, mask_dir: Path, 
         r = subprocess.run([sys.executable, "-c", code, "import", str(labelled), "--masks", str(mask_dir)],
                            capture_output=True, text=True, timeout=120,
                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    assert "Traceback" not in r.stderr and r.returncode == 2 and "read-only" in r.stderr
+    assert "Traceback" not in r.stderr and r.returncode == 2 and "open in another window/process" in r.stderr
     assert _pixels(labelled) == before
 
 
@@ -466,10 +468,10 @@ def test_history_folder_symlinked_outside_is_not_written_through(with_history: P
     shutil.rmtree(hist)
     hist.symlink_to(outside, target_is_directory=True)
     with Project.open(with_history) as p:
-        try:
+        before = _pixels(with_history)["b.png"]
+        with pytest.raises(WorkbenchError, match="symbolic link"):
             p.save_label(p.find("b").id, _mask(1), source="import")
-        except WorkbenchError as exc:
-            assert "history" in str(exc)
+    assert _pixels(with_history)["b.png"] == before  # not replaced: it could not be kept
     assert list(outside.iterdir()) == []
 
 
@@ -603,7 +605,7 @@ FORGED_META = [
 @pytest.mark.parametrize(("field", "value"), FORGED_META,
                          ids=["nested-history", "huge-history-string", "10000-classes", "negative-classes",
                               "negative-train", "nan-metric", "nan-mean", "zero-std"])
-def test_forged_checkpoint_fields(good_ckpt, tmp_path: Path, field: str, value: object) -> None:
+def test_forged_checkpoint_fields(good_ckpt, tmp_path: Path, capsys, field: str, value: object) -> None:
     from workbench.ml import checkpoint
     from workbench.ml.inference import Predictor
     _, data, weights = good_ckpt
@@ -616,8 +618,21 @@ def test_forged_checkpoint_fields(good_ckpt, tmp_path: Path, field: str, value: 
     if field in ("mean", "std"):  # accepted metadata must not predict garbage silently
         with pytest.raises(InputError, match=field):
             Predictor.from_checkpoint(path, device="cpu")
-    if field == "metrics":
-        json.dumps(meta.metrics, allow_nan=False)
+    if field == "metrics":  # registered (here: recovered from its file), the project's JSON stays valid
+        folder = tmp_path / "p"
+        folder.mkdir()
+        _write_images(folder, ["a.png"])
+        with Project.open(folder, schema=_schema()):
+            pass
+        shutil.copy(path, folder / ".workbench" / "models" / "v0001.safetensors") \
+            if (folder / ".workbench" / "models").is_dir() else \
+            ((folder / ".workbench" / "models").mkdir(), shutil.copy(path, folder / ".workbench" / "models" / "v0001.safetensors"))
+        with Project.open(folder) as p:
+            assert [m.version for m in p.models()] == [1]
+        rc = cli.main(["models", str(folder), "--json"])
+        out = capsys.readouterr().out
+        assert rc == 0
+        json.loads(out, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
 
 
 def _project_with_models(folder: Path, good_ckpt, n: int = 2, metrics: dict | None = None) -> None:
@@ -676,7 +691,10 @@ def test_note_with_huge_text(labelled: Path, good_ckpt, capsys) -> None:
 def test_note_with_odd_text(labelled: Path, good_ckpt, capsys, text: str) -> None:
     _project_with_models(labelled, good_ckpt, 1)
     rc, out, err = _cli(capsys, "models", labelled, "--note", 1, text)
-    assert rc in (0, 2)
+    if text.startswith("\udce9"):  # undecodable byte from a non-UTF-8 console: named, not a traceback
+        assert rc == 2 and "not UTF-8 text (byte 0xe9" in err
+    else:
+        assert rc == 0
     rc, out, err = _cli(capsys, "models", labelled, "--json")
     assert rc == 0
     json.loads(out)

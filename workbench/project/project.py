@@ -260,7 +260,7 @@ class Project:
 
     def _load_or_create_schema(self, schema: ClassSchema | None, manifest: Any) -> ClassSchema:
         path = self.classes_path
-        if path.is_file():
+        if os.path.lexists(path):  # a folder, pipe or dangling link is named, never replaced by defaults
             return ClassSchema.load(path)
         if schema is None and manifest is not None and manifest.classes is not None:
             schema = ClassSchema.load(manifest.classes)
@@ -872,7 +872,15 @@ class Project:
         """
         self._check_writable()
         self.model(version)
-        self._store.set_model_note(int(version), str(note))
+        note = str(note)
+        try:  # a note typed on a console in another encoding arrives with undecodable bytes
+            note.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(note[exc.start])
+            what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+            raise WorkbenchError(f"the note for model v{version} is not UTF-8 text ({what} at position "
+                                 f"{exc.start}); not saved: set the console to UTF-8 and write it again") from None
+        self._store.set_model_note(int(version), note)
         self._write_notes()
 
     def _write_notes(self) -> None:
