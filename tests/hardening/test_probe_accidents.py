@@ -729,3 +729,123 @@ def test_train_when_val_has_no_labels(labelled: Path, capsys) -> None:
     if rc == 0:
         assert "val" in out + err
     _reopens(labelled, 2)
+
+
+# ----- 11. more: odd files where the project expects a label, a version or a record ---------------
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+_SAVE_B = ("import sys\nimport numpy as np\nfrom workbench.project import Project\n"
+           "from workbench.errors import WorkbenchError\n"
+           "try:\n    with Project.open(sys.argv[1]) as p:\n"
+           "        m = np.full((24, 32), 255, np.uint8); m[:] = 1\n"
+           "        p.save_label(p.find('b').id, m, source='import')\n    print('SAVED')\n"
+           "except WorkbenchError as e:\n    print('ERR', e)\n")
+
+
+def _run(code: str, *args: object, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(_ROOT)})
+
+
+def test_newest_history_version_that_is_a_pipe_does_not_hang_a_save(with_history: Path) -> None:
+    png = next(_hist(with_history).glob("*.png"))
+    png.unlink()
+    os.mkfifo(png)
+    r = _run(_SAVE_B, with_history)
+    assert "Traceback" not in r.stderr and ("SAVED" in r.stdout or "ERR" in r.stdout)
+
+
+def test_label_file_that_is_a_pipe_does_not_hang_a_save(labelled: Path) -> None:
+    label = labelled / ".workbench" / "labels" / "b.png"
+    label.unlink()
+    os.mkfifo(label)
+    r = _run(_SAVE_B, labelled)
+    assert "Traceback" not in r.stderr and "ERR" in r.stdout and "b.png" in r.stdout
+    assert label.is_fifo()  # not replaced: it could not be kept in the history
+
+
+def test_restore_of_a_version_that_is_a_pipe_does_not_hang(with_history: Path) -> None:
+    png = next(_hist(with_history).glob("*.png"))
+    png.unlink()
+    os.mkfifo(png)
+    code = ("import sys\nfrom workbench import cli\nraise SystemExit(cli.main(sys.argv[1:]))\n")
+    r = _run(code, "labels", with_history, "--restore", "b.png", "--version", 1)
+    assert "Traceback" not in r.stderr and r.returncode == 2 and "000001.png" in r.stderr
+
+
+def test_classes_json_dangling_link_is_named_not_replaced(labelled: Path) -> None:
+    path = labelled / ".workbench" / "classes.json"
+    path.unlink()
+    path.symlink_to(labelled / "gone.json")
+    with pytest.raises(InputError, match="class file not found"):
+        Project.open(labelled)
+    assert path.is_symlink()
+
+
+def test_history_version_of_another_size(with_history: Path, capsys) -> None:
+    png = next(_hist(with_history).glob("*.png"))
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(png)
+    before = _pixels(with_history)
+    rc, out, err = _cli(capsys, "labels", with_history, "--restore", "b.png", "--version", 1)
+    assert rc == 2 and "10x10" in err
+    assert _pixels(with_history) == before
+
+
+@pytest.mark.parametrize("name", ["classes.layout.json", "mask-values.json", "schema-change.json",
+                                  "models/notes.json", "settings.json"])
+@pytest.mark.parametrize("content", [b"\x00garbage{", b"[" * 100_000, b'{"a": NaN}'], ids=["garbage", "deep", "nan"])
+def test_damaged_side_files_open_and_add_class(labelled: Path, name: str, content: bytes, capsys) -> None:
+    path = labelled / ".workbench" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    before = _pixels(labelled)
+    try:
+        with Project.open(labelled) as p:
+            assert sum(r.has_label for r in p.images()) == 2
+            p.add_class("car")
+    except WorkbenchError as exc:
+        assert name.split("/")[-1] in str(exc)
+    assert _pixels(labelled) == before
+    rc, out, err = _cli(capsys, "labels", labelled)
+    assert rc in (0, 2)
+    rc, out, err = _cli(capsys, "models", labelled)
+    assert rc in (0, 2)
+
+
+def test_history_name_starting_with_a_dash(folder: Path, capsys) -> None:
+    _write_images(folder, ["-rf.png"])
+    with Project.open(folder, schema=_schema()) as p:
+        i = p.find("-rf.png").id
+        p.save_label(i, _mask(1), source="import")
+        p.save_label(i, _mask(2), source="person")
+    rc, out, err = _cli(capsys, "labels", folder, "--history=-rf.png")
+    assert rc == 0 and "import" in out
+
+
+def test_current_model_file_deleted_by_hand(labelled: Path, good_ckpt, capsys) -> None:
+    _project_with_models(labelled, good_ckpt, 2)
+    (labelled / ".workbench" / "models" / "v0002.safetensors").unlink()
+    rc, out, err = _cli(capsys, "models", labelled)
+    assert rc in (0, 2)
+    rc, out, err = _cli(capsys, "predict", labelled)
+    assert rc == 2 and "v0002.safetensors" in err
+    rc, out, err = _cli(capsys, "models", labelled, "--use", 2)
+    assert rc == 2 and "v0002.safetensors" in err
+    _reopens(labelled, 2)
+
+
+def test_clear_a_label_whose_file_was_deleted_by_hand(labelled: Path) -> None:
+    (labelled / ".workbench" / "labels" / "a.png").unlink()
+    with Project.open(labelled) as p:
+        a = p.find("a").id
+        p.clear_label(a)
+        assert not p.get(a).has_label
+    _reopens(labelled, 1)
+
+
+def test_restore_while_the_image_file_is_gone(with_history: Path, capsys) -> None:
+    (with_history / "b.png").unlink()
+    rc, out, err = _cli(capsys, "labels", with_history, "--restore", "b.png", "--version", 1)
+    assert rc == 2 and "b.png" in err
+    assert (with_history / ".workbench" / "labels" / "b.png").exists()
