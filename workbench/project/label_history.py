@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from workbench import masks
-from workbench.atomic import atomic_write_bytes, atomic_write_text, is_temp_file
+from workbench.atomic import atomic_write_bytes, atomic_write_text, is_temp_file, read_regular_bytes
 from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 
@@ -215,7 +215,7 @@ def keep(state_dir: str | Path, stem: str, label_path: str | Path, *, source: st
     label_path = Path(label_path)
     if data is None:
         try:
-            data = label_path.read_bytes()
+            data = read_regular_bytes(label_path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -232,7 +232,7 @@ def keep(state_dir: str | Path, stem: str, label_path: str | Path, *, source: st
     complete = sorted(s for s in pngs if s in sides)
     if complete:
         try:
-            if pngs[complete[-1]].read_bytes() == data:
+            if read_regular_bytes(pngs[complete[-1]]) == data:
                 return None  # the same version is already the newest one kept
         except OSError:
             pass
@@ -295,7 +295,7 @@ def decode_version(version: LabelVersion, schema: ClassSchema) -> tuple[np.ndarr
     255, "not labelled".
     """
     try:
-        data = version.path.read_bytes()
+        data = read_regular_bytes(version.path)
     except OSError as exc:
         raise InputError(f"cannot read the label version: {exc.strerror or exc}", version.path) from exc
     old_schema = None

@@ -23,7 +23,7 @@ import numpy as np
 
 from workbench import imageio, masks
 from workbench.atomic import (TEMP_MARKER, atomic_open, atomic_write_bytes, atomic_write_text,
-                              clean_stale_temps)
+                              clean_stale_temps, read_regular_bytes)
 from workbench.classes import UNLABELLED, ClassInfo, ClassSchema, default_color, new_class_id
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
@@ -525,7 +525,7 @@ class Project:
     def _keep_replaced(self, image_id: int, path: Path, new: np.ndarray, *, source: str, reason: str) -> None:
         # The current label goes to history before it is replaced (see label_history).
         try:
-            data = path.read_bytes()
+            data = read_regular_bytes(path)  # a pipe in its place would block the save forever
             made = path.stat().st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return  # no label yet (or no labels folder: the write itself will say why)
@@ -852,7 +852,10 @@ class Project:
     def set_current_model(self, version: int) -> None:
         """Use an older (or the newest) model version."""
         self._check_writable()
-        self.model(version)
+        rec = self.model(version)
+        if not rec.path.is_file():  # deleted by hand: every prediction would fail on it
+            raise InputError(f"model v{rec.version}'s file is missing (deleted outside workbench?), so it "
+                             "cannot be made current; put the file back, or delete the version", rec.path)
         self._store.set_kv("current_model", str(int(version)))
 
     def model_notes(self) -> dict[int, str]:
@@ -1043,6 +1046,8 @@ class Project:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"settings are not valid JSON (line {exc.lineno}: {exc.msg})", path) from exc
+        except RecursionError:
+            raise InputError("settings are not valid settings: JSON nested too deeply", path) from None
         if not isinstance(data, dict):
             raise InputError("settings must be a JSON object", path)
         return data
