@@ -123,6 +123,9 @@ def recover(state: Path) -> bool:
             journal = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot finish an interrupted class change: {exc}", path) from None
+        except RecursionError:
+            raise InputError("cannot finish an interrupted class change: the journal is nested too deeply "
+                             "(not a workbench file)", path) from None
         _apply(state, journal)
         return True
     folders = [state / sub for sub in MASK_FOLDERS]
