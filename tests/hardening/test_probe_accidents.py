@@ -849,3 +849,35 @@ def test_restore_while_the_image_file_is_gone(with_history: Path, capsys) -> Non
     rc, out, err = _cli(capsys, "labels", with_history, "--restore", "b.png", "--version", 1)
     assert rc == 2 and "b.png" in err
     assert (with_history / ".workbench" / "labels" / "b.png").exists()
+
+
+def test_model_notes_survive_a_lost_database(labelled: Path, good_ckpt, capsys) -> None:
+    _project_with_models(labelled, good_ckpt, 2)
+    rc, out, err = _cli(capsys, "models", labelled, "--note", 1, "the good one, caf\u00e9")
+    assert rc == 0
+    _drop_db(labelled)
+    with Project.open(labelled) as p:
+        assert [m.version for m in p.models()] == [1, 2]
+        assert p.model_notes()[1] == "the good one, caf\u00e9"
+
+
+_OPEN_AND_USE = ("import sys\nfrom workbench.project import Project\nfrom workbench.errors import WorkbenchError\n"
+                 "try:\n    with Project.open(sys.argv[1]) as p:\n"
+                 "        n = sum(r.has_label for r in p.images())\n"
+                 "        try:\n            p.settings()\n        except WorkbenchError as e:\n            print('ERR', e)\n"
+                 "        p.add_class('car'); p.set_split(p.find('c').id, 'val'); print('LABELS', n)\n"
+                 "except WorkbenchError as e:\n    print('ERR', e)\n")
+
+
+@pytest.mark.parametrize("name", ["images.json", "settings.json", "classes.layout.json", "mask-values.json",
+                                  "schema-change.json", "models/notes.json", "project.sqlite"])
+def test_state_file_that_is_a_pipe_does_not_hang(labelled: Path, name: str) -> None:
+    path = labelled / ".workbench" / name
+    path.parent.mkdir(exist_ok=True)
+    if name == "project.sqlite":
+        _drop_db(labelled)
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    r = _run(_OPEN_AND_USE, labelled, timeout=60)
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "LABELS 2" in r.stdout or name.split("/")[-1] in r.stdout
