@@ -150,7 +150,7 @@ def _read_version(seq: int, png: Path, side: Path) -> LabelVersion:
     try:
         if side.stat().st_size > MAX_SIDECAR_BYTES:
             raise ValueError("sidecar too large")
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta = json.loads(read_regular_bytes(side).decode("utf-8"))  # never blocks on a pipe
     except (OSError, ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         meta = {}  # a damaged sidecar: the pixels are still a way back
     if not isinstance(meta, dict):

@@ -1037,9 +1037,11 @@ class Project:
         """Training settings and UI state of this project ({} when none saved)."""
         path = self.settings_path
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular_bytes(path).decode("utf-8")  # never blocks on a pipe
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError as exc:
+            raise InputError(f"settings are not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
         except OSError as exc:
             raise InputError(f"cannot read settings: {exc.strerror or exc}", path) from exc
         try:
