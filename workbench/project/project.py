@@ -852,10 +852,7 @@ class Project:
     def set_current_model(self, version: int) -> None:
         """Use an older (or the newest) model version."""
         self._check_writable()
-        rec = self.model(version)
-        if not rec.path.is_file():  # deleted by hand: every prediction would fail on it
-            raise InputError(f"model v{rec.version}'s file is missing (deleted outside workbench?), so it "
-                             "cannot be made current; put the file back, or delete the version", rec.path)
+        self.model(version)
         self._store.set_kv("current_model", str(int(version)))
 
     def model_notes(self) -> dict[int, str]:
