@@ -8,7 +8,9 @@ leftovers of a crash (``clean_stale_temps``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +96,26 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def read_regular_bytes(path: str | Path) -> bytes:
+    """The bytes of a regular file; ``OSError`` for anything else (never blocks on a pipe).
+
+    A named pipe or device where a state file should be (a label, a history version)
+    would block ``read_bytes()`` forever. The file is opened without blocking, checked
+    with ``fstat`` on that very descriptor, and only then read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

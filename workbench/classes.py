@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import stat
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -82,8 +84,12 @@ def new_class_id(taken: set[str] | frozenset[str] = frozenset()) -> str:
 
 
 def name_key(name: str) -> str:
-    """What two names are compared by: case-insensitive, surrounding spaces ignored."""
-    return name.strip().casefold()
+    """What two names are compared by: case-insensitive, surrounding spaces ignored.
+
+    Unicode-normalised too (NFC): "café" typed as one precomposed é and as e plus a
+    combining accent look the same, so they are one name.
+    """
+    return unicodedata.normalize("NFC", name.strip()).casefold()
 
 
 @dataclass
@@ -158,6 +164,16 @@ class ClassSchema:
     def load(cls, path: str | Path) -> "ClassSchema":
         """Read a schema JSON file; errors name the file and the problem."""
         path = Path(path)
+        try:  # a pipe or device named classes.json would block the read forever
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise InputError("class file not found", path) from None
+        except OSError as exc:
+            raise InputError(f"cannot read class file: {exc.strerror or exc}", path) from exc
+        if stat.S_ISDIR(mode):
+            raise InputError("cannot read class file: Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise InputError("cannot read class file: not a regular file (a pipe, socket or device)", path)
         try:
             # utf-8-sig: Windows editors (Notepad) start a UTF-8 file with a byte-order mark.
             text = path.read_text(encoding="utf-8-sig")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from workbench import masks
-from workbench.atomic import atomic_write_bytes, atomic_write_text, is_temp_file
+from workbench.atomic import atomic_write_bytes, atomic_write_text, is_temp_file, read_regular_bytes
 from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 
@@ -86,6 +86,14 @@ def history_dir(state_dir: str | Path, stem: str) -> Path:
     return Path(state_dir) / HISTORY_DIR / folder_name(stem)
 
 
+def _check_real_folder(state_dir: str | Path, folder: Path) -> None:
+    """Refuse to write through a history folder that is a symbolic link (it may point anywhere)."""
+    for path in (Path(state_dir) / HISTORY_DIR, folder):
+        if path.is_symlink():
+            raise WorkbenchError("the label history folder is a symbolic link; it must be a real folder "
+                                 "inside the state folder (move the link away)", path)
+
+
 def _seq(path: Path) -> int | None:
     digits = path.name.split(".", 1)[0]
     return int(digits) if digits.isdigit() else None
@@ -116,12 +124,19 @@ def _entries(folder: Path) -> tuple[dict[int, Path], dict[int, Path]]:
     return pngs, sides
 
 
+MAX_TIME = 1e11   # unix seconds (year 5138): a later "made" or "replaced" is not a time
+
+
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    # A sidecar is data from disk: NaN, infinity (1e999) or a negative time is no time at all.
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    value = float(value)
+    return value if 0.0 <= value <= MAX_TIME else None
 
 
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _str(value: Any) -> str | None:
@@ -135,7 +150,7 @@ def _read_version(seq: int, png: Path, side: Path) -> LabelVersion:
     try:
         if side.stat().st_size > MAX_SIDECAR_BYTES:
             raise ValueError("sidecar too large")
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta = json.loads(read_regular_bytes(side).decode("utf-8"))  # never blocks on a pipe
     except (OSError, ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         meta = {}  # a damaged sidecar: the pixels are still a way back
     if not isinstance(meta, dict):
@@ -200,7 +215,7 @@ def keep(state_dir: str | Path, stem: str, label_path: str | Path, *, source: st
     label_path = Path(label_path)
     if data is None:
         try:
-            data = label_path.read_bytes()
+            data = read_regular_bytes(label_path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -212,11 +227,12 @@ def keep(state_dir: str | Path, stem: str, label_path: str | Path, *, source: st
         except OSError:
             made = None
     folder = history_dir(state_dir, stem)
+    _check_real_folder(state_dir, folder)
     pngs, sides = _entries(folder)
     complete = sorted(s for s in pngs if s in sides)
     if complete:
         try:
-            if pngs[complete[-1]].read_bytes() == data:
+            if read_regular_bytes(pngs[complete[-1]]) == data:
                 return None  # the same version is already the newest one kept
         except OSError:
             pass
@@ -244,6 +260,10 @@ def prune(state_dir: str | Path, stem: str, *, max_versions: int = MAX_VERSIONS,
           max_bytes: int = MAX_BYTES) -> int:
     """Drop the oldest versions beyond the bounds (never the newest) and crash leftovers; returns how many."""
     folder = history_dir(state_dir, stem)
+    try:
+        _check_real_folder(state_dir, folder)
+    except WorkbenchError:
+        return 0  # never delete through a link
     pngs, sides = _entries(folder)
     removed = 0
     # A PNG without a sidecar (or the reverse) is a keep() that a crash interrupted.
@@ -275,7 +295,7 @@ def decode_version(version: LabelVersion, schema: ClassSchema) -> tuple[np.ndarr
     255, "not labelled".
     """
     try:
-        data = version.path.read_bytes()
+        data = read_regular_bytes(version.path)
     except OSError as exc:
         raise InputError(f"cannot read the label version: {exc.strerror or exc}", version.path) from exc
     old_schema = None

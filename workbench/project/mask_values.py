@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench import masks
-from workbench.atomic import atomic_write_text, is_temp_file
+from workbench.atomic import atomic_write_text, is_temp_file, read_regular_bytes
 from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import InputError, WorkbenchError
 
@@ -52,7 +52,7 @@ class MaskUsage:
 
 def _load_cache(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_bytes(path).decode("utf-8"))  # never blocks on a pipe
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}  # a cache only: a missing or damaged one is rebuilt
     return data if isinstance(data, dict) else {}

@@ -23,7 +23,7 @@ import numpy as np
 
 from workbench import imageio, masks
 from workbench.atomic import (TEMP_MARKER, atomic_open, atomic_write_bytes, atomic_write_text,
-                              clean_stale_temps)
+                              clean_stale_temps, read_regular_bytes)
 from workbench.classes import UNLABELLED, ClassInfo, ClassSchema, default_color, new_class_id
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
@@ -260,7 +260,7 @@ class Project:
 
     def _load_or_create_schema(self, schema: ClassSchema | None, manifest: Any) -> ClassSchema:
         path = self.classes_path
-        if path.is_file():
+        if os.path.lexists(path):  # a folder, pipe or dangling link is named, never replaced by defaults
             return ClassSchema.load(path)
         if schema is None and manifest is not None and manifest.classes is not None:
             schema = ClassSchema.load(manifest.classes)
@@ -525,7 +525,7 @@ class Project:
     def _keep_replaced(self, image_id: int, path: Path, new: np.ndarray, *, source: str, reason: str) -> None:
         # The current label goes to history before it is replaced (see label_history).
         try:
-            data = path.read_bytes()
+            data = read_regular_bytes(path)  # a pipe in its place would block the save forever
             made = path.stat().st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return  # no label yet (or no labels folder: the write itself will say why)
@@ -872,7 +872,15 @@ class Project:
         """
         self._check_writable()
         self.model(version)
-        self._store.set_model_note(int(version), str(note))
+        note = str(note)
+        try:  # a note typed on a console in another encoding arrives with undecodable bytes
+            note.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(note[exc.start])
+            what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+            raise WorkbenchError(f"the note for model v{version} is not UTF-8 text ({what} at position "
+                                 f"{exc.start}); not saved: set the console to UTF-8 and write it again") from None
+        self._store.set_model_note(int(version), note)
         self._write_notes()
 
     def _write_notes(self) -> None:
@@ -1026,15 +1034,19 @@ class Project:
         """Training settings and UI state of this project ({} when none saved)."""
         path = self.settings_path
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular_bytes(path).decode("utf-8")  # never blocks on a pipe
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError as exc:
+            raise InputError(f"settings are not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
         except OSError as exc:
             raise InputError(f"cannot read settings: {exc.strerror or exc}", path) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"settings are not valid JSON (line {exc.lineno}: {exc.msg})", path) from exc
+        except RecursionError:
+            raise InputError("settings are not valid settings: JSON nested too deeply", path) from None
         if not isinstance(data, dict):
             raise InputError("settings must be a JSON object", path)
         return data

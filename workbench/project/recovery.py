@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import masks
-from workbench.atomic import TEMP_MARKER, atomic_write_text, is_temp_file
+from workbench.atomic import TEMP_MARKER, atomic_write_text, is_temp_file, read_regular_bytes
 from workbench.errors import InputError, WorkbenchError
 from workbench.project.location import DB_NAME, SNAPSHOT_NAME
 from workbench.project.records import Split, Status
@@ -85,7 +85,7 @@ def read_snapshot(state: Path) -> tuple[Snapshot | None, str | None]:
     """(snapshot, problem): None and no problem when there is none; a damaged one is named."""
     path = snapshot_path(state)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_bytes(path).decode("utf-8")  # never blocks on a pipe
     except FileNotFoundError:
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
@@ -304,7 +304,31 @@ def rebuild(store: "Store", state: Path, names_by_stem: dict[str, str]) -> Rebui
     store.restore_images(updates)
     rep.models, model_problems = recover_models(store, state, why="rebuilt from the model file")
     rep.problems.extend(model_problems)
+    problem = recover_notes(store, state)
+    if problem:
+        rep.problems.append(problem)
     return rep
+
+
+def recover_notes(store: "Store", state: Path) -> str | None:
+    """Put the person's model notes back from ``models/notes.json``; a problem, or None."""
+    path = state / "models" / "notes.json"
+    try:
+        data = json.loads(read_regular_bytes(path).decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        return f"{path}: the model notes are damaged ({type(exc).__name__}); not used"
+    if not isinstance(data, dict):
+        return f"{path}: the model notes are damaged (not a JSON object); not used"
+    known = {v for v, *_ in store.models()}
+    for key, note in data.items():
+        if isinstance(key, str) and key.isdigit() and int(key) in known and isinstance(note, str) and note:
+            try:
+                store.set_model_note(int(key), note)
+            except WorkbenchError:
+                continue
+    return None
 
 
 SNAPSHOT_SEEN_KEY = "snapshot_mtime_ns"

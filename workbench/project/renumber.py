@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench import masks
-from workbench.atomic import atomic_write_text, is_temp_file
+from workbench.atomic import atomic_write_text, is_temp_file, read_regular_bytes
 from workbench.classes import ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.project import label_history
@@ -123,6 +123,9 @@ def recover(state: Path) -> bool:
             journal = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot finish an interrupted class change: {exc}", path) from None
+        except RecursionError:
+            raise InputError("cannot finish an interrupted class change: the journal is nested too deeply "
+                             "(not a workbench file)", path) from None
         _apply(state, journal)
         return True
     folders = [state / sub for sub in MASK_FOLDERS]
@@ -167,7 +170,7 @@ def save_layout(state: Path, schema: ClassSchema) -> None:
 def read_layout(state: Path) -> dict[str, int] | None:
     """The recorded numbering, or None when there is none (older projects) or it is unreadable."""
     try:
-        data = json.loads((state / LAYOUT).read_text(encoding="utf-8"))
+        data = json.loads(read_regular_bytes(state / LAYOUT).decode("utf-8"))  # never blocks on a pipe
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     layout = data.get("classes") if isinstance(data, dict) else None

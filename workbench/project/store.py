@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -96,14 +97,26 @@ _IMAGE_SELECT = (
     "LEFT JOIN image_scores s ON s.image_id = images.id AND s.version = ?")
 
 
+def _finite(data: Any) -> Any:
+    # NaN and infinity are not JSON: Python writes them anyway, and every other reader
+    # (and `workbench models --json`) then fails on the file. They are stored as null.
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    if hasattr(data, "tolist"):  # numpy scalar or array
+        return _finite(data.tolist())
+    return data
+
+
 def to_json(data: Any, **kw: Any) -> str:
-    """JSON text of plain data; numpy scalars and arrays become numbers and lists."""
+    """JSON text of plain data; numpy scalars and arrays become numbers and lists, NaN and infinity null."""
     def default(obj: Any) -> Any:
-        if hasattr(obj, "tolist"):  # numpy scalar or array
-            return obj.tolist()
         raise TypeError(f"{type(obj).__name__} is not JSON data")
 
-    return json.dumps(data, default=default, **kw)
+    return json.dumps(_finite(data), default=default, allow_nan=False, **kw)
 
 
 def db_name(name: str) -> str | bytes:

@@ -102,7 +102,14 @@ def model_summaries(project: Project) -> list[ModelSummary]:
 
 
 def use_model(project: Project, version: int) -> ModelRecord:
-    """Make ``version`` the current model (rollback or forward); returns its record."""
+    """Make ``version`` the current model (rollback or forward); returns its record.
+
+    A version whose file was deleted by hand is refused (every prediction would fail on it).
+    """
+    rec = project.model(int(version))
+    if not rec.path.is_file():
+        raise InputError(f"model v{rec.version}'s file is missing (deleted outside workbench?), so it "
+                         "cannot be made current; put the file back, or delete the version", rec.path)
     project.set_current_model(int(version))
     return project.model(int(version))
 
