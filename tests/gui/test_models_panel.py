@@ -198,3 +198,33 @@ def test_classes_are_locked_while_a_retrain_runs(window, qtbot) -> None:
     with qtbot.waitSignal(window.training.finished, timeout=60000):
         window.training_panel.cancel_button.click()
     assert window.palette.locked_reason is None
+
+
+def test_a_run_left_unfinished_by_closing_shows_as_recovered_not_current(make_window, project_dir) -> None:
+    """Issue 8.8 gap: closing gave up waiting for a Retrain, so its best checkpoint stayed on
+    disk unregistered. The next open registers it as a recovered version that is not current,
+    says so in the banner, and the Models panel names it as recovered with what that means."""
+    from workbench.classes import ClassSchema
+    from workbench.project import Project
+
+    schema = ClassSchema.load(project_dir / "classes.json")
+    with Project.open(project_dir) as project:
+        project.register_model(tiny_checkpoint(project.next_model_path(), schema))
+        left = tiny_checkpoint(project.next_model_path(), schema)   # what the stopped run left
+    assert left.name == "v0002.safetensors"
+    window = make_window(project_dir)
+    assert "recovered version(s) v2" in window.notifier.last_error
+    assert "v1 stays current" in window.notifier.last_error
+    assert panel_rows(window) == ["v1 (current)", "v2"]
+    panel = window.models_panel
+    note = panel.table.item(1, panel_columns().index("Note")).text()
+    assert note == "recovered (unfinished run)"
+    panel.select_version(2)
+    assert "recovered: its run stopped before finishing" in panel.detail.text().lower()
+    assert panel.delete_button.isEnabled() and panel.use_button.isEnabled()
+
+
+def panel_columns():
+    from workbench.gui.models_panel import COLUMNS
+
+    return COLUMNS

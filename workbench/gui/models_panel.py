@@ -21,6 +21,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from workbench.workflows.models import RECOVERED_NOTE, recovered_label
+
 # What a person compares first comes first: the dock is narrow.
 COLUMNS = ("Version", "Val mIoU", "Trained on", "Size", "Note", "Parent", "Created")
 # (workflows policy name, what the person reads, tooltip)
@@ -162,17 +164,19 @@ class ModelsPanel(QWidget):
         bold = QFont()
         bold.setBold(True)
         for row, s in enumerate(self.summaries):
+            recovered = recovered_label(s) if getattr(s, "recovered", None) else ""
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else ""
             cells = (f"v{s.version}" + (" (current)" if s.current else ""), _before_after(s),
-                     _trained_on(s.trained_on), format_size(s.size_bytes), s.note or "",
+                     _trained_on(s.trained_on), format_size(s.size_bytes),
+                     f"{recovered}: {s.note}" if recovered and s.note else (recovered or s.note or ""),
                      "" if s.parent is None else f"v{s.parent}", created)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, s.version)
                 if s.current:
                     item.setFont(bold)
-                if col == COLUMNS.index("Note") and s.note:
-                    item.setToolTip(s.note)
+                if col == COLUMNS.index("Note") and (s.note or recovered):
+                    item.setToolTip("\n".join(t for t in (s.note, RECOVERED_NOTE if recovered else "") if t))
                 self.table.setItem(row, col, item)
         self.table.blockSignals(False)
         total = sum(s.size_bytes or 0 for s in self.summaries)
@@ -231,7 +235,9 @@ class ModelsPanel(QWidget):
             state += f"; <span style='color:#d62828'>{s.problem}</span>"
         self.detail.setText(f"<b>v{s.version}</b> ({state}): val mIoU {_before_after(s)}"
                             + (f"; parent v{s.parent}" if s.parent is not None else "; trained from scratch")
-                            + (f"<br>Note: {s.note}" if s.note else ""))
+                            + (f"<br>Note: {s.note}" if s.note else "")
+                            + (f"<br><i>{RECOVERED_NOTE[0].upper() + RECOVERED_NOTE[1:]}. Keep it, "
+                               "make it current, or delete it.</i>" if getattr(s, "recovered", None) else ""))
 
     def _fill_classes(self, ious: Sequence[float | None], names: list[str]) -> None:
         ious = list(ious or [])

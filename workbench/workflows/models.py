@@ -41,6 +41,7 @@ class ModelSummary:
     storage_dtype: str = "float32"
     path: Path | None = None
     problem: str | None = None           # why the file's metadata could not be read
+    recovered: str | None = None         # registered at open from a run that never finished (why)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (``workbench models --json``)."""
@@ -50,7 +51,8 @@ class ModelSummary:
                 "class_names": list(self.class_names), "note": self.note, "size_bytes": self.size_bytes,
                 "epochs": self.epochs, "stopped_by": self.stopped_by,
                 "storage_dtype": self.storage_dtype, "history": list(self.history),
-                "path": str(self.path) if self.path is not None else None, "problem": self.problem}
+                "path": str(self.path) if self.path is not None else None, "problem": self.problem,
+                "recovered": self.recovered}
 
 
 def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
@@ -86,7 +88,17 @@ def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
         class_names=names, note=note, size_bytes=size, history=history,
         epochs=m.get("epochs") if isinstance(m.get("epochs"), int) else None,
         stopped_by=m.get("stopped_by") if isinstance(m.get("stopped_by"), str) else None,
-        storage_dtype=storage, path=rec.path, problem=problem)
+        storage_dtype=storage, path=rec.path, problem=problem,
+        recovered=str(m["recovered"]) if m.get("recovered") else None)
+
+
+RECOVERED_NOTE = ("recovered: its run stopped before finishing (the window closed, or the process was "
+                  "killed); its val mIoU is the trainer's own check, not compared with another version")
+
+
+def recovered_label(summary: ModelSummary) -> str:
+    """The short word lists show for a recovered version ("" for a finished run)."""
+    return "recovered (unfinished run)" if summary.recovered else ""
 
 
 def _number(v: Any) -> float | None:

@@ -427,7 +427,10 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
     }
     # The registry's view goes into the file too: the database is an index, and a lost
     # one is rebuilt from the model files (meta.metrics["registered"]).
-    compact(job.out, metrics={"registered": metrics}, half=storage["storage_dtype"] == "float16")
+    # The whole run's curves go with the version: the trainer saved the file at its best
+    # epoch, so the history inside stops there (a run whose best was epoch 1 of 3 showed one point).
+    compact(job.out, metrics={"registered": metrics}, half=storage["storage_dtype"] == "float16",
+            history=list(result.history))
     record = project.register_model(job.out, parent=job.parent, metrics=metrics, make_current=promote)
     for image_id, miou in new_scores.items():
         if miou is not None:
