@@ -228,3 +228,25 @@ def test_evaluate_an_empty_split_says_so_without_a_table(cli_project, capsys):
     captured = capsys.readouterr()
     assert "the test split has no images" in captured.err
     assert "mIoU" not in captured.out and "Traceback" not in captured.err
+
+
+def test_train_project_uses_the_apps_stored_settings_with_flags_over_them(tmp_path, monkeypatch, capsys):
+    """`workbench train PROJECT` and Retrain build the config from the same stored settings
+    (Model > Training settings); options given on the command line win, a budget as a pair."""
+    from workbench.workflows import training as training_flow
+
+    folder = tiny_project(tmp_path)
+    settings_with(folder, {**FAST_SETTINGS, "epochs": 3, "minutes": 9.0, "crop": 96})
+    seen = []
+
+    def fake_train(project, config, **kw):
+        seen.append((config, kw["fine_tune"]))
+        raise training_flow.WorkbenchError("stop here")
+    monkeypatch.setattr("workbench.workflows.train_project", fake_train)
+    assert main(["train", str(folder), "--epochs", "1"]) == 2
+    config, fine_tune = seen[-1]
+    assert (config.epochs, config.minutes, config.crop, config.lr) == (1, None, 96, FAST_SETTINGS["lr"])
+    assert config.encoder == FAST_SETTINGS["encoder"] and fine_tune
+    assert "the project's training settings" in capsys.readouterr().err
+    assert main(["train", str(folder)]) == 2
+    assert (seen[-1][0].epochs, seen[-1][0].minutes) == (3, 9.0)
