@@ -373,3 +373,14 @@ def test_a_version_keeps_the_curves_of_its_whole_run_not_only_up_to_its_best_epo
         (summary,) = model_summaries(project)
     assert [h["epoch"] for h in summary.history] == [1, 2]
     assert [h["epoch"] for h in read_meta(summary.path).history] == [1, 2]
+
+
+def test_the_app_wording_names_no_command_the_cli_wording_does():
+    from workbench.workflows import decide_promotion
+
+    facts = dict(new_version=3, new_miou=0.52, previous_version=1, previous_miou=0.55, has_val=True)
+    assert decide_promotion("better", project_hint=None, **facts) == (
+        False, "v3 scored 0.52 on val, below v1's 0.55: v1 stays current. Use v3 anyway?")
+    assert "workbench models P --use 3" in decide_promotion("better", project_hint="P", **facts)[1]
+    no_val = decide_promotion("better", project_hint=None, **{**facts, "has_val": False})[1]
+    assert "workbench" not in no_val and "Models panel" in no_val

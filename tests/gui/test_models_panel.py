@@ -76,6 +76,8 @@ def test_retrain_twice_second_worse_keeps_the_better_current_then_rollback_and_d
     assert window.predictions.version == 1
     assert window.candidate.isVisible() and window.candidate.use_button.text() == "Use v2 anyway"
     assert "v1 stays current" in window.candidate.text.text()
+    assert "workbench models" not in window.candidate.text.text()   # the app has the button, not a command
+    assert window.candidate.text.text().endswith("Use v2 anyway?")
     assert panel_rows(window) == ["v1 (current)", "v2"]
     summary = window.models_panel.summary(2)
     assert summary.previous_val_miou == pytest.approx(first.val_miou)

@@ -162,11 +162,12 @@ def _fmt(v: float | None) -> str:
 
 def decide_promotion(policy: str, *, new_version: int, new_miou: float | None,
                      previous_version: int | None, previous_miou: float | None,
-                     has_val: bool, project_hint: str = "PROJECT",
+                     has_val: bool, project_hint: str | None = "PROJECT",
                      previous_unusable: str | None = None) -> tuple[bool, str]:
     """(promote?, the sentence that says why) for a finished run.
 
     ``previous_unusable``: why the previous model could not be scored (other classes).
+    ``project_hint`` None: the app's wording (its banner has the button; no command to type).
     """
     new = f"v{new_version}"
     if previous_version is None:
@@ -175,8 +176,9 @@ def decide_promotion(policy: str, *, new_version: int, new_miou: float | None,
         return True, f"{new} scored {_fmt(new_miou)} on val: {new} is now current (the first model)"
     prev = f"v{previous_version}"
     if not has_val:
-        return True, (f"no val split: promotion cannot be judged; {new} is current "
-                      f"(go back with: workbench models {project_hint} --use {previous_version})")
+        back = (f"go back with: workbench models {project_hint} --use {previous_version}"
+                if project_hint is not None else f"Use this version in the Models panel makes {prev} current again")
+        return True, f"no val split: promotion cannot be judged; {new} is current ({back})"
     if previous_unusable is not None:
         return True, f"{new} scored {_fmt(new_miou)} on val ({prev} {previous_unusable}): {new} is now current"
     if policy == "always":
@@ -186,8 +188,10 @@ def decide_promotion(policy: str, *, new_version: int, new_miou: float | None,
                       f"{new} is current")
     if new_miou >= previous_miou:
         return True, f"{new} scored {_fmt(new_miou)} on val ({prev}: {_fmt(previous_miou)}): {new} is now current"
-    return False, (f"{new} scored {_fmt(new_miou)} on val, below {prev}'s {_fmt(previous_miou)}: {prev} stays "
-                   f"current (use it with: workbench models {project_hint} --use {new_version})")
+    said = f"{new} scored {_fmt(new_miou)} on val, below {prev}'s {_fmt(previous_miou)}: {prev} stays current"
+    if project_hint is None:
+        return False, f"{said}. Use {new} anyway?"
+    return False, f"{said} (use it with: workbench models {project_hint} --use {new_version})"
 
 
 def record_facts(rec: ModelRecord) -> dict[str, Any]:
