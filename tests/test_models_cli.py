@@ -250,3 +250,13 @@ def test_train_project_uses_the_apps_stored_settings_with_flags_over_them(tmp_pa
     assert "the project's training settings" in capsys.readouterr().err
     assert main(["train", str(folder)]) == 2
     assert (seen[-1][0].epochs, seen[-1][0].minutes) == (3, 9.0)
+
+
+def test_models_sizes_use_the_panels_units(cli_project, capsys):
+    from workbench.workflows.models import format_size, model_summaries
+
+    assert main(["models", str(cli_project[0])]) == 0
+    out = capsys.readouterr().out
+    with Project.open(cli_project[0]) as project:
+        sizes = [format_size(s.size_bytes) for s in model_summaries(project)]
+    assert all(size in out for size in sizes) and format_size(28_723_992) == "28.7 MB"

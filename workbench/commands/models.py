@@ -93,7 +93,9 @@ def _miou(v: float | None) -> str:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
+    from workbench.workflows.models import format_size   # the Models panel's units
+
+    return format_size(n)
 
 
 def format_models(summaries: list, policy: str) -> str:

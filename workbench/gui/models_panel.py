@@ -21,7 +21,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from workbench.workflows.models import RECOVERED_NOTE, recovered_label
+from workbench.workflows.models import RECOVERED_NOTE, format_size, recovered_label
 
 # What a person compares first comes first: the dock is narrow.
 COLUMNS = ("Version", "Val mIoU", "Trained on", "Size", "Note", "Parent", "Created")
@@ -32,14 +32,6 @@ POLICIES = (("better", "only if better", "A new version becomes current only if 
 POLICY_TEXT = {name: text for name, text, _tip in POLICIES}
 
 
-def format_size(n: int | None) -> str:
-    """'57.4 MB' style size; empty when unknown."""
-    if n is None:
-        return ""
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"
 
 
 def _fmt(v: float | None) -> str:

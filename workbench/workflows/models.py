@@ -156,6 +156,16 @@ def set_promotion_policy(project: Project, policy: str) -> None:
     project.save_settings(settings)
 
 
+def format_size(n: int | None) -> str:
+    """'57.4 MB' style size (decimal units, as file managers show), for the panel and the CLI."""
+    if n is None:
+        return ""
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
