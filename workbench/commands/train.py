@@ -33,7 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a U-Net on images + masks, or on a project's labels",
         description="Train (or fine-tune) a segmentation model. Masks pair with images by file "
                     "stem; void classes and 255 are ignored, so partly labelled masks are fine. "
-                    "The best checkpoint by validation mIoU is kept. Ctrl+C stops and keeps it.",
+                    "The best checkpoint by validation mIoU is kept. Ctrl+C stops: the folder form "
+                    "keeps the best checkpoint so far; the project form registers no version "
+                    "(as Cancel in the app). The project form starts from the project's stored "
+                    "training settings (as Retrain does); options given here go over them.",
         epilog="examples:\n"
                "  workbench train camvid/train --masks camvid/trainannot --classes classes.json \\\n"
                "      --val-images camvid/val --val-masks camvid/valannot --minutes 20 --out model.safetensors\n"
