@@ -230,3 +230,38 @@ def panel_columns():
     from workbench.gui.models_panel import COLUMNS
 
     return COLUMNS
+
+
+def test_opening_another_project_leaves_nothing_of_the_first(make_window, project_dir, tmp_path,
+                                                            monkeypatch) -> None:
+    """Models panel, candidate banner, Training panel and Metrics show the new project only."""
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    # a prediction may still run when the second project opens: "Stop it and close?" -> Yes
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
+
+    from workbench.classes import ClassSchema
+    from workbench.gui.training_dock import IDLE_TEXT
+    from workbench.project import Project
+
+    schema = ClassSchema.load(project_dir / "classes.json")
+    with Project.open(project_dir) as project:
+        project.register_model(tiny_checkpoint(project.next_model_path(), schema))
+        project.register_model(tiny_checkpoint(project.next_model_path(), schema), make_current=False)
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "sample_data", other, ignore=shutil.ignore_patterns(".workbench"))
+    window = make_window(project_dir)
+    assert panel_rows(window) == ["v1 (current)", "v2"]
+    window.candidate.show_candidate(2, "v2 scored 0.07 on val, below v1's 0.15: v1 stays current. Use v2 anyway?")
+    window.training_panel.show_outcome("v2 scored 0.07 on val, below v1's 0.15: v1 stays current.")
+    window.training_panel.loss_curve.setData([1.0], [0.5])
+    window.metrics_panel.summary.setText("Model v1 on val: mIoU 0.151")
+    assert window.open_project(other), window.notifier.last_error
+    assert panel_rows(window) == [] and "No versions yet" in window.models_panel.disk.text()
+    assert not window.candidate.isVisible()
+    assert window.training_panel.status.text() == IDLE_TEXT
+    assert len(window.training_panel.loss_curve.getData()[0] or []) == 0
+    assert window.metrics_panel.summary.text().startswith("No model yet")   # the new project's state
+    assert window.predictions.version is None
