@@ -136,7 +136,7 @@ def test_evaluate_project_json_has_the_folder_form_keys_plus_version_and_split(c
     assert main(["evaluate", str(folder), "--device", "cpu"]) == 0
     assert "on the val split" in capsys.readouterr().out
     assert main(["evaluate", str(folder), "--split", "test", "--device", "cpu"]) == 2
-    assert "no image of the test split could be scored" in capsys.readouterr().err
+    assert "the test split has no images" in capsys.readouterr().err
     assert main(["evaluate", str(folder), "--model", "8"]) == 2
     assert "no model version 8" in capsys.readouterr().err
     assert main(["evaluate", str(folder), "--model", "v1.safetensors"]) == 2
@@ -202,3 +202,61 @@ def test_a_hand_edited_policy_still_lists_and_is_named_before_training(cli_proje
     assert "unknown promotion policy 'sometimes'" in capsys.readouterr().err
     assert main(["models", str(folder), "--policy", "better"]) == 0
     assert "promotion policy: better" in capsys.readouterr().out
+
+
+def test_models_lists_a_recovered_version_as_such(cli_project, tmp_path, capsys):
+    """A model file a stopped run left is registered at open as recovered: the list says so."""
+    folder = _copy(cli_project[0], tmp_path)
+    models = folder / ".workbench" / "models"
+    last = sorted(models.glob("v*.safetensors"))[-1]
+    n = int(last.stem[1:]) + 1
+    shutil.copy(last, models / f"v{n:04d}.safetensors")
+    assert main(["models", str(folder)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith(f"v{n} "))
+    assert "[recovered (unfinished run)]" in row and not row.startswith("*")
+    assert "its run stopped before finishing" in out
+    assert main(["models", str(folder), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["models"]
+    assert listed[-1]["version"] == n and listed[-1]["recovered"].startswith("from a run that ended")
+    assert listed[0]["recovered"] is None
+
+
+def test_evaluate_an_empty_split_says_so_without_a_table(cli_project, capsys):
+    """The tiny project has no test split: one sentence, exit 2, no table of n/a scores."""
+    assert main(["evaluate", str(cli_project[0]), "--split", "test"]) == 2
+    captured = capsys.readouterr()
+    assert "the test split has no images" in captured.err
+    assert "mIoU" not in captured.out and "Traceback" not in captured.err
+
+
+def test_train_project_uses_the_apps_stored_settings_with_flags_over_them(tmp_path, monkeypatch, capsys):
+    """`workbench train PROJECT` and Retrain build the config from the same stored settings
+    (Model > Training settings); options given on the command line win, a budget as a pair."""
+    from workbench.workflows import training as training_flow
+
+    folder = tiny_project(tmp_path)
+    settings_with(folder, {**FAST_SETTINGS, "epochs": 3, "minutes": 9.0, "crop": 96})
+    seen = []
+
+    def fake_train(project, config, **kw):
+        seen.append((config, kw["fine_tune"]))
+        raise training_flow.WorkbenchError("stop here")
+    monkeypatch.setattr("workbench.workflows.train_project", fake_train)
+    assert main(["train", str(folder), "--epochs", "1"]) == 2
+    config, fine_tune = seen[-1]
+    assert (config.epochs, config.minutes, config.crop, config.lr) == (1, None, 96, FAST_SETTINGS["lr"])
+    assert config.encoder == FAST_SETTINGS["encoder"] and fine_tune
+    assert "the project's training settings" in capsys.readouterr().err
+    assert main(["train", str(folder)]) == 2
+    assert (seen[-1][0].epochs, seen[-1][0].minutes) == (3, 9.0)
+
+
+def test_models_sizes_use_the_panels_units(cli_project, capsys):
+    from workbench.workflows.models import format_size, model_summaries
+
+    assert main(["models", str(cli_project[0])]) == 0
+    out = capsys.readouterr().out
+    with Project.open(cli_project[0]) as project:
+        sizes = [format_size(s.size_bytes) for s in model_summaries(project)]
+    assert all(size in out for size in sizes) and format_size(28_723_992) == "28.7 MB"

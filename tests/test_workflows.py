@@ -350,3 +350,37 @@ def test_version_1_database_migrates_scores_to_the_current_model(tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT version FROM schema_version").fetchone() == (store.SCHEMA_VERSION,)
     conn.close()
+
+
+def test_a_version_keeps_the_curves_of_its_whole_run_not_only_up_to_its_best_epoch(tmp_path, monkeypatch):
+    """The trainer saves the file at its best epoch; the registered version still carries
+    every epoch's record (a 3-epoch run whose best was epoch 1 showed a single point)."""
+    from workbench.ml import training as trainer
+
+    folder = tiny_project(tmp_path)
+    settings_with(folder, {**FAST_SETTINGS, "epochs": 2})
+    real_save = trainer._Trainer._save
+    saves = []
+
+    def first_only(self, net, metrics):   # as when epoch 1 stays the best
+        if not saves:
+            saves.append(1)
+            real_save(self, net, metrics)
+    monkeypatch.setattr(trainer._Trainer, "_save", first_only)
+    with Project.open(folder) as project:
+        outcome = train_project(project)
+        assert outcome.result.epochs_done == 2
+        (summary,) = model_summaries(project)
+    assert [h["epoch"] for h in summary.history] == [1, 2]
+    assert [h["epoch"] for h in read_meta(summary.path).history] == [1, 2]
+
+
+def test_the_app_wording_names_no_command_the_cli_wording_does():
+    from workbench.workflows import decide_promotion
+
+    facts = dict(new_version=3, new_miou=0.52, previous_version=1, previous_miou=0.55, has_val=True)
+    assert decide_promotion("better", project_hint=None, **facts) == (
+        False, "v3 scored 0.52 on val, below v1's 0.55: v1 stays current. Use v3 anyway?")
+    assert "workbench models P --use 3" in decide_promotion("better", project_hint="P", **facts)[1]
+    no_val = decide_promotion("better", project_hint=None, **{**facts, "has_val": False})[1]
+    assert "workbench" not in no_val and "Models panel" in no_val

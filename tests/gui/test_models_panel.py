@@ -76,6 +76,8 @@ def test_retrain_twice_second_worse_keeps_the_better_current_then_rollback_and_d
     assert window.predictions.version == 1
     assert window.candidate.isVisible() and window.candidate.use_button.text() == "Use v2 anyway"
     assert "v1 stays current" in window.candidate.text.text()
+    assert "workbench models" not in window.candidate.text.text()   # the app has the button, not a command
+    assert window.candidate.text.text().endswith("Use v2 anyway?")
     assert panel_rows(window) == ["v1 (current)", "v2"]
     summary = window.models_panel.summary(2)
     assert summary.previous_val_miou == pytest.approx(first.val_miou)
@@ -198,3 +200,68 @@ def test_classes_are_locked_while_a_retrain_runs(window, qtbot) -> None:
     with qtbot.waitSignal(window.training.finished, timeout=60000):
         window.training_panel.cancel_button.click()
     assert window.palette.locked_reason is None
+
+
+def test_a_run_left_unfinished_by_closing_shows_as_recovered_not_current(make_window, project_dir) -> None:
+    """Issue 8.8 gap: closing gave up waiting for a Retrain, so its best checkpoint stayed on
+    disk unregistered. The next open registers it as a recovered version that is not current,
+    says so in the banner, and the Models panel names it as recovered with what that means."""
+    from workbench.classes import ClassSchema
+    from workbench.project import Project
+
+    schema = ClassSchema.load(project_dir / "classes.json")
+    with Project.open(project_dir) as project:
+        project.register_model(tiny_checkpoint(project.next_model_path(), schema))
+        left = tiny_checkpoint(project.next_model_path(), schema)   # what the stopped run left
+    assert left.name == "v0002.safetensors"
+    window = make_window(project_dir)
+    assert "recovered version(s) v2" in window.notifier.last_error
+    assert "v1 stays current" in window.notifier.last_error
+    assert panel_rows(window) == ["v1 (current)", "v2"]
+    panel = window.models_panel
+    note = panel.table.item(1, panel_columns().index("Note")).text()
+    assert note == "recovered (unfinished run)"
+    panel.select_version(2)
+    assert "recovered: its run stopped before finishing" in panel.detail.text().lower()
+    assert panel.delete_button.isEnabled() and panel.use_button.isEnabled()
+
+
+def panel_columns():
+    from workbench.gui.models_panel import COLUMNS
+
+    return COLUMNS
+
+
+def test_opening_another_project_leaves_nothing_of_the_first(make_window, project_dir, tmp_path,
+                                                            monkeypatch) -> None:
+    """Models panel, candidate banner, Training panel and Metrics show the new project only."""
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    # a prediction may still run when the second project opens: "Stop it and close?" -> Yes
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
+
+    from workbench.classes import ClassSchema
+    from workbench.gui.training_dock import IDLE_TEXT
+    from workbench.project import Project
+
+    schema = ClassSchema.load(project_dir / "classes.json")
+    with Project.open(project_dir) as project:
+        project.register_model(tiny_checkpoint(project.next_model_path(), schema))
+        project.register_model(tiny_checkpoint(project.next_model_path(), schema), make_current=False)
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "sample_data", other, ignore=shutil.ignore_patterns(".workbench"))
+    window = make_window(project_dir)
+    assert panel_rows(window) == ["v1 (current)", "v2"]
+    window.candidate.show_candidate(2, "v2 scored 0.07 on val, below v1's 0.15: v1 stays current. Use v2 anyway?")
+    window.training_panel.show_outcome("v2 scored 0.07 on val, below v1's 0.15: v1 stays current.")
+    window.training_panel.loss_curve.setData([1.0], [0.5])
+    window.metrics_panel.summary.setText("Model v1 on val: mIoU 0.151")
+    assert window.open_project(other), window.notifier.last_error
+    assert panel_rows(window) == [] and "No versions yet" in window.models_panel.disk.text()
+    assert not window.candidate.isVisible()
+    assert window.training_panel.status.text() == IDLE_TEXT
+    assert len(window.training_panel.loss_curve.getData()[0] or []) == 0
+    assert window.metrics_panel.summary.text().startswith("No model yet")   # the new project's state
+    assert window.predictions.version is None

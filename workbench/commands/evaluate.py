@@ -128,6 +128,10 @@ def _run_project(args: argparse.Namespace) -> int:
             ev = evaluate_project(project, version=version, split=args.split, device=args.device,
                                   on_progress=bar)
     report = ev.report
+    if report.images == 0 and not report.missing and not report.problems:
+        # An empty split: a table of n/a scores would only hide the sentence that matters.
+        raise WorkbenchError(f"the {ev.split} split has no images: nothing to score (set images' split "
+                             "in the app's image list, or give --split val|test|train)")
     if args.json:
         print(json.dumps(ev.to_json()))
     else:

@@ -93,11 +93,15 @@ def _miou(v: float | None) -> str:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
+    from workbench.workflows.models import format_size   # the Models panel's units
+
+    return format_size(n)
 
 
 def format_models(summaries: list, policy: str) -> str:
     """The table ``workbench models`` prints."""
+    from workbench.workflows import RECOVERED_NOTE, recovered_label
+
     if not summaries:
         return "no model versions yet (train one: workbench train PROJECT, or Retrain in the app)"
     lines = [f"   {'version':<8} {'parent':<7} {'created':<17} {'images':>6}  {'val mIoU':<16} "
@@ -108,9 +112,13 @@ def format_models(summaries: list, policy: str) -> str:
         miou = f"{before}{_miou(s.val_miou)}"
         parent = f"v{s.parent}" if s.parent is not None else "-"
         note = s.note if s.problem is None else f"{s.note}  [{s.problem}]".strip()
+        if s.recovered:
+            note = f"[{recovered_label(s)}] {note}".strip()
         lines.append(f"{'*' if s.current else ' '}  {'v' + str(s.version):<8} {parent:<7} {created:<17} "
                      f"{s.trained_on:>6}  {miou:<16} {_size(s.size_bytes):>8}  {note}")
     total = sum(s.size_bytes for s in summaries)
     lines.append(f"{len(summaries)} version(s), {_size(total)} on disk; * = current; val mIoU: the model "
                  f"current before the run -> this version, on the same val images; promotion policy: {policy}")
+    if any(s.recovered for s in summaries):
+        lines.append(RECOVERED_NOTE + " (delete it with --delete N, or keep it with --use N)")
     return "\n".join(lines)

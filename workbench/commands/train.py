@@ -18,6 +18,7 @@ registered (exit 130). Works under ``torchrun --nproc-per-node N -m workbench tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -32,7 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a U-Net on images + masks, or on a project's labels",
         description="Train (or fine-tune) a segmentation model. Masks pair with images by file "
                     "stem; void classes and 255 are ignored, so partly labelled masks are fine. "
-                    "The best checkpoint by validation mIoU is kept. Ctrl+C stops and keeps it.",
+                    "The best checkpoint by validation mIoU is kept. Ctrl+C stops: the folder form "
+                    "keeps the best checkpoint so far; the project form registers no version "
+                    "(as Cancel in the app). The project form starts from the project's stored "
+                    "training settings (as Retrain does); options given here go over them.",
         epilog="examples:\n"
                "  workbench train camvid/train --masks camvid/trainannot --classes classes.json \\\n"
                "      --val-images camvid/val --val-masks camvid/valannot --minutes 20 --out model.safetensors\n"
@@ -56,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="project form: make the new model current only if its val mIoU is at least "
                         "the current model's (better), or always (default: the project's setting, "
                         "set with workbench models PROJECT --policy)")
-    p.add_argument("--arch", default="unet", help="architecture (unet, unetplusplus, fpn, ...)")
+    p.add_argument("--arch", help="architecture (unet, unetplusplus, fpn, ...; default unet)")
     p.add_argument("--encoder", help="encoder (default: resnet18 on CPU, resnet34 on GPU)")
     p.add_argument("--encoder-weights", default="none", choices=["none", "imagenet"],
                    help="initial encoder weights (imagenet needs a download)")
@@ -65,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, help="time budget in minutes, validation included")
     p.add_argument("--batch-size", type=int, help="images per step per process (CPU default 8, GPU 16)")
     p.add_argument("--crop", type=int, help="training crop size, a multiple of 32 (CPU 256, GPU 512)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     cw = p.add_mutually_exclusive_group()
     cw.add_argument("--class-weights", dest="class_weights", action="store_true", default=None,
                     help="median-frequency class weights (default on CPU)")
@@ -74,7 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--class-weight-power", type=float, metavar="P",
                    help="class weights = (median frequency balancing) ** P (default 0.5; 1 = full)")
     p.add_argument("--dice", action="store_true", help="add a soft Dice term to the loss")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed + data = same weights on CPU)")
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default: automatic)")
     p.add_argument("--threads", type=int, help="CPU threads per process (default: the cores other "
@@ -102,7 +106,9 @@ def pair_by_stem(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[Path, Pa
     return pairs, missing
 
 
-def _config(args: argparse.Namespace, init: str | Path | None) -> Any:
+def _config(args: argparse.Namespace, init: str | Path | None, base: Any = None) -> Any:
+    """TrainConfig from the flags; project form: the flags over ``base``, the project's stored
+    training settings (Model > Training settings in the app), so both train alike."""
     from workbench.ml.training import TrainConfig
 
     for name in ("epochs", "batch_size", "crop", "workers", "threads"):
@@ -112,13 +118,27 @@ def _config(args: argparse.Namespace, init: str | Path | None) -> Any:
                                  f"{0 if name == 'workers' else 1}, got {v}")
     if args.minutes is not None and not args.minutes > 0:
         raise WorkbenchError(f"--minutes must be more than 0, got {args.minutes}")
-    return TrainConfig(arch=args.arch, encoder=args.encoder,
-                       encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
-                       epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
-                       crop=args.crop, lr=args.lr, class_weights=args.class_weights, dice=args.dice,
-                       class_weight_power=args.class_weight_power,
-                       seed=args.seed, device=args.device, workers=args.workers, init=init,
-                       threads=args.threads)
+    given = _given(args)
+    if base is None:
+        return TrainConfig(**given, init=init)
+    if "epochs" in given or "minutes" in given:  # a budget on the command line replaces the stored one
+        given.setdefault("epochs", None)
+        given.setdefault("minutes", None)
+    return dataclasses.replace(base, **given, init=init)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the command line set (None / unset flags are left out)."""
+    values = {"arch": args.arch, "encoder": args.encoder, "epochs": args.epochs, "minutes": args.minutes,
+              "batch_size": args.batch_size, "crop": args.crop, "lr": args.lr,
+              "class_weights": args.class_weights, "class_weight_power": args.class_weight_power,
+              "seed": args.seed, "device": args.device, "workers": args.workers, "threads": args.threads}
+    out = {k: v for k, v in values.items() if v is not None}
+    if args.encoder_weights != "none":
+        out["encoder_weights"] = args.encoder_weights
+    if args.dice:
+        out["dice"] = True
+    return out
 
 
 def _folder_job(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if args.masks is None:
         return _run_project(args)
     # Join the process group first (torchrun) so that only rank 0 reads the folders.
-    ctx = distributed.setup(args.device)
+    ctx = distributed.setup(args.device or "auto")
     try:
         job = _folder_job(args)
         config = _config(args, job["init"])
@@ -194,12 +214,18 @@ def _print_result(result: Any) -> None:
           f"checkpoint {result.checkpoint}")
 
 
+def _stored_training(project: Any) -> bool:
+    from workbench.workflows import SETTINGS_KEY
+
+    return bool(project.settings().get(SETTINGS_KEY))
+
+
 def _run_project(args: argparse.Namespace) -> int:
     """The project form: ``workflows.train_project``, the same as the Retrain button."""
     from workbench.ml import distributed
-    from workbench.workflows import train_project
+    from workbench.workflows import config_from_settings, train_project
 
-    ctx = distributed.setup(args.device)
+    ctx = distributed.setup(args.device or "auto")
     project = None
     try:
         error = None
@@ -221,10 +247,16 @@ def _run_project(args: argparse.Namespace) -> int:
             error = ctx.broadcast(error)
         if error is not None:
             raise WorkbenchError(error)
-        config = _config(args, args.init)
+        base, stored_fine_tune = (config_from_settings(project) if project is not None
+                                  else (None, True))
+        config = _config(args, args.init, base)
+        if project is not None and _stored_training(project):
+            print("workbench: the project's training settings (Model > Training settings in the app)"
+                  + (", with the options given here over them" if _given(args) else ""), file=sys.stderr)
 
         def run_train(on_progress: Any, cancel: Any) -> Any:
-            return train_project(project, config, fine_tune=not args.fresh, policy=args.policy,
+            return train_project(project, config, fine_tune=not args.fresh and stored_fine_tune,
+                                 policy=args.policy,
                                  on_progress=on_progress, cancel=cancel, distributed_ctx=ctx)
 
         outcome = _with_bar(run_train, config, ctx, "the run will not be registered")

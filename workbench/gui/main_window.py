@@ -200,7 +200,8 @@ class MainWindow(QMainWindow):
             project.close()
             return False
         self.project = project
-        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel):
+        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel,
+                     self.training_panel):
             part.set_project(project)
         self.candidate.hide()
         self.model_actions.show_models()
@@ -239,7 +240,8 @@ class MainWindow(QMainWindow):
             self.list_model.thumbnails.shutdown(CLOSE_WAIT_MS)
         save_ui_state(self.project, self.list_panel, self.workspace)
         # Detach every part first: results still queued from workers are then dropped.
-        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel):
+        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel,
+                     self.training_panel):
             part.set_project(None)
         self.candidate.hide()
         self.model_actions.show_models()

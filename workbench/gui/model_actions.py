@@ -140,11 +140,12 @@ class ModelActions(QObject):
 
     def _on_training_finished(self, outcome) -> None:
         self._lock_classes(None)
-        self.training_panel.show_outcome(outcome.message)
+        message = getattr(outcome, "app_message", "") or outcome.message   # the app's wording: no command
+        self.training_panel.show_outcome(message)
         if outcome.version is not None and not outcome.promoted:
-            self.candidate.show_candidate(outcome.version, outcome.message)
+            self.candidate.show_candidate(outcome.version, message)
         else:
-            self.notifier.info(outcome.message, 15000)
+            self.notifier.info(message, 15000)
 
     def edit_settings(self) -> None:
         """Open the training settings dialog; OK stores them in the project."""

@@ -21,6 +21,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from workbench.workflows.models import RECOVERED_NOTE, format_size, recovered_label
+
 # What a person compares first comes first: the dock is narrow.
 COLUMNS = ("Version", "Val mIoU", "Trained on", "Size", "Note", "Parent", "Created")
 # (workflows policy name, what the person reads, tooltip)
@@ -30,14 +32,6 @@ POLICIES = (("better", "only if better", "A new version becomes current only if 
 POLICY_TEXT = {name: text for name, text, _tip in POLICIES}
 
 
-def format_size(n: int | None) -> str:
-    """'57.4 MB' style size; empty when unknown."""
-    if n is None:
-        return ""
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"
 
 
 def _fmt(v: float | None) -> str:
@@ -162,17 +156,19 @@ class ModelsPanel(QWidget):
         bold = QFont()
         bold.setBold(True)
         for row, s in enumerate(self.summaries):
+            recovered = recovered_label(s) if getattr(s, "recovered", None) else ""
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else ""
             cells = (f"v{s.version}" + (" (current)" if s.current else ""), _before_after(s),
-                     _trained_on(s.trained_on), format_size(s.size_bytes), s.note or "",
+                     _trained_on(s.trained_on), format_size(s.size_bytes),
+                     f"{recovered}: {s.note}" if recovered and s.note else (recovered or s.note or ""),
                      "" if s.parent is None else f"v{s.parent}", created)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, s.version)
                 if s.current:
                     item.setFont(bold)
-                if col == COLUMNS.index("Note") and s.note:
-                    item.setToolTip(s.note)
+                if col == COLUMNS.index("Note") and (s.note or recovered):
+                    item.setToolTip("\n".join(t for t in (s.note, RECOVERED_NOTE if recovered else "") if t))
                 self.table.setItem(row, col, item)
         self.table.blockSignals(False)
         total = sum(s.size_bytes or 0 for s in self.summaries)
@@ -231,7 +227,9 @@ class ModelsPanel(QWidget):
             state += f"; <span style='color:#d62828'>{s.problem}</span>"
         self.detail.setText(f"<b>v{s.version}</b> ({state}): val mIoU {_before_after(s)}"
                             + (f"; parent v{s.parent}" if s.parent is not None else "; trained from scratch")
-                            + (f"<br>Note: {s.note}" if s.note else ""))
+                            + (f"<br>Note: {s.note}" if s.note else "")
+                            + (f"<br><i>{RECOVERED_NOTE[0].upper() + RECOVERED_NOTE[1:]}. Keep it, "
+                               "make it current, or delete it.</i>" if getattr(s, "recovered", None) else ""))
 
     def _fill_classes(self, ious: Sequence[float | None], names: list[str]) -> None:
         ious = list(ious or [])

@@ -11,6 +11,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QV
 from workbench.progress import Progress
 
 
+IDLE_TEXT = "Retrain makes a new model version from the saved labels of the train split."
+
+
 def format_eta(seconds: float | None) -> str:
     """"2 min 05 s" style remaining time; empty when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
@@ -39,7 +42,7 @@ class TrainingPanel(QWidget):
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
         self.bar.hide()             # shown while a run is in progress
-        self.status = QLabel("Retrain makes a new model version from the saved labels of the train split.")
+        self.status = QLabel(IDLE_TEXT)
         self.status.setWordWrap(True)
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
         self.plot = pg.PlotWidget()
@@ -112,6 +115,15 @@ class TrainingPanel(QWidget):
         if eta:
             parts.append(f"about {eta} left")
         self.status.setText(", ".join(parts) or p.message or "Training…")
+
+    def set_project(self, project: object | None) -> None:
+        """Another project (or none) is open: forget the last run's line and curves."""
+        self.set_running(False)
+        self.loss.clear()
+        self.miou.clear()
+        self.loss_curve.setData([], [])
+        self.miou_curve.setData([], [])
+        self.status.setText(IDLE_TEXT)
 
     def show_outcome(self, message: str) -> None:
         """Final line of a run."""

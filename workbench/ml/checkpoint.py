@@ -203,21 +203,27 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: CheckpointMe
 
 
 def compact_checkpoint(path: str | Path, *, metrics: dict[str, Any] | None = None,
-                       dest: str | Path | None = None, half: bool = True) -> tuple[int, int]:
+                       dest: str | Path | None = None, half: bool = True,
+                       history: list[dict] | None = None) -> tuple[int, int]:
     """Rewrite a checkpoint with float16 weights, atomically; (bytes before, bytes after).
 
     The metadata is kept as it is, plus ``train["storage_dtype"] = "float16"`` and, when
     given, ``metrics`` merged into ``meta.metrics``. ``dest``: write there instead of
-    over ``path``. ``half=False`` only merges the metrics. A file already compact is
-    left alone unless there are metrics to add or another destination.
+    over ``path``. ``half=False`` only merges the metrics. ``history``: the run's whole
+    per-epoch history, replacing the one saved with the best epoch (which ends there).
+    A file already compact is left alone unless there is something to add or another
+    destination.
     """
     path = Path(path)
     meta = read_meta(path)
     before = path.stat().st_size
-    if (meta.train.get("storage_dtype") == "float16" or not half) and not metrics and dest is None:
+    if (meta.train.get("storage_dtype") == "float16" or not half) and not metrics and dest is None \
+            and history is None:
         return before, before
     if metrics:
         meta.metrics = {**meta.metrics, **metrics}
+    if history is not None:
+        meta.history = [dict(h) for h in history]
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

@@ -41,6 +41,7 @@ class ModelSummary:
     storage_dtype: str = "float32"
     path: Path | None = None
     problem: str | None = None           # why the file's metadata could not be read
+    recovered: str | None = None         # registered at open from a run that never finished (why)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (``workbench models --json``)."""
@@ -50,7 +51,8 @@ class ModelSummary:
                 "class_names": list(self.class_names), "note": self.note, "size_bytes": self.size_bytes,
                 "epochs": self.epochs, "stopped_by": self.stopped_by,
                 "storage_dtype": self.storage_dtype, "history": list(self.history),
-                "path": str(self.path) if self.path is not None else None, "problem": self.problem}
+                "path": str(self.path) if self.path is not None else None, "problem": self.problem,
+                "recovered": self.recovered}
 
 
 def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
@@ -86,7 +88,17 @@ def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
         class_names=names, note=note, size_bytes=size, history=history,
         epochs=m.get("epochs") if isinstance(m.get("epochs"), int) else None,
         stopped_by=m.get("stopped_by") if isinstance(m.get("stopped_by"), str) else None,
-        storage_dtype=storage, path=rec.path, problem=problem)
+        storage_dtype=storage, path=rec.path, problem=problem,
+        recovered=str(m["recovered"]) if m.get("recovered") else None)
+
+
+RECOVERED_NOTE = ("recovered: its run stopped before finishing (the window closed, or the process was "
+                  "killed); its val mIoU is the trainer's own check, not compared with another version")
+
+
+def recovered_label(summary: ModelSummary) -> str:
+    """The short word lists show for a recovered version ("" for a finished run)."""
+    return "recovered (unfinished run)" if summary.recovered else ""
 
 
 def _number(v: Any) -> float | None:
@@ -151,17 +163,28 @@ def set_promotion_policy(project: Project, policy: str) -> None:
     project.save_settings(settings)
 
 
+def format_size(n: int | None) -> str:
+    """'57.4 MB' style size (decimal units, as file managers show), for the panel and the CLI."""
+    if n is None:
+        return ""
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
 def decide_promotion(policy: str, *, new_version: int, new_miou: float | None,
                      previous_version: int | None, previous_miou: float | None,
-                     has_val: bool, project_hint: str = "PROJECT",
+                     has_val: bool, project_hint: str | None = "PROJECT",
                      previous_unusable: str | None = None) -> tuple[bool, str]:
     """(promote?, the sentence that says why) for a finished run.
 
     ``previous_unusable``: why the previous model could not be scored (other classes).
+    ``project_hint`` None: the app's wording (its banner has the button; no command to type).
     """
     new = f"v{new_version}"
     if previous_version is None:
@@ -170,8 +193,9 @@ def decide_promotion(policy: str, *, new_version: int, new_miou: float | None,
         return True, f"{new} scored {_fmt(new_miou)} on val: {new} is now current (the first model)"
     prev = f"v{previous_version}"
     if not has_val:
-        return True, (f"no val split: promotion cannot be judged; {new} is current "
-                      f"(go back with: workbench models {project_hint} --use {previous_version})")
+        back = (f"go back with: workbench models {project_hint} --use {previous_version}"
+                if project_hint is not None else f"Use this version in the Models panel makes {prev} current again")
+        return True, f"no val split: promotion cannot be judged; {new} is current ({back})"
     if previous_unusable is not None:
         return True, f"{new} scored {_fmt(new_miou)} on val ({prev} {previous_unusable}): {new} is now current"
     if policy == "always":
@@ -181,8 +205,10 @@ def decide_promotion(policy: str, *, new_version: int, new_miou: float | None,
                       f"{new} is current")
     if new_miou >= previous_miou:
         return True, f"{new} scored {_fmt(new_miou)} on val ({prev}: {_fmt(previous_miou)}): {new} is now current"
-    return False, (f"{new} scored {_fmt(new_miou)} on val, below {prev}'s {_fmt(previous_miou)}: {prev} stays "
-                   f"current (use it with: workbench models {project_hint} --use {new_version})")
+    said = f"{new} scored {_fmt(new_miou)} on val, below {prev}'s {_fmt(previous_miou)}: {prev} stays current"
+    if project_hint is None:
+        return False, f"{said}. Use {new} anyway?"
+    return False, f"{said} (use it with: workbench models {project_hint} --use {new_version})"
 
 
 def record_facts(rec: ModelRecord) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class TrainOutcome:
     message: str                     # one sentence for the status bar / CLI
     result: Any = None               # workbench.ml.training.TrainResult, None when not trained
     parent: int | None = None        # the version fine-tuned from (None: from scratch)
+    app_message: str = ""            # the same sentence for the app: no command to type (its banner
+                                     # has "Use vN anyway"); "" = message
 
 
 def training_defaults() -> dict[str, Any]:
@@ -402,15 +404,16 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
                 previous_unusable = f"could not be scored: {exc}"
     val_miou = new_report.scores.miou if new_report is not None else result.best_miou
     prev_miou = prev_report.scores.miou if prev_report is not None else None
-    promote, message = model_flows.decide_promotion(
-        job.policy, new_version=version, new_miou=val_miou,
-        previous_version=previous.version if previous is not None else None, previous_miou=prev_miou,
-        has_val=has_val, project_hint=str(project.folder), previous_unusable=previous_unusable)
+    facts = dict(new_version=version, new_miou=val_miou,
+                 previous_version=previous.version if previous is not None else None, previous_miou=prev_miou,
+                 has_val=has_val, previous_unusable=previous_unusable)
+    promote, message = model_flows.decide_promotion(job.policy, project_hint=str(project.folder), **facts)
+    app_message = model_flows.decide_promotion(job.policy, project_hint=None, **facts)[1]
     if previous is not None and project.schema.to_dict() != job.schema.to_dict():
         promote = False
-        message = (f"v{version} was trained with the classes as they were when the run started; "
-                   f"the classes changed since, so v{previous.version} stays current (retrain to "
-                   "include the change)")
+        message = app_message = (
+            f"v{version} was trained with the classes as they were when the run started; "
+            f"the classes changed since, so v{previous.version} stays current (retrain to include the change)")
     scores = new_report.scores if new_report is not None else None
     metrics = {
         "val_miou": val_miou,
@@ -427,7 +430,10 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
     }
     # The registry's view goes into the file too: the database is an index, and a lost
     # one is rebuilt from the model files (meta.metrics["registered"]).
-    compact(job.out, metrics={"registered": metrics}, half=storage["storage_dtype"] == "float16")
+    # The whole run's curves go with the version: the trainer saved the file at its best
+    # epoch, so the history inside stops there (a run whose best was epoch 1 of 3 showed one point).
+    compact(job.out, metrics={"registered": metrics}, half=storage["storage_dtype"] == "float16",
+            history=list(result.history))
     record = project.register_model(job.out, parent=job.parent, metrics=metrics, make_current=promote)
     for image_id, miou in new_scores.items():
         if miou is not None:
@@ -439,7 +445,7 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
             if miou is not None:
                 project.set_image_scores(image_id, version=previous.version, miou=miou)
     return TrainOutcome(record.version, record, promote, previous.version if previous is not None else None,
-                        val_miou, prev_miou, False, message, result, job.parent)
+                        val_miou, prev_miou, False, message, result, job.parent, app_message)
 
 
 def _other_classes(checkpoint: Path, schema: Any) -> bool:
