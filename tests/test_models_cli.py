@@ -260,3 +260,27 @@ def test_models_sizes_use_the_panels_units(cli_project, capsys):
     with Project.open(cli_project[0]) as project:
         sizes = [format_size(s.size_bytes) for s in model_summaries(project)]
     assert all(size in out for size in sizes) and format_size(28_723_992) == "28.7 MB"
+
+
+def test_output_into_a_closed_pipe_prints_no_traceback(tmp_path):
+    """`workbench models P | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    from PIL import Image
+    import numpy as np
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"a{i}.png")
+    from workbench.project import Project
+    Project.open(folder).close()
+    code = f"import sys\nfrom workbench.cli import main\nsys.exit(main(['labels', {str(folder)!r}]))"
+    # -u: each print is written at once, so the failed write happens inside the command
+    proc = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            restore_signals=False)  # SIGPIPE ignored, as in a shell-started Python
+    proc.stdout.close()   # nobody reads: the first write fails with EPIPE
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
