@@ -164,7 +164,7 @@ def _run_folder(args: argparse.Namespace, ctx) -> int:
 
 def _run_project(args: argparse.Namespace, distributed) -> int:
     from workbench.commands.evaluate import parse_version
-    from workbench.project import Project
+    from workbench.commands.ranks import open_on_ranks
     from workbench.workflows import predict_project
 
     if args.model is not None and args.model.lower().endswith(".safetensors"):
@@ -174,22 +174,8 @@ def _run_project(args: argparse.Namespace, distributed) -> int:
     ctx = distributed.setup(args.device)
     project = None
     try:
-        # Rank 0 opens the project first and takes its write lock; the others open it
-        # read-only after it (they write cache files only; rank 0 records them).
-        error = None
-        if ctx.is_main:
-            try:
-                project = Project.open(args.images, state_dir=args.state_dir, create=False)
-            except WorkbenchError as exc:
-                if not ctx.enabled:
-                    raise
-                error = str(exc)
-        if ctx.enabled:
-            error = ctx.broadcast(error)
-            if error is None and not ctx.is_main:
-                project = Project.open(args.images, state_dir=args.state_dir, create=False)
-        if error is not None:
-            raise WorkbenchError(error)
+        # The other ranks write cache files only; rank 0 records them.
+        project = open_on_ranks(ctx, args.images, state_dir=args.state_dir, create=False, others_open=True)
         with progress_bar("predict", unit="img", disable=not ctx.is_main) as bar:
             outcome = predict_project(project, version=version, only=args.only, device=ctx.device,
                                       on_progress=bar, distributed_ctx=ctx if ctx.enabled else None)

@@ -223,30 +223,19 @@ def _stored_training(project: Any) -> bool:
 def _run_project(args: argparse.Namespace) -> int:
     """The project form: ``workflows.train_project``, the same as the Retrain button."""
     from workbench.ml import distributed
+    from workbench.commands.ranks import open_on_ranks
     from workbench.workflows import config_from_settings, train_project
 
     ctx = distributed.setup(args.device or "auto")
     project = None
     try:
-        error = None
-        if ctx.is_main:  # only rank 0 opens the project (it takes the write lock)
-            from workbench.project import Project
-
-            try:
-                project = Project.open(args.images, state_dir=args.state_dir)
-                for note in project.problems:  # what was recovered or skipped at open
-                    print(f"note: {note}", file=sys.stderr)
-                if not project.read_only:
-                    print(f"workbench: training on {len(project.training_pairs('train'))} labelled "
-                          f"image(s) of {project.folder}", file=sys.stderr)
-            except WorkbenchError as exc:
-                if not ctx.enabled:
-                    raise
-                error = str(exc)
-        if ctx.enabled:
-            error = ctx.broadcast(error)
-        if error is not None:
-            raise WorkbenchError(error)
+        project = open_on_ranks(ctx, args.images, state_dir=args.state_dir)  # only rank 0 has it
+        if project is not None:
+            for note in project.problems:  # what was recovered or skipped at open
+                print(f"note: {note}", file=sys.stderr)
+            if not project.read_only:
+                print(f"workbench: training on {len(project.training_pairs('train'))} labelled "
+                      f"image(s) of {project.folder}", file=sys.stderr)
         base, stored_fine_tune = (config_from_settings(project) if project is not None
                                   else (None, True))
         config = _config(args, args.init, base)

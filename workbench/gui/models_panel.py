@@ -18,9 +18,10 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from workbench.gui.notifier import Strip
 from workbench.workflows.models import RECOVERED_NOTE, format_size, recovered_label
 
 # What a person compares first comes first: the dock is narrow.
@@ -268,29 +269,16 @@ class ModelsPanel(QWidget):
         self.policyChosen.emit(str(self.policy.currentData()))
 
 
-class CandidateBanner(QFrame):
+class CandidateBanner(Strip):
     """Above the canvas after a Retrain that was not promoted: says why, offers "Use vN anyway"."""
 
     useRequested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("candidate_banner")
-        self.setStyleSheet("#candidate_banner { background: #fff4d6; border: 1px solid #d9a300; }"
-                           "#candidate_banner QLabel { color: #5a4300; }")
+        super().__init__("candidate_banner", "#fff4d6", "#d9a300", "#5a4300", "Use it anyway", parent)
         self.version: int | None = None
-        self.text = QLabel()
-        self.text.setWordWrap(True)
-        self.use_button = QPushButton("Use it anyway")
-        self.close_button = QPushButton("Dismiss")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 3, 6, 3)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.use_button)
-        layout.addWidget(self.close_button)
+        self.use_button = self.action_button
         self.use_button.clicked.connect(self._use)
-        self.close_button.clicked.connect(self.hide)
-        self.hide()
 
     def show_candidate(self, version: int, message: str) -> None:
         """Show the workflow's message about candidate ``version``."""

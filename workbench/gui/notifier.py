@@ -12,27 +12,39 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QStatusBar, QWidget
 
 
-class MessageBanner(QFrame):
-    """A dismissable red strip with the last error and an optional Details button."""
+class Strip(QFrame):
+    """A dismissable coloured strip above the canvas: a wrapped message, one action button, Dismiss.
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    Never a pop-up: it takes no keyboard focus away from the person working.
+    """
+
+    def __init__(self, name: str, background: str, border: str, text_color: str, action: str,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("message_banner")
-        self.setStyleSheet("#message_banner { background: #fde2e1; border: 1px solid #d62828; }"
-                           "#message_banner QLabel { color: #7a0b0b; }")
+        self.setObjectName(name)
+        self.setStyleSheet(f"#{name} {{ background: {background}; border: 1px solid {border}; }}"
+                           f"#{name} QLabel {{ color: {text_color}; }}")
         self.text = QLabel()
         self.text.setWordWrap(True)
-        self.details_button = QPushButton("Details…")
+        self.action_button = QPushButton(action)
         self.close_button = QPushButton("Dismiss")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 3, 6, 3)
         layout.addWidget(self.text, 1)
-        layout.addWidget(self.details_button)
+        layout.addWidget(self.action_button)
         layout.addWidget(self.close_button)
-        self.details = ""
-        self.details_button.clicked.connect(self.show_details)
         self.close_button.clicked.connect(self.hide)
         self.hide()
+
+
+class MessageBanner(Strip):
+    """A dismissable red strip with the last error and an optional Details button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("message_banner", "#fde2e1", "#d62828", "#7a0b0b", "Details…", parent)
+        self.details_button = self.action_button
+        self.details = ""
+        self.details_button.clicked.connect(self.show_details)
 
     def show_message(self, message: str, details: str = "") -> None:
         """Show ``message`` (replacing the previous one)."""
