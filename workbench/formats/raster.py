@@ -246,10 +246,12 @@ def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
         if parent != -1:
             continue  # a hole: rebuilt by the shapes drawn after this one
         pts = contour.reshape(-1, 2).astype(np.float64) * scale + offset
-        if convention == AREA and len(pts) < 3:
-            # a one-pixel region traced at x2 is a 2x2 block: contour of 4 points, never < 3;
-            # keep the guard for safety
-            continue
+        if len(pts) < 3:
+            if convention == AREA:
+                continue  # cannot happen: a pixel traced at x2 is a 2x2 block, 4 vertices
+            # a single pixel or a straight one-pixel line: labelme wants >= 3 points, and a
+            # polygon that goes there and back draws exactly those pixels
+            pts = np.concatenate([pts, pts[:1]] if len(pts) == 2 else [pts, pts, pts])
         out.append(pts)
     return out
 
