@@ -252,33 +252,44 @@ def _rasterise_file(root: Path, path: Path, data: dict, by_name: dict[str, int],
                                                f"{'at least ' if kind in ('polygon', 'linestrip') else ''}"
                                                f"{need} points, has {len(points)}; skipped"))
             continue
-        where = raster.placement(points, h, w, raster.LABELME)
-        if where == "outside":
-            problems.append(Problem(str(path), f"shape {n} ({label}) lies outside the {w}x{h} image; skipped"))
-            continue
-        if where == "clipped" and kind != "circle":
-            clipped.append(f"{n} ({label})")
         if kind == "mask":
-            _paint_mask(mask, shape.get("mask"), points, value, path, n, label, problems)
-        elif kind == "oriented_rectangle":
-            raster.paint_labelme_shape(mask, "polygon", points, value)
+            painted = _paint_mask(mask, shape.get("mask"), points, value, path, n, label, problems)
+            if painted is None:
+                continue
         else:
-            raster.paint_labelme_shape(mask, kind, points, value)
+            painted = raster.paint_labelme_shape(mask, "polygon" if kind == "oriented_rectangle" else kind,
+                                                 points, value)
+        if painted == 0:
+            problems.append(Problem(str(path), f"shape {n} ({label}) lies outside the {w}x{h} image "
+                                               f"(covers no pixel); skipped"))
+        elif raster.placement(_extent(kind, points), h, w, raster.LABELME) != "inside":
+            clipped.append(f"{n} ({label})")
     if clipped:
         problems.append(Problem(str(path), f"shapes partly outside the {w}x{h} image, clipped: {', '.join(clipped)}"))
     return ReadItem(image=name, mask=mask, source=str(path))
 
 
+def _extent(kind: str, points: np.ndarray) -> np.ndarray:
+    """Corners of the box a shape paints in (circles, lines and points reach past their points)."""
+    if kind == "circle":
+        r = float(np.hypot(*(points[0] - points[1])))
+        return np.array([points[0] - r, points[0] + r])
+    reach = {"line": raster.LABELME_LINE_WIDTH / 2, "linestrip": raster.LABELME_LINE_WIDTH / 2,
+             "point": raster.LABELME_POINT_RADIUS}.get(kind, 0.0)
+    return np.array([points.min(axis=0) - reach, points.max(axis=0) + reach])
+
+
 def _paint_mask(mask: np.ndarray, data, points: np.ndarray, value: int, path: Path, n: int, label: str,
-                problems: list[Problem]) -> None:
+                problems: list[Problem]) -> int | None:
+    """Paint a labelme mask shape; pixels covered, or None after a problem."""
     if not isinstance(data, str):
         problems.append(Problem(str(path), f"shape {n} ({label}): a mask shape without its base64 PNG; skipped"))
-        return
+        return None
     try:
         stencil = _decode_mask(data)
     except Exception:  # noqa: BLE001 - any undecodable PNG is one problem for this shape
         problems.append(Problem(str(path), f"shape {n} ({label}): its mask is not a base64 PNG; skipped"))
-        return
+        return None
     # labelme places the mask at int() of the first corner (labelme.utils.shapes_to_label)
     x1, y1 = int(points[0][0]), int(points[0][1])
     sh, sw = stencil.shape
@@ -286,9 +297,11 @@ def _paint_mask(mask: np.ndarray, data, points: np.ndarray, value: int, path: Pa
     r0, c0 = max(y1, 0), max(x1, 0)
     r1, c1 = min(y1 + sh, h), min(x1 + sw, w)
     if r0 >= r1 or c0 >= c1:
-        return
+        return 0
     region = mask[r0:r1, c0:c1]
-    region[stencil[r0 - y1:r1 - y1, c0 - x1:c1 - x1]] = value
+    inside = stencil[r0 - y1:r1 - y1, c0 - x1:c1 - x1]
+    region[inside] = value
+    return int(inside.sum())
 
 
 # ----- write ----------------------------------------------------------------------------

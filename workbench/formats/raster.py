@@ -165,37 +165,41 @@ def paint_polygon(canvas: np.ndarray, points: np.ndarray, value: int, convention
                if len(points) > 2 else draw.line([tuple(p) for p in points], fill=1, width=1), value)
 
 
-def _pil_paint(canvas: np.ndarray, draw_fn, value: int) -> None:
+def _pil_paint(canvas: np.ndarray, draw_fn, value: int) -> int:
     # PIL draws the shape as labelme does; the stencil is then applied to the canvas
     stencil = Image.new("L", (canvas.shape[1], canvas.shape[0]), 0)
     draw_fn(ImageDraw.Draw(stencil))
-    canvas[np.asarray(stencil, dtype=bool)] = value
+    covered = np.asarray(stencil, dtype=bool)
+    canvas[covered] = value
+    return int(covered.sum())
 
 
-def paint_labelme_shape(canvas: np.ndarray, shape_type: str, points: np.ndarray, value: int) -> None:
+def paint_labelme_shape(canvas: np.ndarray, shape_type: str, points: np.ndarray, value: int) -> int:
     """Paint one labelme shape as ``labelme.utils.shape_to_mask`` draws it (PIL, pixel centres).
 
     ``shape_type`` is polygon, rectangle, circle, line, linestrip or point; the caller has
     checked the number of points (polygon >= 3, rectangle/circle/line 2, point 1).
+    Returns how many pixels of the image it covers (0: wholly outside).
     """
     xy = [tuple(map(float, p)) for p in points]
     if shape_type == "polygon":
-        paint_polygon(canvas, points, value, LABELME)
-    elif shape_type == "rectangle":
+        return _pil_paint(canvas, lambda d: d.polygon(xy, fill=1, outline=1), value)
+    if shape_type == "rectangle":
         (x0, y0), (x1, y1) = xy
-        _pil_paint(canvas, lambda d: d.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))),
+        return _pil_paint(canvas, lambda d: d.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))),
                                                  outline=1, fill=1), value)
-    elif shape_type == "circle":
+    if shape_type == "circle":
         (cx, cy), (px, py) = xy
         r = math.hypot(cx - px, cy - py)
-        _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1), value)
-    elif shape_type in ("line", "linestrip"):
-        _pil_paint(canvas, lambda d: d.line(xy=xy, fill=1, width=LABELME_LINE_WIDTH), value)
-    elif shape_type == "point":
+        return _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1),
+                          value)
+    if shape_type in ("line", "linestrip"):
+        return _pil_paint(canvas, lambda d: d.line(xy=xy, fill=1, width=LABELME_LINE_WIDTH), value)
+    if shape_type == "point":
         (cx, cy), r = xy[0], LABELME_POINT_RADIUS
-        _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1), value)
-    else:
-        raise ValueError(f"shape_type {shape_type!r} is not a labelme area shape")
+        return _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1),
+                          value)
+    raise ValueError(f"shape_type {shape_type!r} is not a labelme area shape")
 
 
 def rasterise(regions: Iterable[Region], height: int, width: int, convention: str = AREA,
