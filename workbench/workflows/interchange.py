@@ -159,13 +159,20 @@ class ExportReport:
     selected: int = 0
     files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected label was written."""
+        return not self.problems and not self.cancelled
 
     def summary_lines(self, limit: int = SHOW_AT_MOST) -> list[str]:
         """Human-readable lines (CLI and GUI)."""
         lines = [f"exported {self.written} of {self.selected} label(s) to {self.out} ({self.format})"]
         if self.cancelled:
             lines.append("cancelled: the export is incomplete")
+        lines += [f"note: {n}" for n in self.notes]
         if self.problems:
             lines.append(f"problems ({len(self.problems)}):")
             lines += _listing([f"{p.file}: {p.reason}" for p in self.problems], limit)
@@ -462,4 +469,5 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     rep.written = wrote.written
     rep.files = wrote.files
     rep.problems += wrote.problems
+    rep.notes += wrote.notes
     return rep
