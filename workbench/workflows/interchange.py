@@ -22,6 +22,7 @@ CamVid split folders) are given to the images whose label was imported.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -36,7 +37,7 @@ from workbench.classes import UNLABELLED, ClassSchema, name_key
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
 from workbench.formats.base import DatasetClass, ExportClass, ExportItem, Problem, ReadItem
-from workbench.formats.class_files import read_class_file, schema_from_classes
+from workbench.formats.class_files import from_schema, read_class_file, schema_from_classes
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project.importer import check_image_complete, normalise_kind, store_mask
@@ -238,6 +239,21 @@ def _resolve(src: str | Path, format: str) -> tuple[Path, "registry.FormatSpec"]
     return path, spec
 
 
+def _read(spec, path: Path, project: "Project | None", given: list[DatasetClass] | None):
+    # An index folder without a classes.json holds the project's own numbering: read it
+    # with the project's classes (names to match by, colours for RGB masks).
+    kwargs: dict = {}
+    if "classes" in inspect.signature(spec.read).parameters:
+        if given is not None:
+            kwargs["classes"] = given
+        elif spec.name == "index" and project is not None:
+            from workbench.formats.index import find_classes
+
+            if find_classes(path) is None:
+                kwargs["classes"] = from_schema(project.schema)
+    return spec.read(path, image_size=_image_size(project) if project is not None else None, **kwargs)
+
+
 # ----- detect ---------------------------------------------------------------------------
 def detect_source(src: str | Path, project: "Project | None" = None, *, format: str = "auto",
                   on_progress: ProgressCallback | None = None,
@@ -245,7 +261,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
     """Which format ``src`` is, the classes it carries and how many masks (and, given a
     project, how many name its images). Reads the whole source once."""
     path, spec = _resolve(src, format)
-    result = spec.read(path, image_size=_image_size(project) if project is not None else None)
+    result = _read(spec, path, project, None)
     found = DetectedSource(path, spec.name, spec.title, result.classes)
     for item in result.items:
         check(cancel)
@@ -281,7 +297,7 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     project._check_writable()
     path, spec = _resolve(src, format)
     given = read_class_file(classes) if isinstance(classes, (str, Path)) else classes
-    result = spec.read(path, image_size=_image_size(project))
+    result = _read(spec, path, project, given)
     rep = InterchangeReport(format=spec.name, kind=kind, source=path)
     ds_classes = given if given is not None else result.classes
     if ds_classes is not None and is_blank(project):
