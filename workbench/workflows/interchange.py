@@ -22,6 +22,7 @@ CamVid split folders) are given to the images whose label was imported.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -36,7 +37,7 @@ from workbench.classes import UNLABELLED, ClassSchema, name_key
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
 from workbench.formats.base import DatasetClass, ExportClass, ExportItem, Problem, ReadItem
-from workbench.formats.class_files import read_class_file, schema_from_classes
+from workbench.formats.class_files import from_schema, read_class_file, schema_from_classes
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project.importer import check_image_complete, normalise_kind, store_mask
@@ -159,13 +160,20 @@ class ExportReport:
     selected: int = 0
     files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected label was written."""
+        return not self.problems and not self.cancelled
 
     def summary_lines(self, limit: int = SHOW_AT_MOST) -> list[str]:
         """Human-readable lines (CLI and GUI)."""
         lines = [f"exported {self.written} of {self.selected} label(s) to {self.out} ({self.format})"]
         if self.cancelled:
             lines.append("cancelled: the export is incomplete")
+        lines += [f"note: {n}" for n in self.notes]
         if self.problems:
             lines.append(f"problems ({len(self.problems)}):")
             lines += _listing([f"{p.file}: {p.reason}" for p in self.problems], limit)
@@ -231,6 +239,21 @@ def _resolve(src: str | Path, format: str) -> tuple[Path, "registry.FormatSpec"]
     return path, spec
 
 
+def _read(spec, path: Path, project: "Project | None", given: list[DatasetClass] | None):
+    # An index folder without a classes.json holds the project's own numbering: read it
+    # with the project's classes (names to match by, colours for RGB masks).
+    kwargs: dict = {}
+    if "classes" in inspect.signature(spec.read).parameters:
+        if given is not None:
+            kwargs["classes"] = given
+        elif spec.name == "index" and project is not None:
+            from workbench.formats.index import find_classes
+
+            if find_classes(path) is None:
+                kwargs["classes"] = from_schema(project.schema)
+    return spec.read(path, image_size=_image_size(project) if project is not None else None, **kwargs)
+
+
 # ----- detect ---------------------------------------------------------------------------
 def detect_source(src: str | Path, project: "Project | None" = None, *, format: str = "auto",
                   on_progress: ProgressCallback | None = None,
@@ -238,7 +261,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
     """Which format ``src`` is, the classes it carries and how many masks (and, given a
     project, how many name its images). Reads the whole source once."""
     path, spec = _resolve(src, format)
-    result = spec.read(path, image_size=_image_size(project) if project is not None else None)
+    result = _read(spec, path, project, None)
     found = DetectedSource(path, spec.name, spec.title, result.classes)
     for item in result.items:
         check(cancel)
@@ -274,7 +297,7 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     project._check_writable()
     path, spec = _resolve(src, format)
     given = read_class_file(classes) if isinstance(classes, (str, Path)) else classes
-    result = spec.read(path, image_size=_image_size(project))
+    result = _read(spec, path, project, given)
     rep = InterchangeReport(format=spec.name, kind=kind, source=path)
     ds_classes = given if given is not None else result.classes
     if ds_classes is not None and is_blank(project):
@@ -462,4 +485,5 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     rep.written = wrote.written
     rep.files = wrote.files
     rep.problems += wrote.problems
+    rep.notes += wrote.notes
     return rep
