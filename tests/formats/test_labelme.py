@@ -110,7 +110,8 @@ def test_outside_clipped_and_malformed_are_problems_naming_the_file(tmp_path):
         shape("x", [[1, 1], ["a", 2], [3, 3]]),             # not numbers
         "nonsense",
     ], image="a.png")
-    (tmp_path / "b.json").write_text("{ not json")
+    (tmp_path / "b.json").write_text('{"version": "5.5.0", "flags": {}, "shapes": [{"label": "x", ')  # cut short
+    (tmp_path / "classes.json").write_text('{"classes": []}')   # not labelme: left alone
     (tmp_path / "c.json").write_text(json.dumps({"shapes": "no"}))
     result, items = read_one(tmp_path)
     assert [i.image for i in items] == ["a.png"]
@@ -121,6 +122,7 @@ def test_outside_clipped_and_malformed_are_problems_naming_the_file(tmp_path):
     assert any(f == "a.json" and "clipped" in r for f, r in reasons)
     assert any(f == "a.json" and "needs at least 3 points" in r for f, r in reasons)
     assert sum(f == "a.json" for f, _ in reasons) >= 5
+    assert not any(f == "classes.json" for f, _ in reasons)
     assert items[0].mask[39, 49] == 0  # the clipped shape is there
 
 

@@ -44,11 +44,15 @@ AREA_SHAPES = {"polygon": 3, "rectangle": 2, "circle": 2, "line": 2, "linestrip"
 
 
 def _json_files(src: Path) -> list[Path]:
+    """The labelme files of a source: a folder's JSON files that name "shapes" near the top
+    (other JSON beside them -- classes.json, an export's record, a COCO file -- is not
+    labelme and is left alone; a damaged labelme file still names "shapes" and is reported)."""
     if src.is_file():
         return [src] if src.suffix.lower() == ".json" else []
     if not src.is_dir():
         return []
-    return sorted(p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in src.rglob("*.json")
+                  if p.is_file() and not p.name.startswith(".") and _looks_like_labelme(p))
 
 
 def _looks_like_labelme(path: Path) -> bool:
@@ -58,7 +62,7 @@ def _looks_like_labelme(path: Path) -> bool:
             head = fh.read(4096).decode("utf-8", "replace")
     except OSError:
         return False
-    return '"shapes"' in head and any(k in head for k in ('"imagePath"', '"version"', '"label"'))
+    return '"shapes"' in head
 
 
 def detect(src: Path) -> bool:
@@ -68,12 +72,8 @@ def detect(src: Path) -> bool:
         return src.suffix.lower() == ".json" and _looks_like_labelme(src)
     if not src.is_dir():
         return False
-    for i, path in enumerate(_json_files(src)):
-        if i >= 20:
-            break
-        if _looks_like_labelme(path):
-            return True
-    return False
+    found = (p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    return any(_looks_like_labelme(p) for p in found)
 
 
 def _labels_file(src: Path) -> Path | None:
