@@ -145,16 +145,24 @@ def _ellipse_polygon(el: ET.Element) -> np.ndarray:
 
 
 def decode_rle(rle: str, width: int, height: int) -> np.ndarray:
-    """A CVAT mask RLE (runs over the box, row-major, 0s first) as a bool ``height x width``."""
+    """A CVAT mask RLE (runs over the box, row-major, 0s first) as a bool ``height x width``.
+
+    Runs that stop short leave the rest of the box 0, as CVAT's own ``rle2Mask`` does;
+    runs past the box are an error.
+    """
     counts = [int(v) for v in rle.replace(" ", "").split(",") if v != ""]
     if any(c < 0 for c in counts):
         raise ValueError("negative run length")
-    if sum(counts) != width * height:
-        raise ValueError(f"the runs add up to {sum(counts)} pixels, the {width}x{height} box has "
-                         f"{width * height}")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"an empty {width}x{height} box")
+    total = sum(counts)
+    if total > width * height:
+        raise ValueError(f"the runs add up to {total} pixels, the {width}x{height} box has {width * height}")
     values = np.zeros(len(counts), bool)
     values[1::2] = True
-    return np.repeat(values, counts).reshape(height, width)
+    flat = np.zeros(width * height, bool)
+    flat[:total] = np.repeat(values, counts)
+    return flat.reshape(height, width)
 
 
 def encode_rle(stencil: np.ndarray) -> str:
