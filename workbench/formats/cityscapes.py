@@ -287,11 +287,8 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         atomic_write_text(folder / f"{base}_gtFine_polygons.json", json.dumps(
             {"imgHeight": int(h), "imgWidth": int(w), "objects": _polygons(ids, names)}) + "\n")
         rep.files += [folder / f"{base}_gtFine_{s}" for s in ("labelIds.png", "color.png", "polygons.json")]
-        if images != "none":
-            dst = out / "leftImg8bit" / split / city / f"{base}_leftImg8bit{Path(item.name).suffix}"
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image = out / "leftImg8bit" / split / city / f"{base}_leftImg8bit{Path(item.name).suffix}"
+        image_files.place_into(rep, item.image_path, image, images)
         rep.written += 1
     atomic_write_text(out / CLASSES_FILE, json.dumps({"classes": listed}, indent=2) + "\n")
     rep.files.append(out / CLASSES_FILE)

@@ -272,11 +272,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
                 "id": ann_id, "image_id": image_id, "category_id": int(v) + 1, "iscrowd": 0,
                 "area": float(mask_utils.area(coded)), "bbox": [float(b) for b in mask_utils.toBbox(coded)],
                 "segmentation": rle})
-        if images != "none":
-            dst = out / "images" / split / name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / split / name, images)
         rep.written += 1
     for split, doc in per_split.items():
         path = out / "annotations" / f"instances_{split}.json"

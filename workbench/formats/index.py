@@ -94,11 +94,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         path = out / f"{split}{ANNOT}" / f"{stem}.png"
         write_png(path, item.mask)
         rep.files.append(path)
-        if images != "none":
-            dst = out / split / Path(item.name).name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / split / Path(item.name).name, images)
         rep.written += 1
     write_classes_json(out / "classes.json", classes)
     rep.files.append(out / "classes.json")

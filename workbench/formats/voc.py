@@ -143,11 +143,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         write_png(path, lut[item.mask], palette)
         rep.files.append(path)
         split_stems.setdefault(item.split or "train", []).append(stem)
-        if images != "none":
-            dst = out / "JPEGImages" / Path(item.name).name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "JPEGImages" / Path(item.name).name, images)
         rep.written += 1
     sets = out / "ImageSets" / "Segmentation"
     from workbench.atomic import atomic_write_text

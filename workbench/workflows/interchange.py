@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from workbench.project.project import Project
 
 SHOW_AT_MOST = 20
-EXPORT_MARKER = "workbench-export.json"
+EXPORT_MARKER = ".workbench-export.json"   # hidden: formats that list *.json (labelme) skip dot-files
 STATUS_CHOICES = ("verified", "labelled", "all")
 SPLIT_CHOICES = ("train", "val", "test", "all")
 # suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png)
@@ -449,7 +449,7 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     ``status``: "verified" (default), "labelled" (every image with a label) or "all"
     (images without a label too, as all not-labelled masks). A non-empty ``out`` is
     refused unless it is an earlier export of the same format (recognised by its
-    ``workbench-export.json``), whose files are then replaced one by one, atomically.
+    ``.workbench-export.json``), whose files are then replaced one by one, atomically.
     """
     spec = registry.get(format)
     check_mode(images)
