@@ -50,7 +50,7 @@ def test_import_lists_problems_naming_the_file(tmp_path, fmt, capsys):
     assert cli.main(["export", str(folder), "--format", fmt, "--out", str(out), "--images", "none"]) == 0
     # damage one exported file per format
     if fmt == "labelme":
-        bad = sorted(out.glob("*.json"))[0]
+        bad = sorted(out.glob("img*.json"))[0]
         bad.write_text('{"version": "5.5.0", "shapes": [{"label": "road", "points": [[1, 1]], '
                        '"shape_type": "polygon"}], "imagePath": "%s", "imageHeight": 24, "imageWidth": 32}'
                        % bad.with_suffix(".png").name)

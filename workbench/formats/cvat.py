@@ -357,11 +357,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
             body.append(f"    <polygon label={quoteattr(label)} source=\"manual\" occluded=\"0\" "
                         f"points=\"{pts}\" z_order=\"0\">\n    </polygon>")
         body.append("  </image>")
-        if images != "none":
-            dst = out / "images" / item.name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / item.name, images)
         count += 1
     labels = [(c.name, _hex(c.color)) for c in sorted(classes, key=lambda c: c.value)]
     if needs_ignore:

@@ -331,11 +331,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
                   for r in regions]
         rel = Path(item.name)
         json_path = out / rel.with_suffix(".json")
-        if images != "none":
-            dst = out / rel
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / rel, images)
         doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": rel.name,
                "imageData": None, "imageHeight": h, "imageWidth": w}
         atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

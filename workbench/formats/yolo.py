@@ -353,11 +353,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         lab = out / "labels" / split / rel.with_suffix(".txt")
         atomic_write_text(lab, "".join(line + "\n" for line in lines))
         rep.files.append(lab)
-        if images != "none":
-            dst = out / "images" / split / rel
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / split / rel, images)
         rep.written += 1
     path = out / "data.yaml"
     atomic_write_text(path, _yaml_text([c.name for c in ordered], splits))
