@@ -229,8 +229,9 @@ ORACLE = _labelme_shape_module()
 
 @pytest.mark.skipif(ORACLE is None, reason="labelme is not installed (it needs PyQt5); "
                                            "set LABELME_SRC to a labelme source tree to run")
-def test_reader_agrees_with_labelme_shape_to_mask(tmp_path):
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_reader_agrees_with_labelme_shape_to_mask(tmp_path, seed):
+    rng = np.random.default_rng(seed)
     shapes = []
     for i in range(40):
         kind = ["polygon", "rectangle", "circle", "line", "linestrip", "point"][i % 6]
