@@ -208,3 +208,17 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
     result = cvat.read(out, image_size=lambda name: None)
     for item in result.items:
         assert raster.agreement(masks[item.image], item.mask) >= 0.99
+
+
+def test_absurd_coordinates_and_mask_boxes_are_problems(tmp_path):
+    images = """
+  <image id="0" name="a.png" width="50" height="40">
+    <ellipse label="car" source="manual" occluded="0" cx="25" cy="20" rx="1e40" ry="3" z_order="0"></ellipse>
+    <ellipse label="car" source="manual" occluded="0" cx="25" cy="20" rx="5" ry="3" rotation="30" z_order="0"></ellipse>
+    <mask label="car" source="manual" occluded="0" rle="0, 1" left="0" top="0" width="1000000" height="1000000" z_order="0"></mask>
+  </image>"""
+    result = cvat.read(write(tmp_path, cvat_xml(images)), image_size=lambda name: None)
+    (item,) = list(result.items)
+    assert item.mask[20, 25] == 1 and item.mask[20, 31] == NOT_LABELLED
+    reasons = " | ".join(p.reason for p in result.problems)
+    assert "beyond" in reasons and "far larger than the 50x40 image" in reasons

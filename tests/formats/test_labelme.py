@@ -108,6 +108,7 @@ def test_outside_clipped_and_malformed_are_problems_naming_the_file(tmp_path):
         shape("x", [[100, 100], [120, 100], [120, 120]]),  # wholly outside: skipped
         shape("x", [[1, 1], [2, 2]]),                       # a polygon of two points
         shape("x", [[1, 1], ["a", 2], [3, 3]]),             # not numbers
+        shape("x", [[1, 1], [1e30, 2], [3, 1e30]]),         # absurd coordinates
         "nonsense",
     ], image="a.png")
     (tmp_path / "b.json").write_text('{"version": "5.5.0", "flags": {}, "shapes": [{"label": "x", ')  # cut short
@@ -121,7 +122,8 @@ def test_outside_clipped_and_malformed_are_problems_naming_the_file(tmp_path):
     assert any(f == "a.json" and "outside" in r for f, r in reasons)
     assert any(f == "a.json" and "clipped" in r for f, r in reasons)
     assert any(f == "a.json" and "needs at least 3 points" in r for f, r in reasons)
-    assert sum(f == "a.json" for f, _ in reasons) >= 5
+    assert any(f == "a.json" and "beyond" in r for f, r in reasons)
+    assert sum(f == "a.json" for f, _ in reasons) >= 6
     assert not any(f == "classes.json" for f, _ in reasons)
     assert items[0].mask[39, 49] == 0  # the clipped shape is there
 

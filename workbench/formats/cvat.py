@@ -107,8 +107,7 @@ def _meta_labels(root: ET.Element) -> list[tuple[str, tuple[int, int, int] | Non
 
 def _floats(el: ET.Element, *keys: str) -> list[float]:
     vals = [float(el.attrib[k]) for k in keys]
-    if not all(math.isfinite(v) for v in vals):
-        raise ValueError("coordinates that are not finite numbers")
+    raster.check_coords(np.asarray(vals))
     return vals
 
 
@@ -134,7 +133,8 @@ def _box_polygon(el: ET.Element) -> np.ndarray:
 
 def _ellipse_polygon(el: ET.Element) -> np.ndarray:
     cx, cy, rx, ry = _floats(el, "cx", "cy", "rx", "ry")
-    n = max(32, int(4 * math.pi * max(abs(rx), abs(ry), 1) / 4))
+    # about one vertex per pixel of circumference, within 32..720
+    n = min(720, max(32, int(2 * math.pi * max(abs(rx), abs(ry), 1))))
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     pts = np.stack([rx * np.cos(t), ry * np.sin(t)], axis=1)
     angle = math.radians(float(el.attrib.get("rotation", 0) or 0))
@@ -279,6 +279,8 @@ def _read_image(el: ET.Element, where: str, by_name: dict[str, int], image_size:
             if shape.tag == "mask":
                 left, top = int(float(shape.attrib["left"])), int(float(shape.attrib["top"]))
                 bw, bh = int(float(shape.attrib["width"])), int(float(shape.attrib["height"]))
+                if bw * bh > 4 * h * w:
+                    raise ValueError(f"a {bw}x{bh} mask box, far larger than the {w}x{h} image")
                 stencil = decode_rle(shape.attrib["rle"], bw, bh)
                 r0, c0, r1, c1 = max(top, 0), max(left, 0), min(top + bh, h), min(left + bw, w)
                 if r0 >= r1 or c0 >= c1:

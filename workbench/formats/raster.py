@@ -42,6 +42,10 @@ AREA = "area"
 LABELME = "labelme"
 CONVENTIONS = (AREA, LABELME)
 
+# a coordinate further than this (pixels) is corrupt data, not a shape: PIL's integer
+# arithmetic overflows long before floats do, and no image is a million pixels wide
+MAX_COORD = 1_000_000.0
+
 # labelme.utils.shape_to_mask defaults (what labelme2voc draws lines and points with)
 LABELME_LINE_WIDTH = 10
 LABELME_POINT_RADIUS = 5
@@ -69,9 +73,16 @@ def as_points(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
         arr = arr.reshape(-1, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError("points are not (x, y) pairs")
+    check_coords(arr)
+    return arr
+
+
+def check_coords(arr: np.ndarray) -> None:
+    """ValueError for coordinates that are not finite or lie beyond ``MAX_COORD``."""
     if not np.all(np.isfinite(arr)):
         raise ValueError("points that are not finite numbers")
-    return arr
+    if arr.size and float(np.abs(arr).max()) > MAX_COORD:
+        raise ValueError(f"coordinates beyond {MAX_COORD:,.0f} px: not a shape on an image")
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -130,8 +141,9 @@ def _area_spans(points: np.ndarray, height: int, width: int, canvas: np.ndarray,
         ri, ki = np.nonzero(pair)
         if len(ri) == 0:
             continue
-        c_from = np.ceil(xs[ri, ki] - 0.5).astype(np.int64)
-        c_to = np.floor(xs[ri, ki + 1] - 0.5).astype(np.int64)
+        # clip the floats before the cast: an edge far outside must not overflow int64
+        c_from = np.ceil(np.clip(xs[ri, ki], -2.0, width + 2.0) - 0.5).astype(np.int64)
+        c_to = np.floor(np.clip(xs[ri, ki + 1], -2.0, width + 2.0) - 0.5).astype(np.int64)
         c_from = np.clip(c_from, 0, width)
         c_to = np.clip(c_to, -1, width - 1)
         ok = c_from <= c_to

@@ -291,10 +291,12 @@ def _read_label(name: str, lab: Path, img: Path | None, split: str | None, known
             problems.append(Problem(where, f"line {lineno}: {len(coords)} coordinates, neither a polygon "
                                            f"(an even number, at least 6) nor a box (4); skipped"))
             continue
-        if not np.all(np.isfinite(pts)):
-            problems.append(Problem(where, f"line {lineno}: coordinates that are not finite numbers; skipped"))
-            continue
         pts = pts * [w, h]
+        try:
+            raster.check_coords(pts)
+        except ValueError as exc:
+            problems.append(Problem(where, f"line {lineno}: {exc}; skipped"))
+            continue
         placed = raster.placement(pts, h, w, raster.AREA)
         if placed == "outside":
             problems.append(Problem(where, f"line {lineno}: the polygon lies outside the image; skipped"))
