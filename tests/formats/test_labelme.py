@@ -247,3 +247,18 @@ def test_reader_agrees_with_labelme_shape_to_mask(tmp_path, seed):
     for s in shapes:
         expected[ORACLE["shape_to_mask"]((40, 50), s["points"], s["shape_type"])] = values[s["label"]]
     assert (item.mask == expected).all()
+
+
+def test_labelme_3_file_without_shape_type_or_size(tmp_path):
+    # labelme 3.x: no shape_type (a polygon), line_color / fill_color keys, no image size
+    Image.fromarray(np.zeros((30, 44, 3), np.uint8)).save(tmp_path / "old.jpg")
+    doc = {"shapes": [{"label": "bus", "line_color": None, "fill_color": None,
+                       "points": [[2.5, 3.25], [20.75, 3.5], [20.5, 18.0]]}],
+           "lineColor": [0, 255, 0, 128], "fillColor": [255, 0, 0, 128],
+           "imagePath": "old.jpg", "imageData": None}
+    (tmp_path / "old.json").write_text(json.dumps(doc, indent=2))
+    assert labelme.detect(tmp_path)
+    result, (item,) = read_one(tmp_path)
+    assert item.image == "old.jpg" and item.mask.shape == (30, 44)
+    assert item.mask[5, 18] == 0 and item.mask[15, 5] == NOT_LABELLED
+    assert not result.problems

@@ -12,7 +12,7 @@ except when a ``labels.txt`` (or ``class_names.txt``) beside the files lists
 Classes: the names of that labels file, in its order, when there is one; otherwise every
 label found, sorted. Embedded ``imageData`` is never needed (the project has the image):
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
-missing. Written files carry ``imageData: null`` and an ``imagePath`` to the image
+missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
 classes. Not-labelled holes inside a region are written as ``__ignore__`` polygons.
 """
@@ -35,6 +35,7 @@ from workbench.formats import raster
 from workbench.formats.base import (NOT_LABELLED, DatasetClass, ExportClass, ExportItem, FormatSpec,
                                     ImageSize, Problem, ReadItem, ReadResult, WriteReport)
 from workbench.formats.class_files import BACKGROUND_NAMES, IGNORE_NAMES, parse_names, write_names
+from workbench.imageio import image_size as file_image_size
 
 LABELME_VERSION = "5.5.0"  # the file version we write (readers accept any 4.x / 5.x file)
 LABEL_FILES = ("labels.txt", "class_names.txt")
@@ -211,6 +212,15 @@ def _rasterise_file(root: Path, path: Path, data: dict, by_name: dict[str, int],
         own = None
     if own is None and isinstance(data.get("imageData"), str):
         own = _size_from_image_data(data["imageData"])
+    if own is None and size is None and isinstance(data.get("imagePath"), str):
+        # labelme 3.x files carry no size: the image beside the file gives it (header only)
+        beside = path.parent / data["imagePath"].replace("\\", "/")
+        try:
+            if beside.is_file():
+                bw, bh = file_image_size(beside)
+                own = (bh, bw)
+        except Exception:  # noqa: BLE001 - unreadable image: "no size", reported below
+            own = None
     if size is not None and own is not None and tuple(own) != tuple(size):
         problems.append(Problem(str(path), f"made for a {own[1]}x{own[0]} image but {name} is "
                                            f"{size[1]}x{size[0]}; skipped"))
