@@ -263,8 +263,17 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
     path, spec = _resolve(src, format)
     result = _read(spec, path, project, None)
     found = DetectedSource(path, spec.name, spec.title, result.classes)
-    for item in result.items:
+    items = iter(result.items)
+    while True:
         check(cancel)
+        try:
+            item = next(items, None)
+        except (WorkbenchError, OSError, ValueError) as exc:
+            where = getattr(exc, "path", None) or path
+            found.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
+            break
+        if item is None:
+            break
         found.masks += 1
         if item.split:
             found.splits[item.split] = found.splits.get(item.split, 0) + 1
@@ -274,7 +283,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
             else:
                 found.matched += 1
         report(on_progress, found.masks, None, "reading the source")
-    found.problems = list(result.problems)
+    found.problems[:0] = result.problems
     return found
 
 
@@ -325,6 +334,12 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             item = next(items, None)
         except CancelledError:
             rep.cancelled = True
+            break
+        except (WorkbenchError, OSError, ValueError) as exc:
+            # a reader that cannot go on (a file vanished, a folder became unreadable): keep
+            # what was imported, name the source, stop
+            where = getattr(exc, "path", None) or path
+            rep.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
             break
         if item is None:
             break
