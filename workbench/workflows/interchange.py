@@ -478,6 +478,10 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
         {"format": spec.name, "project": os.fspath(project.folder), "status": status, "split": split,
          "images": images, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
 
+    # values of retired classes (no class any more) leave as not labelled: no format could name them
+    out_lut = np.arange(256, dtype=np.uint8)
+    out_lut[project.schema.retired] = UNLABELLED
+
     def items() -> Iterator[ExportItem]:
         for i, rec in enumerate(recs):
             check(cancel)
@@ -489,7 +493,8 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
             except InputError as exc:
                 rep.problems.append(Problem(str(exc.path or rec.name), exc.problem))
                 continue
-            yield ExportItem(rec.name, project.image_path(rec.id), mask, rec.split.value, rec.status.value)
+            yield ExportItem(rec.name, project.image_path(rec.id), out_lut[mask], rec.split.value,
+                             rec.status.value)
         report(on_progress, len(recs), len(recs), f"exporting {spec.name}")
 
     try:
