@@ -80,6 +80,8 @@ def test_export_round_trip_with_classes_outside_the_table(tmp_path):
     gt = out / "gtFine" / "val" / "workbench" / "img01_gtFine_labelIds.png"
     ids = np.array(Image.open(gt))
     assert set(np.unique(ids)) <= {0, 23, 7, 26} and (ids == 26).any()     # sky, road, car by the table
+    train_ids = np.array(Image.open(gt.with_name("img01_gtFine_labelTrainIds.png")))
+    assert np.array_equal(train_ids, np.vectorize({0: 255, 23: 10, 7: 0, 26: 13}.get)(ids))
     color = np.array(Image.open(gt.with_name("img01_gtFine_color.png")))
     assert tuple(color[ids == 26][0]) == (0, 0, 142)
     poly = json.loads(gt.with_name("img01_gtFine_polygons.json").read_text())

@@ -280,3 +280,25 @@ def test_round_trip_through_the_polygon_formats(tmp_path, fmt):
             got = names_per_pixel(fresh.read_label(rec.id), fresh.schema)
             labelled = want != ""
             assert (got[labelled] == want[labelled]).mean() >= 0.99
+
+
+def test_a_reader_that_fails_midway_keeps_what_was_imported(tmp_path, monkeypatch):
+    from workbench.errors import InputError
+    from workbench.formats import registry
+    from workbench.formats.base import DatasetClass, FormatSpec, ReadItem, ReadResult
+
+    folder = tmp_path / "images"
+    make_images(folder, 2)
+
+    def read(src, *, image_size=None):
+        def items():
+            yield ReadItem("img00.png", np.zeros((24, 32), np.uint8), "a.json")
+            raise InputError("folder vanished", src / "b.json")
+        return ReadResult([DatasetClass("x", 0)], items())
+
+    spec = FormatSpec("flaky", "Flaky", lambda p: True, read, lambda *a, **k: None)
+    monkeypatch.setattr(registry, "get", lambda name: spec)
+    with Project.open(folder) as project:
+        rep = ix.import_labels(project, tmp_path, format="flaky")
+        assert rep.imported == 1 and rep.problems[-1].reason == "reading stopped: folder vanished"
+        assert rep.problems[-1].file.endswith("b.json")

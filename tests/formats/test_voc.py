@@ -73,3 +73,48 @@ def test_write_then_read_is_exact(tmp_path):
         expect[expect == 3] = NOT_LABELLED          # VOC's only void is 255
         assert np.array_equal(got[n].mask, expect)
     assert [got[n].split for n in names] == ["train", "val", "test"]
+
+
+def test_cvat_segmentation_mask_export_with_labelmap_and_rgb_masks(tmp_path):
+    # CVAT's "Segmentation mask 1.1": labelmap.txt, RGB colour masks, ImageSets/Segmentation/default.txt
+    root = tmp_path / "cvat-masks"
+    (root / "SegmentationClass").mkdir(parents=True)
+    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
+                                       "car:250,50,83::\nroad:61,245,61::\n")
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[1:3, 1:3] = (250, 50, 83)
+    rgb[3, :] = (61, 245, 61)
+    rgb[0, 5] = (224, 224, 192)                      # a border pixel
+    Image.fromarray(rgb).save(root / "SegmentationClass" / "frame_000001.png")
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "default.txt").write_text("frame_000001\n")
+    result = voc.read(root)
+    assert [(c.name, c.value, c.color) for c in result.classes] == [
+        ("background", 0, (0, 0, 0)), ("car", 1, (250, 50, 83)), ("road", 2, (61, 245, 61))]
+    (item,) = list(result.items)
+    assert item.split is None and item.mask[1, 1] == 1 and item.mask[3, 0] == 2 and item.mask[0, 0] == 0
+    assert item.mask[0, 5] == NOT_LABELLED
+
+
+def test_labelme2voc_layout(tmp_path):
+    # labelme's examples/semantic_segmentation/labelme2voc.py: class_names.txt, SegmentationClass/*.npy
+    root = tmp_path / "data_dataset_voc"
+    (root / "SegmentationClass").mkdir(parents=True)
+    (root / "class_names.txt").write_text("_background_\nperson\nbottle\n")
+    arr = np.zeros((3, 4), np.int32)
+    arr[0, 0] = -1
+    arr[1:, 2:] = 2
+    np.save(root / "SegmentationClass" / "2011_000003.npy", arr)
+    result = voc.read(root)
+    (item,) = list(result.items)
+    assert [c.name for c in result.classes] == ["background", "person", "bottle"]
+    assert item.mask.tolist() == [[255, 0, 0, 0], [0, 0, 2, 2], [0, 0, 2, 2]]
+    # ... and its SegmentationClassPNG/ palette PNGs when they are there
+    png = root / "SegmentationClassPNG"
+    png.mkdir()
+    img = Image.new("P", (4, 3))
+    img.putpalette(voc.voc_palette())
+    img.frombytes(np.where(arr < 0, 255, arr).astype(np.uint8).tobytes())
+    img.save(png / "2011_000003.png")
+    (item,) = list(voc.read(root).items)
+    assert item.source.endswith(".png") and item.mask.tolist()[1] == [0, 0, 2, 2]

@@ -9,7 +9,9 @@ cityscapesScripts' ``json2labelImg`` does (PIL polygons filled in file order, a 
 object over an earlier one, ``…group`` labels as their class, deleted objects and
 negative ids -- the license plate -- skipped).
 
-Writing uses the table's id for a project class of the same name (case ignored). A
+Writing uses the table's id for a project class of the same name (case ignored), and
+writes ``_labelTrainIds.png`` too (the table's trainIds, 255 elsewhere, as
+cityscapesScripts' ``createTrainIdLabelImgs`` does). A
 project class the table lacks gets a free id from 34 up, and ``workbench-classes.json``
 in the export root lists every id written (its name, colour, void), so importing the
 export gives back the project's classes exactly; a real Cityscapes folder has no such
@@ -269,6 +271,10 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     colors = np.zeros((256, 3), np.uint8)
     for c in listed:
         colors[c["id"]] = c["color"]
+    train_lut = np.full(256, NOT_LABELLED, np.uint8)    # trainIds as createTrainIdLabelImgs writes them
+    for lab in LABELS:
+        if lab.id >= 0 and 0 <= lab.train_id < NOT_LABELLED:
+            train_lut[lab.id] = lab.train_id
     extra = [c["name"] for c in listed if c["id"] >= FIRST_FREE_ID]
     if extra:
         rep.notes.append(f"{len(extra)} class(es) are not in the Cityscapes label table, written as ids "
@@ -284,9 +290,11 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         h, w = ids.shape
         write_png(folder / f"{base}_gtFine_labelIds.png", ids)
         write_png(folder / f"{base}_gtFine_color.png", colors[ids])
+        write_png(folder / f"{base}_gtFine_labelTrainIds.png", train_lut[ids])
         atomic_write_text(folder / f"{base}_gtFine_polygons.json", json.dumps(
             {"imgHeight": int(h), "imgWidth": int(w), "objects": _polygons(ids, names)}) + "\n")
-        rep.files += [folder / f"{base}_gtFine_{s}" for s in ("labelIds.png", "color.png", "polygons.json")]
+        rep.files += [folder / f"{base}_gtFine_{s}"
+                      for s in ("labelIds.png", "color.png", "labelTrainIds.png", "polygons.json")]
         image = out / "leftImg8bit" / split / city / f"{base}_leftImg8bit{Path(item.name).suffix}"
         image_files.place_into(rep, item.image_path, image, images)
         rep.written += 1

@@ -263,8 +263,17 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
     path, spec = _resolve(src, format)
     result = _read(spec, path, project, None)
     found = DetectedSource(path, spec.name, spec.title, result.classes)
-    for item in result.items:
+    items = iter(result.items)
+    while True:
         check(cancel)
+        try:
+            item = next(items, None)
+        except (WorkbenchError, OSError, ValueError) as exc:
+            where = getattr(exc, "path", None) or path
+            found.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
+            break
+        if item is None:
+            break
         found.masks += 1
         if item.split:
             found.splits[item.split] = found.splits.get(item.split, 0) + 1
@@ -274,7 +283,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
             else:
                 found.matched += 1
         report(on_progress, found.masks, None, "reading the source")
-    found.problems = list(result.problems)
+    found.problems[:0] = result.problems
     return found
 
 
@@ -325,6 +334,12 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             item = next(items, None)
         except CancelledError:
             rep.cancelled = True
+            break
+        except (WorkbenchError, OSError, ValueError) as exc:
+            # a reader that cannot go on (a file vanished, a folder became unreadable): keep
+            # what was imported, name the source, stop
+            where = getattr(exc, "path", None) or path
+            rep.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
             break
         if item is None:
             break
@@ -463,6 +478,10 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
         {"format": spec.name, "project": os.fspath(project.folder), "status": status, "split": split,
          "images": images, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
 
+    # values of retired classes (no class any more) leave as not labelled: no format could name them
+    out_lut = np.arange(256, dtype=np.uint8)
+    out_lut[project.schema.retired] = UNLABELLED
+
     def items() -> Iterator[ExportItem]:
         for i, rec in enumerate(recs):
             check(cancel)
@@ -474,7 +493,8 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
             except InputError as exc:
                 rep.problems.append(Problem(str(exc.path or rec.name), exc.problem))
                 continue
-            yield ExportItem(rec.name, project.image_path(rec.id), mask, rec.split.value, rec.status.value)
+            yield ExportItem(rec.name, project.image_path(rec.id), out_lut[mask], rec.split.value,
+                             rec.status.value)
         report(on_progress, len(recs), len(recs), f"exporting {spec.name}")
 
     try:
