@@ -189,7 +189,8 @@ def test_write_then_read_is_exact_with_holes(tmp_path):
     assert rep.written == 1 and (out / "images" / "frame.png").is_file()
     assert cvat.detect(out)
     text = (out / "annotations.xml").read_text()
-    assert 'subset="Validation"' in text and "<color>#804080</color>" in text and "__ignore__" in text
+    assert 'subset="Validation"' in text and "<color>#804080</color>" in text
+    assert "__ignore__" not in text and text.count("<mask ") == 2   # the regions around the hole
     result = cvat.read(out, image_size=lambda name: (40, 50))
     assert [c.name for c in result.classes] == ["background", "road", "car"]
     (item,) = list(result.items)

@@ -18,8 +18,9 @@ SRC is the XML file or a folder holding ``annotations.xml`` (or one ``*.xml``).
 Write: ``annotations.xml`` with every project class in ``<meta><task><labels>`` and one
 ``<polygon>`` per region (traced as raster.vectorise does, z_order 0, document order
 is paint order), images under ``images/`` unless "none". CVAT polygons have no holes:
-a hole is rebuilt by the shapes drawn after it; a not-labelled hole is written as a
-``__ignore__`` polygon (a label CVAT accepts like any other).
+a hole is rebuilt by the shapes drawn after it. CVAT cannot paint "not labelled" (and
+refuses labels its task lacks), so a region with a not-labelled hole is written as a
+``<mask>`` of its exact pixels instead of a polygon.
 """
 
 from __future__ import annotations
@@ -338,7 +339,6 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     rep = WriteReport()
     names = {c.value: c.name for c in classes}
     body: list[str] = []
-    needs_ignore = False
     count = 0
     for item in items:
         mask = np.asarray(item.mask, dtype=np.uint8)
@@ -348,22 +348,23 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.AREA, values=[v for v in present if v in names],
-                                   void_regions=True)
         subset = f" subset={quoteattr(SUBSETS.get(item.split, item.split))}" if item.split else ""
         body.append(f"  <image id=\"{count}\" name={quoteattr(item.name)} width=\"{w}\" height=\"{h}\"{subset}>")
-        for r in regions:
-            label = "__ignore__" if r.value == NOT_LABELLED else names[r.value]
-            needs_ignore |= r.value == NOT_LABELLED
-            pts = ";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in r.points)
-            body.append(f"    <polygon label={quoteattr(label)} source=\"manual\" occluded=\"0\" "
-                        f"points=\"{pts}\" z_order=\"0\">\n    </polygon>")
+        for value, shape in _shapes(mask, [v for v in present if v in names]):
+            label = quoteattr(names[value])
+            if isinstance(shape, tuple):
+                left, top, stencil = shape
+                body.append(f"    <mask label={label} source=\"manual\" occluded=\"0\" rle=\"{encode_rle(stencil)}\" "
+                            f"left=\"{left}\" top=\"{top}\" width=\"{stencil.shape[1]}\" "
+                            f"height=\"{stencil.shape[0]}\" z_order=\"0\">\n    </mask>")
+            else:
+                pts = ";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in shape)
+                body.append(f"    <polygon label={label} source=\"manual\" occluded=\"0\" "
+                            f"points=\"{pts}\" z_order=\"0\">\n    </polygon>")
         body.append("  </image>")
         image_files.place_into(rep, item.image_path, out / "images" / item.name, images)
         count += 1
     labels = [(c.name, _hex(c.color)) for c in sorted(classes, key=lambda c: c.value)]
-    if needs_ignore:
-        labels.append(("__ignore__", "#000000"))
     head = ["<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<annotations>", "  <version>1.1</version>",
             "  <meta>", "    <task>", "      <name>segmentation-workbench export</name>",
             f"      <size>{count}</size>", "      <mode>annotation</mode>", "      <labels>"]
@@ -378,6 +379,37 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     rep.files.append(path)
     rep.written = count
     return rep
+
+
+def _shapes(mask: np.ndarray, values: list[int]) -> list[tuple[int, np.ndarray | tuple[int, int, np.ndarray]]]:
+    """The shapes that paint ``mask`` in CVAT: (value, polygon) or (value, (left, top, stencil)).
+
+    Polygons, traced as raster.vectorise does. CVAT has no way to paint "not labelled" and
+    refuses labels a task does not have, so a polygon that would cover not-labelled pixels
+    (a hole in a region) is written as a ``<mask>`` of its pixels less those: exact, and
+    still one shape of the class.
+    """
+    regions = raster.vectorise(mask, raster.AREA, values=values, void_regions=True)
+    void = mask == NOT_LABELLED
+    out: list = []
+    needs_masks = any(r.value == NOT_LABELLED for r in regions)
+    for r in regions:
+        if r.value == NOT_LABELLED:
+            continue
+        if needs_masks:
+            cover = np.zeros(mask.shape, np.uint8)
+            raster.paint_polygon(cover, r.points, 1, raster.AREA)
+            hit = cover.astype(bool)
+            if (hit & void).any():
+                keep = hit & ~void
+                rows, cols = np.nonzero(keep)
+                if len(rows) == 0:
+                    continue
+                top, left = int(rows.min()), int(cols.min())
+                out.append((r.value, (left, top, keep[top:rows.max() + 1, left:cols.max() + 1])))
+                continue
+        out.append((r.value, r.points))
+    return out
 
 
 def _escape(text: str) -> str:
