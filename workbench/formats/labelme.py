@@ -14,7 +14,10 @@ label found, sorted. Embedded ``imageData`` is never needed (the project has the
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
 missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
-classes. Not-labelled holes inside a region are written as ``__ignore__`` polygons.
+classes (``__ignore__`` first; a first class named background as ``_background_``, as
+labelme2voc requires, its shapes labelled so). Not-labelled holes inside a region are
+written as ``__ignore__`` polygons (with a background class: every not-labelled pixel,
+since labelme2voc makes uncovered pixels background).
 """
 
 from __future__ import annotations
@@ -327,6 +330,14 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     image_files.check_mode(images)
     rep = WriteReport()
     names = {c.value: c.name for c in classes}
+    ordered = sorted(classes, key=lambda c: c.value)
+    # labelme2voc wants labels.txt to start __ignore__, _background_ (and shapes of the
+    # background class labelled so); its pixels no shape covers are then background, so
+    # every not-labelled pixel gets an __ignore__ shape as well
+    background = ordered[0].value if ordered and ordered[0].name.strip().lower() in (
+        {"background"} | BACKGROUND_NAMES) else None
+    if background is not None:
+        names[background] = "_background_"
     for item in items:
         mask = np.asarray(item.mask, dtype=np.uint8)
         h, w = mask.shape
@@ -335,10 +346,17 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.LABELME, values=[v for v in present if v in names],
-                                   void_regions=True)
-        shapes = [_shape("__ignore__" if r.value == NOT_LABELLED else names[r.value], r.points)
-                  for r in regions]
+        values = [v for v in present if v in names]
+        spare = next((v for v in range(NOT_LABELLED) if v not in present), None)
+        if background is not None and spare is not None and (mask == NOT_LABELLED).any():
+            # not-labelled pixels as a class of their own, traced like the others
+            traced = np.where(mask == NOT_LABELLED, spare, mask).astype(np.uint8)
+            regions = raster.vectorise(traced, raster.LABELME, values=values + [spare])
+            void = {spare, NOT_LABELLED}
+        else:
+            regions = raster.vectorise(mask, raster.LABELME, values=values, void_regions=True)
+            void = {NOT_LABELLED}
+        shapes = [_shape("__ignore__" if r.value in void else names[r.value], r.points) for r in regions]
         rel = Path(item.name)
         json_path = out / rel.with_suffix(".json")
         image_files.place_into(rep, item.image_path, out / rel, images)
@@ -347,8 +365,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         rep.files.append(json_path)
         rep.written += 1
-    ordered = [c.name for c in sorted(classes, key=lambda c: c.value)]
-    write_names(out / "labels.txt", ordered, ignore_line=True)
+    write_names(out / "labels.txt", [names[c.value] for c in ordered], ignore_line=True)
     rep.files.append(out / "labels.txt")
     return rep
 
