@@ -174,8 +174,11 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         except InputError as exc:
             problems.append(Problem(str(path), exc.problem))
             continue
-        if data.get("imageHeight") and data.get("imageWidth"):
-            data.pop("imageData", None)  # not needed: do not hold every embedded image in memory
+        embedded = data.pop("imageData", None)  # never hold every embedded image in memory
+        if not (data.get("imageHeight") and data.get("imageWidth")) and isinstance(embedded, str):
+            size = _size_from_image_data(embedded)
+            if size is not None:
+                data["imageHeight"], data["imageWidth"] = size
         for shape in data["shapes"]:
             label = shape.get("label") if isinstance(shape, dict) else None
             if isinstance(label, str) and label.lower() not in IGNORE_NAMES:
