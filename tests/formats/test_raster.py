@@ -113,3 +113,12 @@ def test_round_trip_on_camvid_masks(convention, order):
         regions = raster.vectorise(m, convention, order=order)
         back = raster.rasterise(regions, *m.shape, convention, order=order)
         assert raster.agreement(m, back) >= 0.99, path.name
+
+
+def test_coordinates_far_outside_are_refused_not_overflowed():
+    with pytest.raises(ValueError, match="beyond"):
+        raster.as_points([[1, 1], [1e30, 1], [1, 1e30]])
+    # within the limit, an edge far outside still fills what is inside the image
+    canvas = np.zeros((10, 10), np.uint8)
+    raster.paint_polygon(canvas, np.array([[-9e5, -9e5], [9e5, -9e5], [9e5, 9e5], [-9e5, 9e5]]), 1, raster.AREA)
+    assert canvas.all()

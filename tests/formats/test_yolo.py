@@ -176,3 +176,13 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
     result = yolo.read(out, image_size=lambda name: (360, 480))
     for item in result.items:
         assert raster.agreement(masks[item.image + ".png"], item.mask) >= 0.99
+
+
+def test_absurd_coordinates_are_a_problem(tmp_path):
+    root = tmp_path / "bare"
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "c.txt").write_text("0 0.1 0.1 1e9 0.1 0.9 0.9\n0 0.1 0.1 0.9 0.1 0.9 0.9\n")
+    result = yolo.read(root, image_size=lambda name: (10, 20))
+    (item,) = list(result.items)
+    assert (item.mask == 0).sum() > 0
+    assert any("line 1" in p.reason and "beyond" in p.reason for p in result.problems)

@@ -107,8 +107,7 @@ def _meta_labels(root: ET.Element) -> list[tuple[str, tuple[int, int, int] | Non
 
 def _floats(el: ET.Element, *keys: str) -> list[float]:
     vals = [float(el.attrib[k]) for k in keys]
-    if not all(math.isfinite(v) for v in vals):
-        raise ValueError("coordinates that are not finite numbers")
+    raster.check_coords(np.asarray(vals))
     return vals
 
 
@@ -134,7 +133,8 @@ def _box_polygon(el: ET.Element) -> np.ndarray:
 
 def _ellipse_polygon(el: ET.Element) -> np.ndarray:
     cx, cy, rx, ry = _floats(el, "cx", "cy", "rx", "ry")
-    n = max(32, int(4 * math.pi * max(abs(rx), abs(ry), 1) / 4))
+    # about one vertex per pixel of circumference, within 32..720
+    n = min(720, max(32, int(2 * math.pi * max(abs(rx), abs(ry), 1))))
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     pts = np.stack([rx * np.cos(t), ry * np.sin(t)], axis=1)
     angle = math.radians(float(el.attrib.get("rotation", 0) or 0))
@@ -145,16 +145,24 @@ def _ellipse_polygon(el: ET.Element) -> np.ndarray:
 
 
 def decode_rle(rle: str, width: int, height: int) -> np.ndarray:
-    """A CVAT mask RLE (runs over the box, row-major, 0s first) as a bool ``height x width``."""
+    """A CVAT mask RLE (runs over the box, row-major, 0s first) as a bool ``height x width``.
+
+    Runs that stop short leave the rest of the box 0, as CVAT's own ``rle2Mask`` does;
+    runs past the box are an error.
+    """
     counts = [int(v) for v in rle.replace(" ", "").split(",") if v != ""]
     if any(c < 0 for c in counts):
         raise ValueError("negative run length")
-    if sum(counts) != width * height:
-        raise ValueError(f"the runs add up to {sum(counts)} pixels, the {width}x{height} box has "
-                         f"{width * height}")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"an empty {width}x{height} box")
+    total = sum(counts)
+    if total > width * height:
+        raise ValueError(f"the runs add up to {total} pixels, the {width}x{height} box has {width * height}")
     values = np.zeros(len(counts), bool)
     values[1::2] = True
-    return np.repeat(values, counts).reshape(height, width)
+    flat = np.zeros(width * height, bool)
+    flat[:total] = np.repeat(values, counts)
+    return flat.reshape(height, width)
 
 
 def encode_rle(stencil: np.ndarray) -> str:
@@ -271,6 +279,8 @@ def _read_image(el: ET.Element, where: str, by_name: dict[str, int], image_size:
             if shape.tag == "mask":
                 left, top = int(float(shape.attrib["left"])), int(float(shape.attrib["top"]))
                 bw, bh = int(float(shape.attrib["width"])), int(float(shape.attrib["height"]))
+                if bw * bh > 4 * h * w:
+                    raise ValueError(f"a {bw}x{bh} mask box, far larger than the {w}x{h} image")
                 stencil = decode_rle(shape.attrib["rle"], bw, bh)
                 r0, c0, r1, c1 = max(top, 0), max(left, 0), min(top + bh, h), min(left + bw, w)
                 if r0 >= r1 or c0 >= c1:
@@ -349,11 +359,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
             body.append(f"    <polygon label={quoteattr(label)} source=\"manual\" occluded=\"0\" "
                         f"points=\"{pts}\" z_order=\"0\">\n    </polygon>")
         body.append("  </image>")
-        if images != "none":
-            dst = out / "images" / item.name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / item.name, images)
         count += 1
     labels = [(c.name, _hex(c.color)) for c in sorted(classes, key=lambda c: c.value)]
     if needs_ignore:

@@ -12,7 +12,7 @@ except when a ``labels.txt`` (or ``class_names.txt``) beside the files lists
 Classes: the names of that labels file, in its order, when there is one; otherwise every
 label found, sorted. Embedded ``imageData`` is never needed (the project has the image):
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
-missing. Written files carry ``imageData: null`` and an ``imagePath`` to the image
+missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
 classes. Not-labelled holes inside a region are written as ``__ignore__`` polygons.
 """
@@ -35,6 +35,7 @@ from workbench.formats import raster
 from workbench.formats.base import (NOT_LABELLED, DatasetClass, ExportClass, ExportItem, FormatSpec,
                                     ImageSize, Problem, ReadItem, ReadResult, WriteReport)
 from workbench.formats.class_files import BACKGROUND_NAMES, IGNORE_NAMES, parse_names, write_names
+from workbench.imageio import image_size as file_image_size
 
 LABELME_VERSION = "5.5.0"  # the file version we write (readers accept any 4.x / 5.x file)
 LABEL_FILES = ("labels.txt", "class_names.txt")
@@ -44,11 +45,15 @@ AREA_SHAPES = {"polygon": 3, "rectangle": 2, "circle": 2, "line": 2, "linestrip"
 
 
 def _json_files(src: Path) -> list[Path]:
+    """The labelme files of a source: a folder's JSON files that name "shapes" near the top
+    (other JSON beside them -- classes.json, an export's record, a COCO file -- is not
+    labelme and is left alone; a damaged labelme file still names "shapes" and is reported)."""
     if src.is_file():
         return [src] if src.suffix.lower() == ".json" else []
     if not src.is_dir():
         return []
-    return sorted(p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in src.rglob("*.json")
+                  if p.is_file() and not p.name.startswith(".") and _looks_like_labelme(p))
 
 
 def _looks_like_labelme(path: Path) -> bool:
@@ -58,7 +63,7 @@ def _looks_like_labelme(path: Path) -> bool:
             head = fh.read(4096).decode("utf-8", "replace")
     except OSError:
         return False
-    return '"shapes"' in head and any(k in head for k in ('"imagePath"', '"version"', '"label"'))
+    return '"shapes"' in head
 
 
 def detect(src: Path) -> bool:
@@ -68,12 +73,8 @@ def detect(src: Path) -> bool:
         return src.suffix.lower() == ".json" and _looks_like_labelme(src)
     if not src.is_dir():
         return False
-    for i, path in enumerate(_json_files(src)):
-        if i >= 20:
-            break
-        if _looks_like_labelme(path):
-            return True
-    return False
+    found = (p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    return any(_looks_like_labelme(p) for p in found)
 
 
 def _labels_file(src: Path) -> Path | None:
@@ -211,6 +212,15 @@ def _rasterise_file(root: Path, path: Path, data: dict, by_name: dict[str, int],
         own = None
     if own is None and isinstance(data.get("imageData"), str):
         own = _size_from_image_data(data["imageData"])
+    if own is None and size is None and isinstance(data.get("imagePath"), str):
+        # labelme 3.x files carry no size: the image beside the file gives it (header only)
+        beside = path.parent / data["imagePath"].replace("\\", "/")
+        try:
+            if beside.is_file():
+                bw, bh = file_image_size(beside)
+                own = (bh, bw)
+        except Exception:  # noqa: BLE001 - unreadable image: "no size", reported below
+            own = None
     if size is not None and own is not None and tuple(own) != tuple(size):
         problems.append(Problem(str(path), f"made for a {own[1]}x{own[0]} image but {name} is "
                                            f"{size[1]}x{size[0]}; skipped"))
@@ -331,11 +341,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
                   for r in regions]
         rel = Path(item.name)
         json_path = out / rel.with_suffix(".json")
-        if images != "none":
-            dst = out / rel
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / rel, images)
         doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": rel.name,
                "imageData": None, "imageHeight": h, "imageWidth": w}
         atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

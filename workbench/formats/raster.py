@@ -42,6 +42,10 @@ AREA = "area"
 LABELME = "labelme"
 CONVENTIONS = (AREA, LABELME)
 
+# a coordinate further than this (pixels) is corrupt data, not a shape: PIL's integer
+# arithmetic overflows long before floats do, and no image is a million pixels wide
+MAX_COORD = 1_000_000.0
+
 # labelme.utils.shape_to_mask defaults (what labelme2voc draws lines and points with)
 LABELME_LINE_WIDTH = 10
 LABELME_POINT_RADIUS = 5
@@ -69,9 +73,16 @@ def as_points(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
         arr = arr.reshape(-1, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError("points are not (x, y) pairs")
+    check_coords(arr)
+    return arr
+
+
+def check_coords(arr: np.ndarray) -> None:
+    """ValueError for coordinates that are not finite or lie beyond ``MAX_COORD``."""
     if not np.all(np.isfinite(arr)):
         raise ValueError("points that are not finite numbers")
-    return arr
+    if arr.size and float(np.abs(arr).max()) > MAX_COORD:
+        raise ValueError(f"coordinates beyond {MAX_COORD:,.0f} px: not a shape on an image")
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -130,8 +141,9 @@ def _area_spans(points: np.ndarray, height: int, width: int, canvas: np.ndarray,
         ri, ki = np.nonzero(pair)
         if len(ri) == 0:
             continue
-        c_from = np.ceil(xs[ri, ki] - 0.5).astype(np.int64)
-        c_to = np.floor(xs[ri, ki + 1] - 0.5).astype(np.int64)
+        # clip the floats before the cast: an edge far outside must not overflow int64
+        c_from = np.ceil(np.clip(xs[ri, ki], -2.0, width + 2.0) - 0.5).astype(np.int64)
+        c_to = np.floor(np.clip(xs[ri, ki + 1], -2.0, width + 2.0) - 0.5).astype(np.int64)
         c_from = np.clip(c_from, 0, width)
         c_to = np.clip(c_to, -1, width - 1)
         ok = c_from <= c_to
@@ -161,16 +173,29 @@ def paint_polygon(canvas: np.ndarray, points: np.ndarray, value: int, convention
         return
     if len(points) == 0:
         return
-    _pil_paint(canvas, lambda draw: draw.polygon([tuple(p) for p in points], fill=1, outline=1)
-               if len(points) > 2 else draw.line([tuple(p) for p in points], fill=1, width=1), value)
+    xy = [tuple(map(float, p)) for p in points]
+    _pil_paint(canvas, xy, 1, lambda d, q: d.polygon(q, fill=1, outline=1) if len(q) > 2 else d.line(q, fill=1),
+               value)
 
 
-def _pil_paint(canvas: np.ndarray, draw_fn, value: int) -> int:
-    # PIL draws the shape as labelme does; the stencil is then applied to the canvas
-    stencil = Image.new("L", (canvas.shape[1], canvas.shape[0]), 0)
-    draw_fn(ImageDraw.Draw(stencil))
+def _pil_paint(canvas: np.ndarray, xy: list[tuple[float, float]], reach: float, draw_fn, value: int) -> int:
+    """Draw with PIL (as labelme does) on a stencil over just the shape's box, then paint.
+
+    The stencil's origin is a whole pixel, so the shifted shape rasterises exactly as it
+    would on the full image; ``reach`` is how far the drawing goes past the points.
+    """
+    h, w = canvas.shape
+    xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+    x0 = max(math.floor(min(xs) - reach) - 2, 0)
+    y0 = max(math.floor(min(ys) - reach) - 2, 0)
+    x1 = min(math.ceil(max(xs) + reach) + 3, w)
+    y1 = min(math.ceil(max(ys) + reach) + 3, h)
+    if x0 >= x1 or y0 >= y1:
+        return 0
+    stencil = Image.new("L", (x1 - x0, y1 - y0), 0)
+    draw_fn(ImageDraw.Draw(stencil), [(x - x0, y - y0) for x, y in xy])
     covered = np.asarray(stencil, dtype=bool)
-    canvas[covered] = value
+    canvas[y0:y1, x0:x1][covered] = value
     return int(covered.sum())
 
 
@@ -183,22 +208,30 @@ def paint_labelme_shape(canvas: np.ndarray, shape_type: str, points: np.ndarray,
     """
     xy = [tuple(map(float, p)) for p in points]
     if shape_type == "polygon":
-        return _pil_paint(canvas, lambda d: d.polygon(xy, fill=1, outline=1), value)
+        return _pil_paint(canvas, xy, 1, lambda d, q: d.polygon(q, fill=1, outline=1), value)
     if shape_type == "rectangle":
-        (x0, y0), (x1, y1) = xy
-        return _pil_paint(canvas, lambda d: d.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))),
-                                                 outline=1, fill=1), value)
+        def rect(d, q):
+            (a, b), (c, e) = q
+            d.rectangle(((min(a, c), min(b, e)), (max(a, c), max(b, e))), outline=1, fill=1)
+        return _pil_paint(canvas, xy, 1, rect, value)
     if shape_type == "circle":
         (cx, cy), (px, py) = xy
         r = math.hypot(cx - px, cy - py)
-        return _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1),
-                          value)
+
+        def circle(d, q):
+            (qx, qy) = q[0]
+            d.ellipse(((qx - r, qy - r), (qx + r, qy + r)), outline=1, fill=1)
+        return _pil_paint(canvas, xy, r + 1, circle, value)
     if shape_type in ("line", "linestrip"):
-        return _pil_paint(canvas, lambda d: d.line(xy=xy, fill=1, width=LABELME_LINE_WIDTH), value)
-    if shape_type == "point":
-        (cx, cy), r = xy[0], LABELME_POINT_RADIUS
-        return _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1),
+        return _pil_paint(canvas, xy, LABELME_LINE_WIDTH, lambda d, q: d.line(xy=q, fill=1, width=LABELME_LINE_WIDTH),
                           value)
+    if shape_type == "point":
+        r = LABELME_POINT_RADIUS
+
+        def point(d, q):
+            (qx, qy) = q[0]
+            d.ellipse(((qx - r, qy - r), (qx + r, qy + r)), outline=1, fill=1)
+        return _pil_paint(canvas, xy, r + 1, point, value)
     raise ValueError(f"shape_type {shape_type!r} is not a labelme area shape")
 
 

@@ -291,10 +291,12 @@ def _read_label(name: str, lab: Path, img: Path | None, split: str | None, known
             problems.append(Problem(where, f"line {lineno}: {len(coords)} coordinates, neither a polygon "
                                            f"(an even number, at least 6) nor a box (4); skipped"))
             continue
-        if not np.all(np.isfinite(pts)):
-            problems.append(Problem(where, f"line {lineno}: coordinates that are not finite numbers; skipped"))
-            continue
         pts = pts * [w, h]
+        try:
+            raster.check_coords(pts)
+        except ValueError as exc:
+            problems.append(Problem(where, f"line {lineno}: {exc}; skipped"))
+            continue
         placed = raster.placement(pts, h, w, raster.AREA)
         if placed == "outside":
             problems.append(Problem(where, f"line {lineno}: the polygon lies outside the image; skipped"))
@@ -353,11 +355,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         lab = out / "labels" / split / rel.with_suffix(".txt")
         atomic_write_text(lab, "".join(line + "\n" for line in lines))
         rep.files.append(lab)
-        if images != "none":
-            dst = out / "images" / split / rel
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / split / rel, images)
         rep.written += 1
     path = out / "data.yaml"
     atomic_write_text(path, _yaml_text([c.name for c in ordered], splits))
