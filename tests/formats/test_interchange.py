@@ -302,3 +302,18 @@ def test_a_reader_that_fails_midway_keeps_what_was_imported(tmp_path, monkeypatc
         rep = ix.import_labels(project, tmp_path, format="flaky")
         assert rep.imported == 1 and rep.problems[-1].reason == "reading stopped: folder vanished"
         assert rep.problems[-1].file.endswith("b.json")
+
+
+def test_retired_values_leave_as_not_labelled(tmp_path):
+    folder = tmp_path / "images"
+    names = make_images(folder, 1)
+    schema = ClassSchema([ClassInfo(0, "a", (1, 1, 1)), ClassInfo(1, "b", (2, 2, 2)),
+                          ClassInfo(7, "class 7 (found in labels)", (0, 0, 0), True, retired=True)])
+    m = np.zeros((24, 32), np.uint8)
+    m[:, 10:] = 1
+    m[:5, :5] = 7
+    with Project.open(folder, schema=schema) as project:
+        project.save_label(project.find(names[0]).id, m, status="verified")
+        ix.export_labels(project, tmp_path / "out", format="index", images="none")
+    written = np.array(Image.open(tmp_path / "out" / "trainannot" / "img00.png"))
+    assert (written[:5, :5] == NOT_LABELLED).all() and (written[5:, 10:] == 1).all()
