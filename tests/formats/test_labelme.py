@@ -281,3 +281,11 @@ def test_background_first_is_written_for_labelme2voc_and_reads_back(tmp_path):
     names = {0: "background", 1: "road", 2: "car"}
     same = np.vectorize(lambda v: names.get(v, "-"))(m) == np.vectorize(lambda v: back.get(v, "-"))(item.mask)
     assert same.all()
+
+
+def test_hidden_folders_are_not_searched(tmp_path):
+    labelme_file(tmp_path / "img.json", [shape("cat", [[1, 1], [9, 1], [9, 9]])])
+    (tmp_path / ".workbench").mkdir()
+    labelme_file(tmp_path / ".workbench" / "stale.json", [shape("dog", [[1, 1], [9, 1], [9, 9]])])
+    result, items = read_one(tmp_path)
+    assert [i.image for i in items] == ["img.png"] and [c.name for c in result.classes] == ["cat"]

@@ -55,8 +55,14 @@ def _json_files(src: Path) -> list[Path]:
         return [src] if src.suffix.lower() == ".json" else []
     if not src.is_dir():
         return []
-    return sorted(p for p in src.rglob("*.json")
-                  if p.is_file() and not p.name.startswith(".") and _looks_like_labelme(p))
+    return sorted(p for p in _visible_json(src) if _looks_like_labelme(p))
+
+
+def _visible_json(src: Path) -> Iterator[Path]:
+    """JSON files under ``src``, hidden files and folders (a project's .workbench/) left out."""
+    for p in src.rglob("*.json"):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(src).parts):
+            yield p
 
 
 def _looks_like_labelme(path: Path) -> bool:
@@ -76,8 +82,7 @@ def detect(src: Path) -> bool:
         return src.suffix.lower() == ".json" and _looks_like_labelme(src)
     if not src.is_dir():
         return False
-    found = (p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
-    return any(_looks_like_labelme(p) for p in found)
+    return any(_looks_like_labelme(p) for p in _visible_json(src))
 
 
 def _labels_file(src: Path) -> Path | None:
