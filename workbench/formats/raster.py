@@ -18,7 +18,9 @@ CVAT (by z_order, then document order) and our YOLO reader resolve overlaps.
 Vectorising a mask (:func:`vectorise`) gives, for each connected region of each value,
 its outer boundary (``cv2.findContours``, ``RETR_CCOMP``), ordered by decreasing area so
 that whatever fills a hole (another class) is drawn after the region around it. Holes are
-thus rebuilt by the shapes drawn after them. The result is then painted back with the
+thus rebuilt by the shapes drawn after them; a not-labelled hole, which nothing fills,
+is said the format's way (labelme ``__ignore__`` shapes from ``void_regions``, YOLO keyhole
+rings from ``keyhole``, CVAT masks). The result is then painted back with the
 format's own rule and any pixel that comes out wrong (a not-labelled hole, diagonal
 touches) gets a correction shape drawn last, so the round trip is exact or very nearly.
 In the AREA convention the boundary is traced on a mask upsampled x2, which puts the
