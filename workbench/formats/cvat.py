@@ -13,7 +13,8 @@ they are listed, not painted. Pixels no shape covers are not labelled. Labels th
 ``<meta>`` does not list are added after the listed ones and reported; a label named
 ``__ignore__`` paints "not labelled". ``subset`` (Train / Validation / Test) gives the split.
 
-SRC is the XML file or a folder holding ``annotations.xml`` (or one ``*.xml``).
+SRC is the XML file, a folder holding ``annotations.xml`` (or one ``*.xml``), or the zip
+CVAT downloads (its ``annotations.xml`` is read in place).
 
 Write: ``annotations.xml`` with every project class in ``<meta><task><labels>`` and one
 ``<polygon>`` per region (traced as raster.vectorise does, z_order 0, document order
@@ -25,10 +26,13 @@ refuses labels its task lacks), so a region with a not-labelled hole is written 
 
 from __future__ import annotations
 
+import io
 import math
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -50,10 +54,22 @@ SUBSETS = {"train": "Train", "val": "Validation", "test": "Test"}   # CVAT's def
 MAX_XML_BYTES = 2 * 1024 ** 3
 
 
+def _zip_member(path: Path) -> str | None:
+    """The annotations.xml inside a CVAT export zip, or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == XML_NAME]
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return min(names, key=len) if names else None
+
+
 def find_xml(src: Path) -> Path | None:
-    """The CVAT XML file for ``src`` (the file itself, or the one in a folder)."""
+    """The CVAT XML file for ``src`` (the file itself, the one in a folder, or a CVAT zip)."""
     src = Path(src)
     if src.is_file():
+        if src.suffix.lower() == ".zip":
+            return src if _zip_member(src) is not None else None
         return src if src.suffix.lower() == ".xml" else None
     if not src.is_dir():
         return None
@@ -69,11 +85,25 @@ def detect(src: Path) -> bool:
     if path is None:
         return False
     try:
-        with open(path, "rb") as fh:
+        with _open_xml(path) as fh:
             head = fh.read(4096).decode("utf-8", "replace")
-    except OSError:
+    except (OSError, zipfile.BadZipFile):
         return False
     return "<annotations" in head and ("<version>1.1</version>" in head or "<meta" in head or "<image " in head)
+
+
+def _open_xml(path: Path) -> IO[bytes]:
+    """The XML's bytes: the file, or the annotations.xml of a zip (read into memory, as
+    the parser would hold the whole tree anyway)."""
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            member = _zip_member(path)
+            if member is None:
+                raise OSError(f"no {XML_NAME} in the zip")
+            if zf.getinfo(member).file_size > MAX_XML_BYTES:
+                raise OSError("its annotations.xml is too large to be a CVAT annotation file")
+            return io.BytesIO(zf.read(member))
+    return open(path, "rb")
 
 
 def _colour(text: str | None) -> tuple[int, int, int] | None:
@@ -186,11 +216,12 @@ def read(src: Path, *, image_size: ImageSize | None = None,
     if path.stat().st_size > MAX_XML_BYTES:
         raise InputError("too large to be a CVAT annotation file", path)
     try:
-        root = ET.parse(path).getroot()
+        with _open_xml(path) as fh:
+            root = ET.parse(fh).getroot()
     except ET.ParseError as exc:
         raise InputError(f"not valid XML ({exc})", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path) from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
     if root.tag != "annotations":
         raise InputError(f"not a CVAT annotation file: the root element is <{root.tag}>, not <annotations>", path)
     problems: list[Problem] = []
