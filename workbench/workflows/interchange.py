@@ -310,7 +310,10 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     rep = InterchangeReport(format=spec.name, kind=kind, source=path)
     ds_classes = given if given is not None else result.classes
     if ds_classes is not None and is_blank(project):
-        adopted = schema_from_classes(ds_classes, name=project.schema.name)
+        try:
+            adopted = schema_from_classes(ds_classes, name=project.schema.name)
+        except InputError as exc:
+            raise InputError(exc.problem, path) from None
         if [(c.name, c.void) for c in adopted.classes] != [(c.name, c.void) for c in project.schema.classes]:
             project.save_schema(adopted)
             rep.adopted_classes = [c.name for c in adopted.classes]
