@@ -170,7 +170,18 @@ def test_only_the_chosen_images(tmp_path):
     _voc_source(tmp_path / "voc", names)
     with Project.open(folder) as project:
         rep = ix.import_labels(project, tmp_path / "voc", images=[names[1]])
-        assert rep.imported_names == [names[1]]
+        assert rep.imported_names == [names[1]] and rep.total == 1
+
+
+def test_a_source_naming_none_of_the_images_changes_no_class(tmp_path):
+    folder = tmp_path / "images"
+    make_images(folder, 2)
+    _voc_source(tmp_path / "voc", ["other.png"])
+    with Project.open(folder) as project:
+        before = project.schema.to_dict()
+        rep = ix.import_labels(project, tmp_path / "voc")
+        assert rep.imported == 0 and rep.unmatched and not rep.adopted_classes
+        assert project.schema.to_dict() == before
 
 
 def test_export_selects_by_status_and_split(tmp_path):

@@ -86,12 +86,23 @@ def schema_from_classes(classes: list[DatasetClass], name: str = "") -> ClassSch
     void ones after them (their pixels stay void, not unlabelled)."""
     from workbench.classes import ClassInfo, default_color
 
-    trainable = sorted((c for c in classes if not c.void), key=lambda c: c.value)
-    void = sorted((c for c in classes if c.void), key=lambda c: c.value)
+    # a name listed twice (a hand-written label map) is one class: values are mapped by
+    # name, so both values land on it
+    seen: set[str] = set()
+    unique = []
+    for c in sorted(classes, key=lambda c: c.value):
+        key = name_key(c.name) or f"class {c.value}"
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    trainable = [c for c in unique if not c.void]
+    void = [c for c in unique if c.void]
+    if not trainable:
+        raise InputError("the dataset's classes are all void: there is nothing to train on")
     infos = []
     for i, c in enumerate(trainable + void):
         color = c.color if c.color is not None else default_color(i)
-        infos.append(ClassInfo(i, c.name, tuple(int(v) for v in color), c.void))
+        infos.append(ClassInfo(i, c.name.strip() or f"class {c.value}", tuple(int(v) for v in color), c.void))
     return ClassSchema(infos, None, name)
 
 

@@ -7,7 +7,8 @@ ignored), never by number:
 
 * a project with no labels, ground truth or models of its own yet **adopts** the
   dataset's classes (names, colours, void flags; trainable classes renumbered 0..K-1
-  in the dataset's order, void classes after them);
+  in the dataset's order, void classes after them) once the source turns out to hold a
+  mask for one of its images;
 * otherwise the project's classes stay as they are: a dataset class the project does
   not have is **left not labelled** (255) and listed with the files that use it, so
   nothing in the project changes behind the person's back. Add the class (class
@@ -309,13 +310,15 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     result = _read(spec, path, project, given)
     rep = InterchangeReport(format=spec.name, kind=kind, source=path)
     ds_classes = given if given is not None else result.classes
+    adopt: ClassSchema | None = None
     if ds_classes is not None and is_blank(project):
-        adopted = schema_from_classes(ds_classes, name=project.schema.name)
-        if [(c.name, c.void) for c in adopted.classes] != [(c.name, c.void) for c in project.schema.classes]:
-            project.save_schema(adopted)
-            rep.adopted_classes = [c.name for c in adopted.classes]
-    schema = project.schema
-    lut, defined, unknown = class_lut(ds_classes, schema)
+        try:
+            adopt = schema_from_classes(ds_classes, name=project.schema.name)
+        except InputError as exc:
+            raise InputError(exc.problem, path) from None
+        if [(c.name, c.void) for c in adopt.classes] == [(c.name, c.void) for c in project.schema.classes]:
+            adopt = None
+    lut, defined, unknown = class_lut(ds_classes, project.schema)
     only: set[int] | None = None
     if images is not None:
         only = set()
@@ -343,9 +346,19 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             break
         if item is None:
             break
+        rec = match_image(project, item.image)
+        if only is not None and (rec is None or rec.id not in only):
+            continue
+        if adopt is not None and rec is not None:
+            # the dataset's classes are taken once a mask is found for an image of the
+            # project: a source that names none of its images changes nothing
+            project.save_schema(adopt)
+            rep.adopted_classes = [c.name for c in adopt.classes]
+            lut, defined, unknown = class_lut(ds_classes, project.schema)
+            adopt = None
         rep.total += 1
         _import_one(project, item, rep, kind=kind, lut=lut, defined=defined, unknown=unknown,
-                    status=status, overwrite=overwrite, only=only, seen=seen, splits=splits)
+                    status=status, overwrite=overwrite, seen=seen, splits=splits)
         report(on_progress, rep.total, None, f"importing {label}", imported=rep.imported,
                problems=len(rep.problems))
     rep.problems[:0] = result.problems
@@ -357,13 +370,11 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
 
 def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, kind: str,
                 lut: np.ndarray, defined: np.ndarray, unknown: dict[int, str], status: Status | str,
-                overwrite: bool, only: set[int] | None, seen: dict[int, str],
+                overwrite: bool, seen: dict[int, str],
                 splits: dict[str, list[int]]) -> None:
     rec = match_image(project, item.image)
     if rec is None:
         rep.unmatched.append(item.source if item.source == item.image else f"{item.image} ({item.source})")
-        return
-    if only is not None and rec.id not in only:
         return
     if rec.id in seen:
         rep.problems.append(Problem(item.source, f"another mask for image {rec.name} was used: {seen[rec.id]}"))
