@@ -1,0 +1,122 @@
+"""Painting the tool table's preview shapes (circle, box, polyline, region) and the busy badge.
+
+The shapes are in continuous image coordinates (``workbench.editing.tool_table``);
+the canvas passes itself for the view transform and the class colours. A region
+preview is turned into a small QImage over its bounding box once and cached on the
+shape, so a hover that does not change the region repaints without recomputing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+
+from workbench.editing.tool_table import Box, Circle, Polyline, RegionMask, Shape
+
+if TYPE_CHECKING:
+    from workbench.gui.canvas import Canvas
+
+REGION_ALPHA = 120
+ROLE_COLOURS = {"outline": QColor(255, 255, 255), "include": QColor(40, 220, 90), "exclude": QColor(240, 60, 60)}
+BADGE_MARGIN = 8
+
+
+def _widget_points(shape: Shape, canvas: "Canvas") -> list[QPointF]:
+    if isinstance(shape, Polyline):
+        return [canvas.image_to_widget(QPointF(x, y)) for x, y in shape.points]
+    if isinstance(shape, Box):
+        return [canvas.image_to_widget(QPointF(shape.x0, shape.y0)), canvas.image_to_widget(QPointF(shape.x1, shape.y1))]
+    if isinstance(shape, Circle):
+        return [canvas.image_to_widget(QPointF(shape.cx - shape.r, shape.cy - shape.r)),
+                canvas.image_to_widget(QPointF(shape.cx + shape.r, shape.cy + shape.r))]
+    y0, x0, y1, x1 = shape.bbox
+    return [canvas.image_to_widget(QPointF(x0, y0)), canvas.image_to_widget(QPointF(x1, y1))]
+
+
+def shape_rect(shape: Shape, canvas: "Canvas") -> QRect:
+    """The widget rectangle a shape covers, with room for its outline."""
+    pts = _widget_points(shape, canvas)
+    if not pts:
+        return QRect()
+    xs, ys = [p.x() for p in pts], [p.y() for p in pts]
+    left, top = math.floor(min(xs)) - 4, math.floor(min(ys)) - 4
+    return QRect(left, top, math.ceil(max(xs)) + 4 - left, math.ceil(max(ys)) + 4 - top)
+
+
+def _double_pen(painter: QPainter, draw, colour: QColor = QColor(255, 255, 255), dashed: bool = False) -> None:
+    """Draw twice, dark and wide under light and thin, so the outline shows on any image."""
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    for pen in (QPen(QColor(0, 0, 0, 200), 3.0), QPen(colour, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)):
+        painter.setPen(pen)
+        draw()
+
+
+def _region_image(shape: RegionMask, canvas: "Canvas") -> QImage:
+    cache = getattr(shape, "_qimage", None)
+    colour = canvas.preview_colour(shape.role)
+    key = (shape.role, colour.rgb())
+    if cache is not None and cache[0] == key:
+        return cache[1]
+    h, w = shape.mask.shape
+    argb = np.zeros((h, w), np.uint32)
+    if shape.role == "accept" and canvas.prediction is not None:
+        y0, x0, y1, x1 = shape.bbox
+        lut = canvas._lut   # the class colours, premultiplied (alpha 255)
+        rgb = lut[canvas.prediction[y0:y1, x0:x1]] & np.uint32(0x00FFFFFF)
+        a = REGION_ALPHA / 255.0
+        r = ((rgb >> 16) & 0xFF).astype(np.float32) * a
+        g = ((rgb >> 8) & 0xFF).astype(np.float32) * a
+        b = (rgb & 0xFF).astype(np.float32) * a
+        value = (np.uint32(REGION_ALPHA) << 24) | (r.astype(np.uint32) << 16) | (g.astype(np.uint32) << 8) | b.astype(np.uint32)
+        argb[shape.mask] = value[shape.mask]
+    else:
+        a = REGION_ALPHA / 255.0
+        value = ((REGION_ALPHA << 24) | (round(colour.red() * a) << 16) | (round(colour.green() * a) << 8)
+                 | round(colour.blue() * a))
+        argb[shape.mask] = value
+    img = QImage(argb.data, w, h, w * 4, QImage.Format.Format_ARGB32_Premultiplied).copy()
+    object.__setattr__(shape, "_qimage", (key, img))   # frozen dataclass: cache beside the fields
+    return img
+
+
+def paint_shape(painter: QPainter, shape: Shape, canvas: "Canvas") -> None:
+    """Draw one preview shape in widget coordinates."""
+    if isinstance(shape, Circle):
+        a, b = _widget_points(shape, canvas)
+        _double_pen(painter, lambda: painter.drawEllipse(QRectF(a, b)))
+    elif isinstance(shape, Box):
+        a, b = _widget_points(shape, canvas)
+        _double_pen(painter, lambda: painter.drawRect(QRectF(a, b)), dashed=True)
+    elif isinstance(shape, Polyline):
+        poly = QPolygonF(_widget_points(shape, canvas))
+        colour = ROLE_COLOURS.get(shape.role, ROLE_COLOURS["outline"])
+        draw = (lambda: painter.drawPolygon(poly)) if shape.closed else (lambda: painter.drawPolyline(poly))
+        _double_pen(painter, draw, colour, dashed=shape.role == "outline")
+    elif isinstance(shape, RegionMask):
+        a, b = _widget_points(shape, canvas)
+        smooth = canvas.zoom < 1
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+        painter.drawImage(QRectF(a, b), _region_image(shape, canvas))
+
+
+def busy_badge_rect(canvas: "Canvas") -> QRect:
+    """Where the "working…" badge is drawn (top-left corner of the canvas)."""
+    return QRect(BADGE_MARGIN, BADGE_MARGIN, 260, 28)
+
+
+def paint_busy_badge(painter: QPainter, canvas: "Canvas", label: str) -> None:
+    """A dark rounded badge: '<tool>: working…', while a tool job runs and the image is locked."""
+    rect = busy_badge_rect(canvas)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(20, 20, 20, 210))
+    painter.drawRoundedRect(QRectF(rect), 6, 6)
+    painter.setPen(QColor(255, 220, 120))
+    font = QFont(painter.font())
+    font.setBold(True)
+    painter.setFont(font)
+    painter.drawText(rect.adjusted(10, 0, -6, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                     f"{label}: working… (image locked)")
