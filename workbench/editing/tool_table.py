@@ -29,8 +29,12 @@ from typing import Any
 import numpy as np
 
 from workbench.classes import UNLABELLED
-from workbench.editing.geometry import BBox
+from workbench.editing.confidence import DEFAULT_THRESHOLD, confident_region, error_regions
+from workbench.editing.geometry import BBox, box_slices, capsule_box, capsule_mask
 from workbench.editing.label_editor import LabelEditor
+from workbench.editing.smart_region import class_prior, smart_region
+from workbench.editing.superpixels import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, superpixel_selection
+from workbench.editing.wand import magic_wand
 
 # ----- options ----------------------------------------------------------------------------
 
@@ -62,9 +66,9 @@ OPTION_SPECS: dict[str, OptionSpec] = {s.name: s for s in (
                "Brush diameter in image pixels ([ and ], or Ctrl+wheel)"),
     OptionSpec("tolerance", "Tolerance", 0, 255, 2, 24, "",
                "Magic wand: largest colour difference (0-255, per channel) still selected (Ctrl+wheel)"),
-    OptionSpec("superpixel_size", "Superpixel", 4, 200, 2, 16, " px",
+    OptionSpec("superpixel_size", "Superpixel", MIN_SIZE, MAX_SIZE, 2, DEFAULT_SIZE, " px",
                "Superpixel paint: typical superpixel width in image pixels (Ctrl+wheel)"),
-    OptionSpec("threshold", "Confidence", 0.05, 1.0, 0.01, 0.9, "",
+    OptionSpec("threshold", "Confidence", 0.05, 1.0, 0.01, DEFAULT_THRESHOLD, "",
                "Accept confident: accept the prediction where its confidence is at least this (Ctrl+wheel)",
                integer=False),
 )}
@@ -391,7 +395,6 @@ WAND_DRAG_PER_UNIT = 0.5   # image pixels of horizontal drag per tolerance unit
 
 
 def _wand_select(ctx: ToolContext, seed: tuple[int, int], tolerance: float) -> np.ndarray:
-    from workbench.editing.wand import magic_wand
     return magic_wand(ctx.image, seed, tolerance, contiguous=ctx.options.contiguous)
 
 
@@ -453,7 +456,6 @@ def _smart_move(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
 
 def _stroke_raster(points: list[tuple[float, float]], shape: tuple[int, int], radius: float) -> np.ndarray:
     """A bool mask of a stroke through continuous points (for include / exclude marks)."""
-    from workbench.editing.geometry import box_slices, capsule_box, capsule_mask
     out = np.zeros(shape, bool)
     pts = [(y - 0.5, x - 0.5) for x, y in points]
     for a, b in zip(pts, pts[1:] + pts[-1:]):
@@ -486,7 +488,6 @@ def _smart_release(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
 
 
 def _smart_job(ctx: ToolContext, state: dict) -> ToolJob:
-    from workbench.editing.smart_region import class_prior, smart_region
     image, box, value, editor = ctx.image, state["box"], ctx.value, ctx.editor
     include, exclude = state.get("include"), state.get("exclude")
     prior = None
@@ -501,7 +502,7 @@ def _smart_job(ctx: ToolContext, state: dict) -> ToolJob:
         undone = None
         if landed_before is not None and editor.revision == landed_before:
             undone = editor.undo()   # the previous result of this box: replaced, not stacked
-        done = _paint(editor, sel, value, "smart region")
+        done = _paint(editor, sel, value, "smart-region")
         state["landed"] = editor.revision if done is not None else None
         edited = done if undone is None else _union(undone, done)
         return Outcome(edited=edited, message=None if done is not None or undone is not None
@@ -552,7 +553,6 @@ def _superpixel_move(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     labels = ctx.superpixels()
     if labels is None or labels.shape != ctx.shape:
         return NOTHING
-    from workbench.editing.superpixels import superpixel_selection
     state["points"].append((ev.row, ev.col))
     new = superpixel_selection(labels, [(ev.row, ev.col)])
     state["sel"] = new if state.get("sel") is None else (state["sel"] | new)
@@ -573,7 +573,6 @@ def _superpixel_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) 
     labels = ctx.superpixels()
     if hover is None or labels is None or labels.shape != ctx.shape or not ctx.inside(hover):
         return []
-    from workbench.editing.superpixels import superpixel_selection
     return _region_preview(superpixel_selection(labels, [(hover.row, hover.col)]))
 
 
@@ -586,7 +585,6 @@ def confident_selection(ctx: ToolContext, state: dict) -> np.ndarray | None:
         return None
     key = (id(ctx.prediction), id(ctx.confidence), ctx.options.threshold, ctx.editor.revision)
     if state.get("key") != key:
-        from workbench.editing.confidence import confident_region
         sel = confident_region(ctx.prediction, ctx.confidence01(), ctx.options.threshold)
         # Only what would change: a person's label is never replaced by this tool.
         sel = sel & (ctx.editor.mask == UNLABELLED)
@@ -598,7 +596,7 @@ def _confident_press(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     sel = confident_selection(ctx, state)
     if sel is None:
         return Outcome(message="No prediction with confidence for this image yet.")
-    return Outcome(edited=_paint(ctx.editor, sel, ctx.prediction, "accept confident"))
+    return Outcome(edited=_paint(ctx.editor, sel, ctx.prediction, "accept-confident"))
 
 
 def _confident_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) -> list[Shape]:
@@ -639,7 +637,7 @@ TOOLS: tuple[ToolSpec, ...] = (
              "superpixel", "superpixel", _superpixel_press, _superpixel_move, _superpixel_release,
              preview=_superpixel_preview, options=("superpixel_size",),
              help="Click or drag to paint whole superpixels (SLIC, computed in the background per image) "
-                  "with the current class; the outline under the cursor shows what a click takes."),
+                  "with the current class; the highlighted superpixel under the cursor shows what a click takes."),
     ToolSpec("pick", "L", "Pick class", "The current class becomes the label (or prediction) under the click (L)",
              "pick", "pick", _pick_press,
              help="Click to make the label under the cursor (or the prediction, where unlabelled) "
@@ -708,7 +706,6 @@ def wheel_option(tool_id: str) -> str | None:
 
 def next_error_region(pred: np.ndarray, confidence: np.ndarray, after: int = -1) -> tuple[int, Any] | None:
     """(index, Region) of the error region after index ``after`` (wrapping), or None if none."""
-    from workbench.editing.confidence import error_regions
     conf = np.asarray(confidence)
     conf = conf.astype(np.float32) / 255.0 if conf.dtype == np.uint8 else conf
     regions = error_regions(pred, conf)
