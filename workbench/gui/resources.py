@@ -16,15 +16,11 @@ from pathlib import Path
 @cache
 def resources_dir() -> Path:
     """The folder holding icons/, palette.json and style.qss."""
-    try:
-        from importlib.resources import files
-
-        found = Path(str(files("workbench.resources")))
-        if (found / "icons").is_dir():
-            return found
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[2] / "resources"
+    package = Path(__file__).resolve().parents[1]        # .../workbench
+    installed = package / "resources"                    # a wheel: workbench/resources/
+    if (installed / "icons").is_dir():
+        return installed
+    return package.parent / "resources"                  # a checkout: <repo>/resources/
 
 
 def icon_path(name: str) -> Path | None:
