@@ -204,3 +204,41 @@ def test_escape_forgets_the_smart_box(setup, qtbot):
     canvas.setFocus()
     QApplication.sendEvent(canvas, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Escape, NOMOD))
     assert canvas.previews == []
+
+
+def test_wand_on_a_read_only_image_like_the_apps_source_images(qtbot):
+    image, disc = disc_image()
+    image.setflags(write=False)
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 400)
+    canvas.set_image(image)
+    mask = np.full((H, W), UNLABELLED, np.uint8)
+    canvas.set_editor(LabelEditor(mask))
+    canvas.set_view(ZOOM, 0, 0)
+    canvas.set_current_class(1)
+    canvas.set_tool("wand")
+    canvas.set_option("tolerance", 40)
+    click(canvas, at(40, 40))
+    assert iou(mask == 1, disc) > 0.97 and not image.flags.writeable
+
+
+def test_a_failing_tool_shows_a_message_instead_of_crashing(setup, monkeypatch):
+    from workbench.editing import tool_table
+    from workbench.errors import InputError
+
+    canvas, editor, mask, disc = setup
+
+    def broken(*args, **kwargs):
+        raise InputError("the wand cannot read this image")
+
+    monkeypatch.setattr(tool_table, "magic_wand", broken)
+    notes = []
+    canvas.message.connect(notes.append)
+    canvas.set_tool("wand")
+    click(canvas, at(40, 40))
+    assert notes and "Magic wand failed: the wand cannot read this image" in notes[-1]
+    assert (mask == UNLABELLED).all() and len(editor.history) == 0
+    canvas.set_tool("brush")
+    click(canvas, at(5, 5))                 # the canvas still works
+    assert mask[5, 5] == 2

@@ -394,15 +394,23 @@ def _polygon_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) -> 
 WAND_DRAG_PER_UNIT = 0.5   # image pixels of horizontal drag per tolerance unit
 
 
-def _wand_select(ctx: ToolContext, seed: tuple[int, int], tolerance: float) -> np.ndarray:
-    return magic_wand(ctx.image, seed, tolerance, contiguous=ctx.options.contiguous)
+def _wand_select(ctx: ToolContext, state: dict, seed: tuple[int, int], tolerance: float) -> np.ndarray:
+    image = ctx.image
+    if not image.flags.writeable:
+        # cv2.floodFill refuses read-only arrays (the app's source images are read-only):
+        # one writable copy per gesture, reused while the drag changes the tolerance.
+        if state.get("image_copy") is None:
+            state["image_copy"] = np.array(image)
+        image = state["image_copy"]
+    return magic_wand(image, seed, tolerance, contiguous=ctx.options.contiguous)
 
 
 def _wand_press(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     if not ctx.inside(ev):
         return NOTHING
     state.update(seed=(ev.row, ev.col), x0=ev.x, tolerance=ctx.options.tolerance)
-    state["sel"] = _wand_select(ctx, state["seed"], state["tolerance"])
+    state["image_copy"] = None
+    state["sel"] = _wand_select(ctx, state, state["seed"], state["tolerance"])
     return NOTHING
 
 
@@ -412,13 +420,14 @@ def _wand_move(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     tol = OPTION_SPECS["tolerance"].clamp(ctx.options.tolerance + (ev.x - state["x0"]) / WAND_DRAG_PER_UNIT)
     if tol != state["tolerance"]:
         state["tolerance"] = tol
-        state["sel"] = _wand_select(ctx, state["seed"], tol)
+        state["sel"] = _wand_select(ctx, state, state["seed"], tol)
     return Outcome(message=f"Tolerance {tol:g}")
 
 
 def _wand_release(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     sel = state.pop("sel", None)
     state.pop("seed", None)
+    state.pop("image_copy", None)
     if sel is None:
         return NOTHING
     return Outcome(edited=_paint(ctx.editor, sel, ctx.value, "wand"))

@@ -15,6 +15,7 @@ draws only the exposed rectangle mapped back to image pixels, so a brush dab on 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -677,7 +678,7 @@ class Canvas(QWidget):
         self._hover = ev = self._tool_event(event)
         if spec.press is not None:
             self._pressed = True
-            self._apply(spec.press(self._context(), self._state, ev))
+            self._apply(self._run(spec.press, ev))
         self._refresh_previews()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -697,7 +698,7 @@ class Canvas(QWidget):
         spec = self.tool_spec
         if self._pressed and event.buttons() & Qt.MouseButton.LeftButton and spec.move is not None:
             if self._editable():
-                self._apply(spec.move(self._context(), self._state, ev))
+                self._apply(self._run(spec.move, ev))
         self._refresh_previews()
         self.cursorMoved.emit(self.pixel_at(pos))
 
@@ -718,8 +719,8 @@ class Canvas(QWidget):
                 and self._job is None and not self._space:
             ev = self._tool_event(event)
             if spec.press is not None:
-                spec.press(self._context(), self._state, ev)
-            self._apply(spec.finish(self._context(), self._state))
+                self._run(spec.press, ev)
+            self._apply(self._run(spec.finish))
             self._refresh_previews()
             return
         self.mousePressEvent(event)
@@ -762,7 +763,7 @@ class Canvas(QWidget):
                 self._space = True
                 self._apply_cursor()
         elif handler is not None and self._state and self._editable() and self._job is None:
-            self._apply(handler(self._context(), self._state))
+            self._apply(self._run(handler))
             self._refresh_previews()
         else:
             super().keyPressEvent(event)
@@ -806,6 +807,20 @@ class Canvas(QWidget):
         if outcome.job is not None:
             self._start_job(outcome.job)
 
+    def _run(self, handler, *args: object) -> Outcome:
+        """Call a tool handler; a failure becomes a message (never a traceback or a crash)."""
+        try:
+            return handler(self._context(), self._state, *args)
+        except Exception as exc:  # noqa: BLE001 - a tool must never take the app down
+            if self._editor is not None and self._editor.stroke_active:
+                self._edit_done(self._editor.end_stroke())   # keep what the drag painted
+            self._state = {}
+            self._pressed = False
+            error = JobError.from_exception(exc)
+            if error.details:
+                sys.stderr.write(error.details)
+            return Outcome(message=f"{self.tool_spec.label} failed: {error.message}")
+
     def _end_drag(self) -> None:
         """Finish a gesture in progress (a release that never came), with its signals."""
         if self._pressed:
@@ -815,7 +830,7 @@ class Canvas(QWidget):
         self._pressed = False
         spec = self.tool_spec
         if spec.release is not None and self._editable() and self._hover is not None:
-            self._apply(spec.release(self._context(), self._state, self._hover))
+            self._apply(self._run(spec.release, self._hover))
             self._refresh_previews()
         elif self._editor is not None and self._editor.stroke_active:
             self._edit_done(self._editor.end_stroke())
@@ -849,7 +864,7 @@ class Canvas(QWidget):
             return  # stale: the image changed or the job was cancelled
         self._drop_job()
         if self._editable():
-            self._apply(job.land(result))
+            self._apply(self._run(lambda _c, _s: job.land(result)))
         self._refresh_previews()
 
     def _job_errored(self, seq: int, job: ToolJob, error: JobError) -> None:
@@ -937,7 +952,7 @@ class Canvas(QWidget):
         """Fill the polygon being drawn with the current class (one undo step)."""
         if self._tool != "polygon" or not self._editable():
             return None
-        outcome = tool_table.BY_ID["polygon"].finish(self._context(), self._state)
+        outcome = self._run(tool_table.BY_ID["polygon"].finish)
         self._apply(outcome)
         self._refresh_previews()
         return outcome.edited

@@ -24,7 +24,7 @@ EXTRA_TOOL_ACTIONS = tuple(a.id for a in TOOL_ACTION_SPECS)
 EDIT_ACTIONS = ("undo", "redo", "accept_all", "verify_next")
 VIEW_ACTIONS = ("toggle_labels", "toggle_prediction", "toggle_uncertainty", "toggle_outline")
 MODEL_ACTIONS = ("fit", "predict_all", "retrain")
-ICON_SIZE = QSize(22, 22)
+ICON_SIZE = QSize(20, 20)
 BUTTON_TEXT = {"verify_next": "Verify + next", "accept_all": "Accept all"}
 ICONS = {**{tool_action_id(t.id): t.icon for t in TOOLS}, **{a.id: a.icon for a in TOOL_ACTION_SPECS},
          **{name: name for name in (*EDIT_ACTIONS, *VIEW_ACTIONS, *MODEL_ACTIONS)}}
