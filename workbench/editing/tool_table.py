@@ -582,7 +582,12 @@ def _superpixel_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) 
     labels = ctx.superpixels()
     if hover is None or labels is None or labels.shape != ctx.shape or not ctx.inside(hover):
         return []
-    return _region_preview(superpixel_selection(labels, [(hover.row, hover.col)]))
+    # The cell under the cursor changes far less often than the cursor moves: keep its preview.
+    key = (id(labels), int(labels[hover.row, hover.col]))
+    if state.get("hover_key") != key:
+        state["hover_key"] = key
+        state["hover_preview"] = _region_preview(superpixel_selection(labels, [(hover.row, hover.col)]))
+    return state["hover_preview"]
 
 
 # ----- accept confident ---------------------------------------------------------------------------

@@ -633,7 +633,7 @@ class Canvas(QWidget):
         for shape in shapes:
             rect = rect.united(shape_rect(shape, self))
         if self._job is not None:
-            rect = rect.united(busy_badge_rect(self))
+            rect = rect.united(busy_badge_rect(self, self._job_label))
         self._preview_rect = rect
         if old is not None and not old.isEmpty():
             self.update(old)

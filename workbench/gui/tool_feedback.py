@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPolygonF
 
 from workbench.editing.tool_table import Box, Circle, Polyline, RegionMask, Shape
 
@@ -103,20 +103,30 @@ def paint_shape(painter: QPainter, shape: Shape, canvas: "Canvas") -> None:
         painter.drawImage(QRectF(a, b), _region_image(shape, canvas))
 
 
-def busy_badge_rect(canvas: "Canvas") -> QRect:
-    """Where the "working…" badge is drawn (top-left corner of the canvas)."""
-    return QRect(BADGE_MARGIN, BADGE_MARGIN, 260, 28)
+def _badge_font(canvas: "Canvas") -> QFont:
+    font = QFont(canvas.font())
+    font.setBold(True)
+    return font
+
+
+def badge_text(label: str) -> str:
+    """The badge's text for a tool job."""
+    return f"{label}: working… (image locked)"
+
+
+def busy_badge_rect(canvas: "Canvas", label: str = "") -> QRect:
+    """Where the "working…" badge is drawn (top-left corner of the canvas), sized to its text."""
+    width = QFontMetrics(_badge_font(canvas)).horizontalAdvance(badge_text(label)) + 24
+    return QRect(BADGE_MARGIN, BADGE_MARGIN, width, 28)
 
 
 def paint_busy_badge(painter: QPainter, canvas: "Canvas", label: str) -> None:
     """A dark rounded badge: '<tool>: working…', while a tool job runs and the image is locked."""
-    rect = busy_badge_rect(canvas)
+    rect = busy_badge_rect(canvas, label)
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(QColor(20, 20, 20, 210))
     painter.drawRoundedRect(QRectF(rect), 6, 6)
     painter.setPen(QColor(255, 220, 120))
-    font = QFont(painter.font())
-    font.setBold(True)
-    painter.setFont(font)
+    painter.setFont(_badge_font(canvas))
     painter.drawText(rect.adjusted(10, 0, -6, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                     f"{label}: working… (image locked)")
+                     badge_text(label))
