@@ -129,9 +129,11 @@ def test_wand_drag_widens_the_tolerance():
     wand, st = BY_ID["wand"], {}
     wand.press(c, st, ev(2, 2))
     assert st["sel"].sum() == 10 * 20
-    wand.move(c, st, ev(2 + 30, 2))        # 30 px right at 0.5 px per unit: +60
+    wand.move(c, st, ev(2 + 30, 2))        # 30 px right at 2 px per unit: +15, not yet the other colour
+    assert st["tolerance"] == 25 and st["sel"].sum() == 10 * 20
+    wand.move(c, st, ev(2 + 120, 2))       # +60
     assert st["tolerance"] == 70 and st["sel"].all()
-    wand.release(c, st, ev(32, 2))
+    wand.release(c, st, ev(122, 2))
     assert (c.editor.mask == 1).all()
 
 

@@ -119,6 +119,7 @@ class ToolEvent:
     shift: bool = False
     ctrl: bool = False
     alt: bool = False
+    screen: tuple[float, float] | None = None   # widget position (logical pixels), for drag gestures
 
     @property
     def row(self) -> int:
@@ -391,7 +392,11 @@ def _polygon_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) -> 
 # right / left while held widens / narrows the tolerance (as GIMP's fuzzy select does),
 # release paints the selection with the current class as one undo step.
 
-WAND_DRAG_PER_UNIT = 0.5   # image pixels of horizontal drag per tolerance unit
+WAND_DRAG_PER_UNIT = 2.0   # screen pixels of horizontal drag per tolerance unit (zoom-independent)
+
+
+def _drag_x(ev: ToolEvent) -> float:
+    return ev.screen[0] if ev.screen is not None else ev.x
 
 
 def _wand_select(ctx: ToolContext, state: dict, seed: tuple[int, int], tolerance: float) -> np.ndarray:
@@ -408,7 +413,7 @@ def _wand_select(ctx: ToolContext, state: dict, seed: tuple[int, int], tolerance
 def _wand_press(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     if not ctx.inside(ev):
         return NOTHING
-    state.update(seed=(ev.row, ev.col), x0=ev.x, tolerance=ctx.options.tolerance)
+    state.update(seed=(ev.row, ev.col), x0=_drag_x(ev), tolerance=ctx.options.tolerance)
     state["image_copy"] = None
     state["sel"] = _wand_select(ctx, state, state["seed"], state["tolerance"])
     return NOTHING
@@ -417,7 +422,7 @@ def _wand_press(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
 def _wand_move(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     if "seed" not in state:
         return NOTHING
-    tol = OPTION_SPECS["tolerance"].clamp(ctx.options.tolerance + (ev.x - state["x0"]) / WAND_DRAG_PER_UNIT)
+    tol = OPTION_SPECS["tolerance"].clamp(ctx.options.tolerance + (_drag_x(ev) - state["x0"]) / WAND_DRAG_PER_UNIT)
     if tol != state["tolerance"]:
         state["tolerance"] = tol
         state["sel"] = _wand_select(ctx, state, state["seed"], tol)

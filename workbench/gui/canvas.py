@@ -652,11 +652,12 @@ class Canvas(QWidget):
 
     # ----- mouse and keys ---------------------------------------------------------------
     def _tool_event(self, event: QMouseEvent | QWheelEvent) -> ToolEvent:
-        p = self.widget_to_image(event.position())
+        pos = event.position()
+        p = self.widget_to_image(pos)
         mods = event.modifiers()
         return ToolEvent(p.x(), p.y(), bool(mods & Qt.KeyboardModifier.ShiftModifier),
                          bool(mods & Qt.KeyboardModifier.ControlModifier),
-                         bool(mods & Qt.KeyboardModifier.AltModifier))
+                         bool(mods & Qt.KeyboardModifier.AltModifier), (pos.x(), pos.y()))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         """Start a pan, or hand the press to the active tool's handler."""
