@@ -51,6 +51,9 @@ def magic_wand(image: np.ndarray, seed: tuple[int, int], tolerance: float, *,
         if diff.ndim == 3:
             diff = diff.max(axis=2)
         return diff <= t
+    if not image.flags.writeable:
+        # floodFill declares the image an output even with MASK_ONLY; it is not written.
+        image = image.copy()
     buf = np.zeros((h + 2, w + 2), np.uint8)
     lo = (t, t, t) if image.ndim == 3 else t
     # FIXED_RANGE compares every pixel with the seed (not its neighbour), so a slow
