@@ -26,8 +26,9 @@ across the group's narrower side. The annotator always works on the
 largest remaining error region (8-connected pixels whose label differs from the truth):
 the largest connected part of that region's majority true class is the target. Every
 tool the arm allows proposes candidate actions for it; each is tried through the editor
-and undone, and the one that makes the most pixels right per action is kept (a tool
-that makes no net gain is never used). A region no candidate improves is skipped. At
+and undone, and the one that makes the most pixels right per action is kept, where what
+it leaves wrong inside the target (pieces of 20 px or more) is priced as the polygons
+that would finish it (a tool that makes no net gain is never used). A region no candidate improves is skipped. At
 most ``--max-actions`` (200) per image; an image that stops below the target counts the
 actions it used and is not counted in ``reached_target``.
 
@@ -74,6 +75,7 @@ SP_SIZES = (8, 16, 32)
 SP_DEFAULT = 16
 BRUSH_RADII = (1, 2, 4, 8, 16, 32, 64)
 BRUSH_DEFAULT = 8
+MIN_LEFTOVER = 20                  # leftover pieces smaller than this are not priced
 ARMS = ("scratch", "model_manual", "model_assisted")
 
 
@@ -119,17 +121,31 @@ class Annotator:
         y0, x0, y1, x1 = box
         return int(((mask[y0:y1, x0:x1] == self.gt[y0:y1, x0:x1]) & self.valid[y0:y1, x0:x1]).sum())
 
-    def gain(self, ed: LabelEditor, cand: Candidate) -> int:
-        """Net pixels made right by ``cand`` (tried through the editor, then undone)."""
+    def trial(self, ed: LabelEditor, cand: Candidate, target: np.ndarray,
+              tbox: tuple[int, int, int, int]) -> tuple[int, int]:
+        """(net pixels made right, polygon vertices to finish the target) of ``cand``.
+
+        The action is tried through the editor and undone. What it leaves wrong inside
+        the target (pieces of MIN_LEFTOVER pixels or more) is priced as the polygons that
+        would finish it, so a quick action that leaves a ragged remainder does not beat a
+        polygon that fixes the target outright.
+        """
         try:
             box = cand.apply(ed)
         except InputError:
-            return 0
+            return 0, 0
         if box is None:
-            return 0
+            return 0, 0
         after = self.correct(ed.mask, box)
+        y0, x0, y1, x1 = tbox
+        left = target[y0:y1, x0:x1] & (ed.mask[y0:y1, x0:x1] != self.gt[y0:y1, x0:x1])
         ed.undo()
-        return after - self.correct(ed.mask, box)
+        return after - self.correct(ed.mask, box), polygon_cost(left)
+
+    def gain(self, ed: LabelEditor, cand: Candidate) -> int:
+        """Net pixels made right by ``cand`` (tried through the editor, then undone)."""
+        h, w = self.gt.shape
+        return self.trial(ed, cand, np.zeros((h, w), bool), (0, 0, h, w))[0]
 
     # ----- candidates for one target ------------------------------------------------------
     def candidates(self, target: np.ndarray, region: np.ndarray, c: int) -> list[Candidate]:
@@ -348,14 +364,18 @@ class Annotator:
             part = (region & (self.gt == c)).astype(np.uint8)
             m, plabels, pstats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
             tgt = plabels == 1 + int(np.argmax(pstats[1:, cv2.CC_STAT_AREA]))
+            ty, tx = np.nonzero(tgt)
+            tbox = (int(ty.min()), int(tx.min()), int(ty.max()) + 1, int(tx.max()) + 1)
             best, best_key = None, (0.0, 0)
             for cand in self.candidates(tgt, region, c):
                 if cand.cost > max_actions - actions:
                     continue
-                g = self.gain(ed, cand)
+                g, finish = self.trial(ed, cand, tgt, tbox)
                 if g <= 0:
                     continue
-                key = (g / cand.cost, g)
+                # Pixels per action of "this, then polygons over what it left wrong".
+                left = int(tgt.sum()) - max(0, g)
+                key = ((g + max(0, left) * (finish > 0)) / (cand.cost + finish), g)
                 if key > best_key:
                     best, best_key = cand, key
             if best is None:
@@ -371,6 +391,18 @@ class Annotator:
 
 
 # ----- per image ---------------------------------------------------------------------------
+def polygon_cost(sel: np.ndarray, min_area: int = 0) -> int:
+    """Vertices of the polygons (approxPolyDP, epsilon 2 px) tracing the pieces of ``sel``."""
+    min_area = min_area or MIN_LEFTOVER
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(sel.astype(np.uint8), connectivity=8)
+    big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1
+    if big.size == 0:
+        return 0
+    keep = np.isin(labels, big).astype(np.uint8)
+    contours, _ = cv2.findContours(keep, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return sum(max(3, len(cv2.approxPolyDP(c, EPSILON, True))) for c in contours)
+
+
 def run_image(args: tuple) -> dict:
     """All arms on one image: (key, image, gt, valid, pred, conf, target, max_actions)."""
     key, image, gt, valid, pred, conf, target, max_actions = args
