@@ -26,9 +26,8 @@ across the group's narrower side. The annotator always works on the
 largest remaining error region (8-connected pixels whose label differs from the truth):
 the largest connected part of that region's majority true class is the target. Every
 tool the arm allows proposes candidate actions for it; each is tried through the editor
-and undone, and the one that makes the most pixels right per action is kept, where what
-it leaves wrong inside the target (pieces of 20 px or more) is priced as the polygons
-that would finish it (a tool that makes no net gain is never used). A region no candidate improves is skipped. At
+and undone, and the one that makes the most pixels right (net) per action is kept (a
+tool that makes no net gain is never used). A region no candidate improves is skipped. At
 most ``--max-actions`` (200) per image; an image that stops below the target counts the
 actions it used and is not counted in ``reached_target``.
 
@@ -71,11 +70,11 @@ EPSILON = 2.0                      # approxPolyDP epsilon, pixels (the issue's r
 MIN_HOLE = 10                      # holes smaller than this are not traced
 WAND_TOLERANCES = (12, 24, 40, 64)
 WAND_DEFAULT = 24
-SP_SIZES = (8, 16, 32)
+SP_SIZES = (8, 16, 32, 64)
 SP_DEFAULT = 16
+SMART_MIN_AREA = 100
 BRUSH_RADII = (1, 2, 4, 8, 16, 32, 64)
 BRUSH_DEFAULT = 8
-MIN_LEFTOVER = 20                  # leftover pieces smaller than this are not priced
 ARMS = ("scratch", "model_manual", "model_assisted")
 
 
@@ -121,31 +120,17 @@ class Annotator:
         y0, x0, y1, x1 = box
         return int(((mask[y0:y1, x0:x1] == self.gt[y0:y1, x0:x1]) & self.valid[y0:y1, x0:x1]).sum())
 
-    def trial(self, ed: LabelEditor, cand: Candidate, target: np.ndarray,
-              tbox: tuple[int, int, int, int]) -> tuple[int, int]:
-        """(net pixels made right, polygon vertices to finish the target) of ``cand``.
-
-        The action is tried through the editor and undone. What it leaves wrong inside
-        the target (pieces of MIN_LEFTOVER pixels or more) is priced as the polygons that
-        would finish it, so a quick action that leaves a ragged remainder does not beat a
-        polygon that fixes the target outright.
-        """
+    def gain(self, ed: LabelEditor, cand: Candidate) -> int:
+        """Net pixels made right by ``cand`` (tried through the editor, then undone)."""
         try:
             box = cand.apply(ed)
         except InputError:
-            return 0, 0
+            return 0
         if box is None:
-            return 0, 0
+            return 0
         after = self.correct(ed.mask, box)
-        y0, x0, y1, x1 = tbox
-        left = target[y0:y1, x0:x1] & (ed.mask[y0:y1, x0:x1] != self.gt[y0:y1, x0:x1])
         ed.undo()
-        return after - self.correct(ed.mask, box), polygon_cost(left)
-
-    def gain(self, ed: LabelEditor, cand: Candidate) -> int:
-        """Net pixels made right by ``cand`` (tried through the editor, then undone)."""
-        h, w = self.gt.shape
-        return self.trial(ed, cand, np.zeros((h, w), bool), (0, 0, h, w))[0]
+        return after - self.correct(ed.mask, box)
 
     # ----- candidates for one target ------------------------------------------------------
     def candidates(self, target: np.ndarray, region: np.ndarray, c: int) -> list[Candidate]:
@@ -279,7 +264,9 @@ class Annotator:
         pad = 3
         box = (max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad),
                min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad))
-        if box[2] - box[0] < 4 or box[3] - box[1] < 4:
+        # Small targets are the wand's, the brush's and the superpixels'; a box drag
+        # around a few dozen pixels is never the better action and GrabCut is the slow one.
+        if box[2] - box[0] < 4 or box[3] - box[1] < 4 or ys.size < SMART_MIN_AREA:
             return []
         priors: list[np.ndarray | None] = [None]
         if self.pred is not None:
@@ -364,18 +351,18 @@ class Annotator:
             part = (region & (self.gt == c)).astype(np.uint8)
             m, plabels, pstats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
             tgt = plabels == 1 + int(np.argmax(pstats[1:, cv2.CC_STAT_AREA]))
-            ty, tx = np.nonzero(tgt)
-            tbox = (int(ty.min()), int(tx.min()), int(ty.max()) + 1, int(tx.max()) + 1)
             best, best_key = None, (0.0, 0)
             for cand in self.candidates(tgt, region, c):
                 if cand.cost > max_actions - actions:
                     continue
-                g, finish = self.trial(ed, cand, tgt, tbox)
+                g = self.gain(ed, cand)
                 if g <= 0:
                     continue
-                # Pixels per action of "this, then polygons over what it left wrong".
-                left = int(tgt.sum()) - max(0, g)
-                key = ((g + max(0, left) * (finish > 0)) / (cand.cost + finish), g)
+                # Plain greedy: most pixels made right per action. Pricing what an action
+                # leaves wrong as the polygons that would finish it (a look-ahead) was
+                # tried and cost more actions on CamVid: a ragged remainder is usually
+                # fixed by another cheap stroke, not a polygon.
+                key = (g / cand.cost, g)
                 if key > best_key:
                     best, best_key = cand, key
             if best is None:
@@ -391,18 +378,6 @@ class Annotator:
 
 
 # ----- per image ---------------------------------------------------------------------------
-def polygon_cost(sel: np.ndarray, min_area: int = 0) -> int:
-    """Vertices of the polygons (approxPolyDP, epsilon 2 px) tracing the pieces of ``sel``."""
-    min_area = min_area or MIN_LEFTOVER
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(sel.astype(np.uint8), connectivity=8)
-    big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1
-    if big.size == 0:
-        return 0
-    keep = np.isin(labels, big).astype(np.uint8)
-    contours, _ = cv2.findContours(keep, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    return sum(max(3, len(cv2.approxPolyDP(c, EPSILON, True))) for c in contours)
-
-
 def run_image(args: tuple) -> dict:
     """All arms on one image: (key, image, gt, valid, pred, conf, target, max_actions)."""
     key, image, gt, valid, pred, conf, target, max_actions = args
@@ -430,9 +405,9 @@ def run_image(args: tuple) -> dict:
     return out
 
 
-def load_pairs(images: Path, masks: Path, limit: int | None) -> list[tuple[Path, Path]]:
+def load_pairs(images: Path, masks: Path, limit: int | None, every: int = 1) -> list[tuple[Path, Path]]:
     by_stem = {p.stem: p for p in list_images(masks)}
-    pairs = [(p, by_stem[p.stem]) for p in list_images(images) if p.stem in by_stem]
+    pairs = [(p, by_stem[p.stem]) for p in list_images(images) if p.stem in by_stem][::max(1, every)]
     if not pairs:
         raise InputError("no image in this folder has a mask with the same file stem", images)
     return pairs[:limit] if limit else pairs
@@ -461,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--masks", required=True, type=Path)
     ap.add_argument("--classes", required=True, type=Path)
     ap.add_argument("--model", type=Path, help="checkpoint for the two model arms")
-    ap.add_argument("--limit", type=int, help="first N images (by name)")
+    ap.add_argument("--limit", type=int, help="first N images (by name, after --every)")
+    ap.add_argument("--every", type=int, default=1, help="every K-th image by name (spread over a sequence)")
     ap.add_argument("--target", type=float, default=0.95, help="agreement to reach (default 0.95)")
     ap.add_argument("--json", action="store_true", help="table to stderr; stdout has only the JSON line")
     ap.add_argument("--max-actions", type=int, default=200)
@@ -476,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         schema = ClassSchema.load(args.classes)
-        pairs = load_pairs(args.images, args.masks, args.limit)
+        pairs = load_pairs(args.images, args.masks, args.limit, args.every)
         ignore = ignore_lut(schema)
         predictor = None
         if args.model is not None:
