@@ -212,3 +212,9 @@ def test_paint_selection_per_pixel_values_and_only_unlabelled():
     assert ed.paint_selection(np.zeros((6, 6), bool), 1) is None and len(ed.history) == 1
     with pytest.raises(InputError, match="selection"):
         ed.paint_selection(np.ones((3, 3), bool), 1)
+
+
+def test_wand_accepts_a_read_only_image():
+    img = _two_colour()
+    img.flags.writeable = False
+    assert magic_wand(img, (5, 3), 20).sum() == 40 * 30

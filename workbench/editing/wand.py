@@ -46,11 +46,15 @@ def magic_wand(image: np.ndarray, seed: tuple[int, int], tolerance: float, *,
         return sel
     t = float(np.clip(tolerance, 0.0, MAX_TOLERANCE))
     if not contiguous:
-        ref = image[y, x].astype(np.int16)
-        diff = np.abs(image.astype(np.int16) - ref)
-        if diff.ndim == 3:
-            diff = diff.max(axis=2)
-        return diff <= t
+        # inRange is the same per-channel test in one pass (no int16 copy of the image).
+        ref = np.atleast_1d(image[y, x]).astype(np.float64)
+        t_int = np.floor(t)
+        lo = np.clip(ref - t_int, 0, 255)
+        hi = np.clip(ref + t_int, 0, 255)
+        return cv2.inRange(image, lo, hi).view(bool)
+    if not image.flags.writeable:
+        # floodFill declares the image an output even with MASK_ONLY; it is not written.
+        image = image.copy()
     buf = np.zeros((h + 2, w + 2), np.uint8)
     lo = (t, t, t) if image.ndim == 3 else t
     # FIXED_RANGE compares every pixel with the seed (not its neighbour), so a slow
