@@ -211,7 +211,8 @@ def test_accept_confident_preview_and_click_fill_only_unlabelled_confident_pixel
                 options=ToolOptions().with_value("threshold", 0.9))
     tool, st = BY_ID["confident"], {}
     (region,) = tool.preview(c, st, None)
-    assert region.role == "accept" and region.bbox == (0, 0, 40, 40)
+    assert region.role == "accept" and region.bbox == (0, 0, 40, 60)
+    assert region.mask[10:, :40].all() and not region.mask[:, 40:].any() and not region.mask[:5, :5].any()
     assert tool.press(c, st, ev(50, 30)).edited is not None and len(c.editor.history) == 1
     m = c.editor.mask
     assert (m[0:5, 0:5] == 0).all() and (m[10:, :40] == 2).all() and (m[:, 40:] == UNLABELLED).all()

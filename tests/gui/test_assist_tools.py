@@ -169,9 +169,11 @@ def test_accept_confident_live_preview_follows_the_threshold_and_a_click_applies
     canvas.set_tool("confident")
     canvas.set_option("threshold", 0.9)
     (region,) = canvas.previews
-    assert region.bbox == (0, 0, H, 60)
+    assert region.mask[:, :60].all() and not region.mask[:, 60:].any()
+    dimmed = canvas.grab().toImage().pixelColor(at(70, 70).toPoint())
     canvas.set_option("threshold", 0.4)
-    assert canvas.previews[0].bbox == (0, 0, H, W)
+    assert canvas.previews[0].mask.all()
+    assert canvas.grab().toImage().pixelColor(at(70, 70).toPoint()) != dimmed   # the preview follows
     canvas.set_option("threshold", 0.9)
     click(canvas, at(70, 70))
     assert (mask[:, 60:] == UNLABELLED).all() and (mask[:, :60] == pred[:, :60]).all()

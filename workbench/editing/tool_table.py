@@ -619,7 +619,13 @@ def _confident_press(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
 
 
 def _confident_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) -> list[Shape]:
-    return _region_preview(confident_selection(ctx, state), "accept")
+    sel = confident_selection(ctx, state)
+    if sel is None or not sel.any():
+        return []
+    # Over the whole image: what would be accepted in the prediction's colours, the rest
+    # dimmed, so moving the threshold visibly grows and shrinks the accepted area.
+    h, w = ctx.shape
+    return [RegionMask((0, 0, h, w), sel, "accept")]
 
 
 # ----- the table ----------------------------------------------------------------------------------

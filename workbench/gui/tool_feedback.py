@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from workbench.gui.canvas import Canvas
 
 REGION_ALPHA = 120
+ACCEPT_ALPHA = 170   # Accept confident: the accepted pixels in the prediction's colours
+DIM_ALPHA = 130      # Accept confident: the pixels left unlabelled, darkened
 ROLE_COLOURS = {"outline": QColor(255, 255, 255), "include": QColor(40, 220, 90), "exclude": QColor(240, 60, 60)}
 BADGE_MARGIN = 8
 
@@ -67,12 +69,13 @@ def _region_image(shape: RegionMask, canvas: "Canvas") -> QImage:
         y0, x0, y1, x1 = shape.bbox
         lut = canvas._lut   # the class colours, premultiplied (alpha 255)
         rgb = lut[canvas.prediction[y0:y1, x0:x1]] & np.uint32(0x00FFFFFF)
-        a = REGION_ALPHA / 255.0
+        a = ACCEPT_ALPHA / 255.0
         r = ((rgb >> 16) & 0xFF).astype(np.float32) * a
         g = ((rgb >> 8) & 0xFF).astype(np.float32) * a
         b = (rgb & 0xFF).astype(np.float32) * a
-        value = (np.uint32(REGION_ALPHA) << 24) | (r.astype(np.uint32) << 16) | (g.astype(np.uint32) << 8) | b.astype(np.uint32)
+        value = (np.uint32(ACCEPT_ALPHA) << 24) | (r.astype(np.uint32) << 16) | (g.astype(np.uint32) << 8) | b.astype(np.uint32)
         argb[shape.mask] = value[shape.mask]
+        argb[~shape.mask] = np.uint32(DIM_ALPHA << 24)   # premultiplied black: what stays unlabelled
     else:
         a = REGION_ALPHA / 255.0
         value = ((REGION_ALPHA << 24) | (round(colour.red() * a) << 16) | (round(colour.green() * a) << 8)
