@@ -685,7 +685,8 @@ TOOLS: tuple[ToolSpec, ...] = (
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_error", "N", "Next error region",
                "Jump to the next region where the model is unsure (N)", "next_error",
-               help="Shows the next low-confidence region of the prediction, largest x most uncertain first."),
+               help="Shows the next region where the prediction's confidence is below Accept confident's "
+                    "threshold, largest x most uncertain first."),
 )
 
 BY_ID: dict[str, ToolSpec] = {t.id: t for t in TOOLS}
@@ -729,11 +730,16 @@ def wheel_option(tool_id: str) -> str | None:
 # ----- Next error region --------------------------------------------------------------------------
 
 
-def next_error_region(pred: np.ndarray, confidence: np.ndarray, after: int = -1) -> tuple[int, Any] | None:
-    """(index, Region) of the error region after index ``after`` (wrapping), or None if none."""
+def next_error_region(pred: np.ndarray, confidence: np.ndarray, after: int = -1,
+                      threshold: float = DEFAULT_THRESHOLD) -> tuple[int, Any] | None:
+    """(index, Region) of the error region after index ``after`` (wrapping), or None if none.
+
+    The app passes Accept confident's threshold: the regions are exactly what that tool
+    would leave unlabelled, so the two tools agree on where the model is unsure.
+    """
     conf = np.asarray(confidence)
     conf = conf.astype(np.float32) / 255.0 if conf.dtype == np.uint8 else conf
-    regions = error_regions(pred, conf)
+    regions = error_regions(pred, conf, threshold=threshold)
     if not regions:
         return None
     i = (after + 1) % len(regions)

@@ -929,7 +929,8 @@ class Canvas(QWidget):
                 or self._pred.shape != self._image.shape:
             self.message.emit("Next error region: no prediction with confidence for this image yet.")
             return None
-        found = tool_table.next_error_region(self._pred, self._confidence, self._error_index)
+        found = tool_table.next_error_region(self._pred, self._confidence, self._error_index,
+                                             self._options.threshold)
         if found is None:
             self.message.emit("Next error region: the model is confident everywhere on this image.")
             return None
