@@ -218,6 +218,11 @@ class Canvas(QWidget):
         self.update()
 
     @property
+    def class_lut(self) -> np.ndarray:
+        """(256,) uint32 premultiplied ARGB colour of each class value (for tool previews)."""
+        return self._lut
+
+    @property
     def prediction(self) -> np.ndarray | None:
         """The prediction being shown (for accept-region), or None."""
         return self._pred
