@@ -11,7 +11,7 @@ import pytest
 
 from workbench.classes import UNLABELLED
 from workbench.editing import LabelEditor, tool_table
-from workbench.editing.superpixels import superpixel_labels
+from workbench.editing.superpixels import superpixel_labels, superpixel_selection
 from workbench.editing.tool_table import (ACTIONS, BY_ID, TOOLS, Box, Circle, Polyline, RegionMask, ToolContext,
                                           ToolEvent, ToolOptions)
 
@@ -191,6 +191,9 @@ def test_superpixel_paint_respects_edges_and_waits_for_labels():
     c = ctx_for(img, value=1, superpixels=labels)
     (hover,) = sp.preview(c, {}, ev(5, 5))
     assert isinstance(hover, RegionMask)
+    full = superpixel_selection(labels, [(5, 5)])      # the preview is exactly the cell under the cursor
+    y0, x0, y1, x1 = hover.bbox
+    assert (full[y0:y1, x0:x1] == hover.mask).all() and full.sum() == hover.mask.sum()
     st: dict = {}
     sp.press(c, st, ev(5, 5))
     sp.move(c, st, ev(20, 5))

@@ -552,12 +552,34 @@ def _smart_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) -> li
 # ----- superpixel paint ---------------------------------------------------------------------------
 
 
+def _cell_boxes(state: dict, labels: np.ndarray) -> list:
+    """Bounding slices of every superpixel (computed once per labels array): previews then
+    touch only the cells' boxes, not the whole image, on every mouse move."""
+    if state.get("cells_key") != id(labels):
+        from scipy.ndimage import find_objects   # scikit-image's dependency
+        state["cells"] = find_objects(labels + 1)   # labels start at 0; find_objects skips 0
+        state["cells_key"] = id(labels)
+    return state["cells"]
+
+
+def _cells_preview(state: dict, labels: np.ndarray, cells: set[int]) -> list[Shape]:
+    boxes = _cell_boxes(state, labels)
+    sl = [boxes[i] for i in cells if i < len(boxes) and boxes[i] is not None]
+    if not sl:
+        return []
+    y0, x0 = min(s[0].start for s in sl), min(s[1].start for s in sl)
+    y1, x1 = max(s[0].stop for s in sl), max(s[1].stop for s in sl)
+    sub = labels[y0:y1, x0:x1]
+    mask = sub == next(iter(cells)) if len(cells) == 1 else np.isin(sub, list(cells))
+    return [RegionMask((y0, x0, y1, x1), mask)]
+
+
 def _superpixel_press(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     labels = ctx.superpixels()
     if labels is None:
         return Outcome(message="Superpixels are still being computed for this image…")
     state["points"] = []
-    state["sel"] = None
+    state["hit"] = set()
     return _superpixel_move(ctx, state, ev)
 
 
@@ -567,23 +589,28 @@ def _superpixel_move(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
     labels = ctx.superpixels()
     if labels is None or labels.shape != ctx.shape:
         return NOTHING
-    state["points"].append((ev.row, ev.col))
-    new = superpixel_selection(labels, [(ev.row, ev.col)])
-    state["sel"] = new if state.get("sel") is None else (state["sel"] | new)
+    cell = int(labels[ev.row, ev.col])
+    if cell not in state["hit"]:
+        state["points"].append((ev.row, ev.col))
+        state["hit"].add(cell)
+        state["drag_preview"] = _cells_preview(state, labels, state["hit"])
     return NOTHING
 
 
 def _superpixel_release(ctx: ToolContext, state: dict, ev: ToolEvent) -> Outcome:
-    sel = state.pop("sel", None)
-    state.pop("points", None)
-    if sel is None:
+    points = state.pop("points", None)
+    state.pop("hit", None)
+    state.pop("drag_preview", None)
+    labels = ctx.superpixels()
+    if not points or labels is None or labels.shape != ctx.shape:
         return NOTHING
+    sel = superpixel_selection(labels, points)
     return Outcome(edited=_paint(ctx.editor, sel, ctx.value, "superpixel"))
 
 
 def _superpixel_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) -> list[Shape]:
-    if state.get("sel") is not None:
-        return _region_preview(state["sel"])
+    if state.get("drag_preview") is not None:
+        return state["drag_preview"]
     labels = ctx.superpixels()
     if hover is None or labels is None or labels.shape != ctx.shape or not ctx.inside(hover):
         return []
@@ -591,7 +618,7 @@ def _superpixel_preview(ctx: ToolContext, state: dict, hover: ToolEvent | None) 
     key = (id(labels), int(labels[hover.row, hover.col]))
     if state.get("hover_key") != key:
         state["hover_key"] = key
-        state["hover_preview"] = _region_preview(superpixel_selection(labels, [(hover.row, hover.col)]))
+        state["hover_preview"] = _cells_preview(state, labels, {key[1]})
     return state["hover_preview"]
 
 
