@@ -121,3 +121,23 @@ def test_options_bar_shows_the_active_tools_options_and_the_diameter(window, qtb
 def test_unlabel_is_named_for_what_it_does(window):
     texts = [a.text() for a in window.actions_by_id.values()]
     assert "Unlabel" in texts and not any("eras" in t.lower() for t in texts)
+
+
+def test_a_new_tool_through_the_window_is_one_undo_step_and_marks_the_image_edited(window, qtbot):
+    from gui_helpers import drag
+
+    from workbench.project import Status
+
+    project = window.project
+    image_id = next(r.id for r in project.images() if not r.has_label)
+    window.workspace.open_image(image_id)
+    editor = window.session.editor
+    window.palette.select_nth(2)
+    qtbot.keyClick(window, "W")                              # magic wand by its key
+    with qtbot.waitSignal(window.canvas.labelsEdited, timeout=30000):
+        drag(window.canvas, [(30, 30)])                      # a click: press + release
+    assert (editor.mask != 255).any() and len(editor.history) == 1
+    window.workspace.save()                                  # the edit reached the session and the file
+    assert project.get(image_id).status == Status.EDITED and project.get(image_id).has_label
+    qtbot.keyClick(window, "z", Qt.KeyboardModifier.ControlModifier)
+    assert (editor.mask == 255).all()
