@@ -244,7 +244,7 @@ def test_brush_size_keys(window, qtbot, key) -> None:
     window.canvas.set_brush_radius(8)
     qtbot.keyClick(window, key)
     assert window.canvas.brush_radius == (6 if key == "[" else 10)
-    assert window.toolbars.brush.value() == window.canvas.brush_radius
+    assert window.toolbars.brush.value() == 2 * window.canvas.brush_radius + 1   # shown as a diameter
 
 
 def test_wrong_size_label_is_reported_in_the_window(window) -> None:

@@ -106,11 +106,11 @@ def test_undo_redo_repaint_and_signal(setup):
     assert len(edits) == 2
 
 
-def test_eraser(setup):
+def test_unlabel(setup):
     canvas, editor, mask = setup
     mask[...] = 3
     canvas.refresh_labels()
-    canvas.set_tool("eraser")
+    canvas.set_tool("unlabel")
     drag(canvas, [at(10, 20), at(50, 20)])
     assert (mask[20, 10:51] == 255).all() and mask[0, 0] == 3
 

@@ -21,6 +21,7 @@ from workbench.editing.geometry import (
     capsule_mask,
     polygon_mask,
     region_at,
+    tight_box,
     union_box,
 )
 from workbench.editing.history import EditAtom, UndoHistory, atom_from_indices, atom_from_selection
@@ -274,6 +275,58 @@ class LabelEditor:
             return None
         box, sel = region_at(pred, y, x)
         return self._apply_selection(box, sel, int(pred[y, x]), "accept")
+
+    def _check_selection(self, sel: np.ndarray) -> np.ndarray:
+        sel = np.asarray(sel)
+        if sel.shape != self.shape:
+            raise InputError(f"selection has shape {sel.shape} but the labels are "
+                             f"{self.shape[1]}x{self.shape[0]} pixels")
+        return sel.astype(bool, copy=False)
+
+    def paint_selection(self, sel: np.ndarray, value: int | np.ndarray, *, kind: str = "paint",
+                        only_unlabelled: bool = False) -> BBox | None:
+        """Set the True pixels of ``sel`` ((H, W) bool) to ``value``, as one undo step.
+
+        ``value`` is a class value (255 erases) or an (H, W) uint8 array of per-pixel
+        values. ``only_unlabelled`` leaves pixels that already hold a label alone.
+        ``kind`` names the step ("wand", "smart-region", "superpixel", ...). Returns the
+        changed box, or None when no pixel changed (then no step is recorded).
+        """
+        self.end_stroke()
+        sel = self._check_selection(sel)
+        if isinstance(value, np.ndarray):
+            if value.shape != self.shape:
+                raise InputError(f"value array is {value.shape} but the labels are {self.shape}")
+            new: np.ndarray | int = value.astype(np.uint8, copy=False)
+        else:
+            new = _check_value(value)
+        box = tight_box(sel)
+        if box is None:
+            return None
+        sub_sel = sel[box_slices(box)]
+        if only_unlabelled:
+            sub_sel = sub_sel & (self.mask[box_slices(box)] == UNLABELLED)
+        return self._apply_selection(box, sub_sel, new, kind)
+
+    def accept_where(self, pred: np.ndarray, sel: np.ndarray, *, only_unlabelled: bool = True) -> BBox | None:
+        """Copy the prediction into the labels where ``sel`` is True, as one undo step.
+
+        By default only pixels that are not labelled are filled: a person's label is not
+        replaced by the model without being asked (Accept confident uses this).
+        """
+        pred = self._check_prediction(pred)
+        return self.paint_selection(sel, pred, kind="accept", only_unlabelled=only_unlabelled)
+
+    def _check_prediction(self, pred: np.ndarray) -> np.ndarray:
+        pred = np.asarray(pred)
+        if pred.shape != self.shape:
+            ph, pw = pred.shape[:2] if pred.ndim >= 2 else (0, 0)
+            raise InputError(f"prediction is {pw}x{ph} pixels but the labels are {self.shape[1]}x{self.shape[0]}")
+        if pred.dtype != np.uint8:
+            if pred.size and (pred.min() < 0 or pred.max() > 255):
+                raise InputError("prediction holds values outside 0-255")
+            pred = pred.astype(np.uint8)
+        return pred
 
     def clear(self) -> BBox | None:
         """Set every pixel to 255, "not labelled"; one undo step."""

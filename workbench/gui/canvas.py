@@ -15,18 +15,17 @@ draws only the exposed rectangle mapped back to image pixels, so a brush dab on 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QKeyEvent,
     QMouseEvent,
     QPainter,
     QPaintEvent,
-    QPen,
-    QPolygonF,
     QResizeEvent,
     QWheelEvent,
 )
@@ -34,7 +33,9 @@ from PySide6.QtWidgets import QWidget
 
 from workbench.classes import UNLABELLED, ClassSchema
 from workbench.editing import LabelEditor
+from workbench.editing import tool_table
 from workbench.editing.geometry import BBox
+from workbench.editing.tool_table import Outcome, ToolContext, ToolEvent, ToolJob, ToolOptions, ToolSpec
 from workbench.errors import InputError
 from workbench.gui.overlay import (
     LayerBuffer,
@@ -44,7 +45,9 @@ from workbench.gui.overlay import (
     premultiplied_lut,
     rgb_to_argb32,
 )
-from workbench.gui.tools import Tool
+from workbench.gui.tool_feedback import busy_badge_rect, paint_busy_badge, paint_shape, shape_rect
+from workbench.gui.tools import Tool, tool_cursor
+from workbench.gui.workers import Job, JobError, JobRunner
 
 MIN_ZOOM = 1 / 64
 MAX_ZOOM = 64.0
@@ -70,21 +73,25 @@ class Canvas(QWidget):
 
     cursorMoved = Signal(object)       # (x, y) image pixel under the mouse, or None outside
     labelsEdited = Signal(object)      # bbox (y0, x0, y1, x1) after each committed edit / undo / redo
-    strokeFinished = Signal()          # a brush or eraser drag ended (after labelsEdited)
+    strokeFinished = Signal()          # a drag of a drag tool (brush, unlabel, …) ended (after labelsEdited)
     classPicked = Signal(int)          # the eyedropper chose a class value
     zoomChanged = Signal(float)
     brushRadiusChanged = Signal(int)
     toolChanged = Signal(str)
+    optionsChanged = Signal(object)    # tool_table.ToolOptions
+    busyChanged = Signal(bool)         # a tool's long operation started (True) / landed or stopped
+    message = Signal(str)              # a short note from a tool, for the status bar
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paintEvent fills its rect
-        self.setCursor(Qt.CursorShape.CrossCursor)
         self.setMinimumSize(64, 64)
         # data
         self._image: LayerBuffer | None = None
+        self._rgb: np.ndarray | None = None   # the RGB array the tools read (never written)
+        self._image_serial = 0                # identifies the image for the superpixel cache
         self._editor: LabelEditor | None = None
         self._schema: ClassSchema | None = None
         self._lut = premultiplied_lut(np.zeros((256, 4), np.uint8))
@@ -108,20 +115,40 @@ class Canvas(QWidget):
         self._oy = 0.0
         self._fitted = True   # follow resizes until the person zooms or pans
         # interaction
-        self._tool = Tool.BRUSH
+        # interaction: the tool table (workbench.editing.tool_table) dispatches every tool
+        self._tool = "brush"
         self._value = 0
-        self._radius = 8
+        self._options = ToolOptions()
+        self._state: dict = {}          # the active tool's gesture state (tool_table handlers)
         self._mouse: QPointF | None = None
-        self._painting = False
+        self._hover: ToolEvent | None = None
+        self._pressed = False           # a left-button gesture is in progress
         self._pan_from: QPointF | None = None
         self._space = False
-        self._poly: list[QPointF] = []   # polygon vertices in continuous image coordinates
+        self._previews: list[tool_table.Shape] = []
+        self._preview_rect: QRect | None = None
+        self._error_index = -1
+        # long tool operations: one at a time, the image locked until the result lands
+        self._tool_jobs = JobRunner("tool_jobs", 1, self)
+        self._job: Job | None = None
+        self._job_label = ""
+        self._job_seq = 0
+        self._landing: QObject | None = None
+        self._superpixel_jobs = JobRunner("superpixels", 1, self)
+        self._superpixel_cache = None   # a SuperpixelCache, made when Superpixel paint is first used
+        self._superpixel_pending: tuple[int, int] | None = None
+        self._superpixel_landing: QObject | None = None
+        self._apply_cursor()
 
     # ----- data from the app ------------------------------------------------------------
     def set_image(self, rgb: np.ndarray | None) -> None:
         """Show an (H, W, 3) uint8 RGB image (None clears); refits when the size changes."""
         if rgb is None:
-            self._image = None
+            self._end_drag()
+            self.cancel_tool_job()
+            self._image = self._rgb = None
+            self._state = {}
+            self._refresh_previews()
             self.update()
             return
         rgb = np.asarray(rgb)
@@ -131,7 +158,13 @@ class Canvas(QWidget):
         h, w = rgb.shape[:2]
         layer = LayerBuffer(h, w)
         layer.array[...] = rgb_to_argb32(rgb)
+        self._end_drag()
+        self.cancel_tool_job()
         self._image = layer
+        self._rgb = rgb
+        self._image_serial += 1
+        self._error_index = -1
+        self._state = {}
         self._cancel_polygon()
         if old_shape != (h, w):
             self._labels_layer = self._pred_layer = self._uncert_layer = None
@@ -139,15 +172,18 @@ class Canvas(QWidget):
         self._rebuild_labels()
         self._rebuild_prediction()
         self._rebuild_uncertainty()
+        self._refresh_previews()
+        self._ensure_superpixels()
         self.update()
 
     def set_editor(self, editor: LabelEditor | None) -> None:
         """Edit and show ``editor.mask`` (same size as the image)."""
         self._end_drag()
+        self.cancel_tool_job()
         self._editor = editor
-        self._painting = False
         self._cancel_polygon()
         self._rebuild_labels()
+        self._refresh_previews()
         self.update()
 
     @property
@@ -170,7 +206,9 @@ class Canvas(QWidget):
         """Show a model prediction (uint8 classes) and keep its confidence for ``pixel_info``."""
         self._pred = None if mask is None else np.ascontiguousarray(mask, np.uint8)
         self._confidence = None if confidence is None or mask is None else np.asarray(confidence)
+        self._error_index = -1
         self._rebuild_prediction()
+        self._refresh_previews()
         self.update()
 
     def set_uncertainty(self, values: np.ndarray | None) -> None:
@@ -178,6 +216,11 @@ class Canvas(QWidget):
         self._uncert = None if values is None else normalise_uncertainty(values)
         self._rebuild_uncertainty()
         self.update()
+
+    @property
+    def class_lut(self) -> np.ndarray:
+        """(256,) uint32 premultiplied ARGB colour of each class value (for tool previews)."""
+        return self._lut
 
     @property
     def prediction(self) -> np.ndarray | None:
@@ -241,17 +284,24 @@ class Canvas(QWidget):
     @property
     def tool(self) -> Tool:
         """The active tool."""
-        return self._tool
+        return Tool(self._tool)
+
+    @property
+    def tool_spec(self) -> ToolSpec:
+        """The table entry of the active tool."""
+        return tool_table.tool(self._tool)
 
     def set_tool(self, tool: Tool | str) -> None:
-        """Choose the tool (a ``Tool`` or its name); cancels an unfinished polygon."""
-        tool = Tool(tool)
+        """Choose the tool (a ``Tool`` or its id); ends a drag and forgets an unfinished gesture."""
+        tool = str(Tool(tool))
         if tool != self._tool:
             self._end_drag()
-            self._cancel_polygon()
+            self._state = {}
             self._tool = tool
-            self._update_cursor_area()
-            self.toolChanged.emit(str(tool))
+            self._apply_cursor()
+            self._refresh_previews()
+            self._ensure_superpixels()
+            self.toolChanged.emit(tool)
 
     @property
     def current_class(self) -> int:
@@ -259,25 +309,59 @@ class Canvas(QWidget):
         return self._value
 
     def set_current_class(self, value: int) -> None:
-        """Set the value to paint (0..254; the eraser paints 255)."""
+        """Set the value to paint (0..254; Unlabel paints 255)."""
         value = int(value)
         if not 0 <= value <= 255:
             raise ValueError(f"class value {value} is outside 0-255")
         self._value = value
+        self._refresh_previews()
+
+    @property
+    def options(self) -> ToolOptions:
+        """Brush size, wand tolerance, superpixel size, confidence threshold."""
+        return self._options
+
+    def set_options(self, options: ToolOptions) -> None:
+        """Replace the tool options (emits ``optionsChanged``, ``brushRadiusChanged``)."""
+        if options == self._options:
+            return
+        old = self._options
+        self._options = options
+        if options.brush_radius != old.brush_radius:
+            self.brushRadiusChanged.emit(options.brush_radius)
+        self._refresh_previews()
+        if options.superpixel_size != old.superpixel_size:
+            self._ensure_superpixels()
+        self.optionsChanged.emit(options)
+
+    def set_option(self, name: str, value: float | bool) -> None:
+        """Set one tool option by name (see ``tool_table.OPTION_SPECS``), clamped to its range."""
+        self.set_options(self._options.with_value(name, value))
 
     @property
     def brush_radius(self) -> int:
-        """Brush radius in image pixels (0 = one pixel)."""
-        return self._radius
+        """Brush radius in image pixels (0 = one pixel); the diameter is 2 * radius + 1."""
+        return self._options.brush_radius
 
     def set_brush_radius(self, radius: int) -> None:
         """Set the brush radius, clamped to 0..512 image pixels."""
         radius = int(min(MAX_BRUSH_RADIUS, max(0, radius)))
-        if radius != self._radius:
-            self._update_cursor_area()
-            self._radius = radius
-            self._update_cursor_area()
-            self.brushRadiusChanged.emit(radius)
+        self.set_option("brush_size", 2 * radius + 1)
+
+    @property
+    def busy(self) -> bool:
+        """True while a tool's long operation runs (the image is locked from edits meanwhile)."""
+        return self._job is not None
+
+    def wait_for_tool(self, msecs: int) -> bool:
+        """Wait up to ``msecs`` for a tool job to finish running (its result lands via the event loop)."""
+        return self._tool_jobs.wait(msecs) and self._superpixel_jobs.wait(msecs)
+
+    def cancel_tool_job(self) -> None:
+        """Ask a running tool job to stop; its result, if any, is dropped."""
+        if self._job is not None:
+            self._job.cancel()
+            self._drop_job()
 
     # ----- view transform ---------------------------------------------------------------
     @property
@@ -395,16 +479,22 @@ class Canvas(QWidget):
     def undo(self) -> BBox | None:
         """Undo the newest edit (a drag in progress is committed first) and repaint its box."""
         self._end_drag()
+        if self._job is not None:
+            return None  # locked until the tool's result lands
         return self._edit_done(self._editor.undo() if self._editor is not None else None)
 
     def redo(self) -> BBox | None:
         """Redo the newest undone edit and repaint its box."""
         self._end_drag()
+        if self._job is not None:
+            return None
         return self._edit_done(self._editor.redo() if self._editor is not None else None)
 
     def accept_prediction(self, at: tuple[int, int] | None = None) -> BBox | None:
         """Copy the prediction into the labels (everywhere, or the region under (x, y))."""
         self._end_drag()
+        if self._job is not None:
+            return None
         if self._editor is None or self._pred is None or self._pred.shape != self._editor.shape:
             return None
         where = None if at is None else (int(at[1]), int(at[0]))
@@ -413,12 +503,15 @@ class Canvas(QWidget):
     def clear_labels(self) -> BBox | None:
         """Set every label to "not labelled" (one undo step)."""
         self._end_drag()
+        if self._job is not None:
+            return None
         return self._edit_done(self._editor.clear() if self._editor is not None else None)
 
     def _edit_done(self, bbox: BBox | None) -> BBox | None:
         if bbox is not None:
             self._labels_changed(bbox)
             self.labelsEdited.emit(bbox)
+            self._refresh_previews()  # previews that depend on the labels (Accept confident)
         return bbox
 
     # ----- layers -----------------------------------------------------------------------
@@ -509,79 +602,93 @@ class Canvas(QWidget):
 
     def _paint_tool_feedback(self, painter: QPainter) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        if self._poly:
-            pts = [self.image_to_widget(p) for p in self._poly]
-            if self._mouse is not None:
-                pts.append(self._mouse)
-            poly = QPolygonF(pts)
-            for colour, style in ((QColor(0, 0, 0), Qt.PenStyle.SolidLine), (QColor(255, 255, 255), Qt.PenStyle.DashLine)):
-                painter.setPen(QPen(colour, 1.5, style))
-                painter.drawPolyline(poly)
-        circle = self._brush_circle()
-        if circle is not None:
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            for colour, width in ((QColor(0, 0, 0, 200), 3.0), (QColor(255, 255, 255), 1.0)):
-                painter.setPen(QPen(colour, width))
-                painter.drawEllipse(circle)
+        for shape in self._previews:
+            paint_shape(painter, shape, self)
+        if self._job is not None:
+            paint_busy_badge(painter, self, self._job_label)
 
-    def _brush_circle(self) -> QRectF | None:
-        """Widget rectangle of the brush outline around the pixel under the mouse."""
-        if self._mouse is None or not self._tool.paints or self._image is None:
-            return None
-        p = self.widget_to_image(self._mouse)
-        cx = self._ox + (math.floor(p.x()) + 0.5) * self._zoom
-        cy = self._oy + (math.floor(p.y()) + 0.5) * self._zoom
-        r = (self._radius + 0.5) * self._zoom
-        return QRectF(cx - r, cy - r, 2 * r, 2 * r)
+    def preview_colour(self, role: str) -> QColor:
+        """The colour a region preview is drawn in (the current class's colour)."""
+        if self._schema is not None:
+            cls = self._schema.by_index(self._value)
+            if cls is not None:
+                r, g, b = cls.color[:3]
+                return QColor(int(r), int(g), int(b))
+        return QColor(255, 255, 0)
 
-    def _update_cursor_area(self) -> None:
-        circle = self._brush_circle()
-        if circle is not None:
-            self.update(circle.toAlignedRect().adjusted(-3, -3, 3, 3))
-        if self._poly:
-            self._update_polygon_area()
+    @property
+    def previews(self) -> list[tool_table.Shape]:
+        """The preview shapes drawn now (image coordinates), for tests and tools."""
+        return list(self._previews)
 
-    def _update_polygon_area(self) -> None:
-        pts = [self.image_to_widget(p) for p in self._poly]
-        if self._mouse is not None:
-            pts.append(self._mouse)
-        if pts:
-            self.update(QPolygonF(pts).boundingRect().toAlignedRect().adjusted(-3, -3, 3, 3))
+    def _context(self) -> ToolContext:
+        return ToolContext(self._editor, self._rgb, self._value, self._options, self._pred, self._confidence,
+                           self._superpixels_now)
+
+    def _refresh_previews(self) -> None:
+        """Recompute the tool's preview shapes and repaint where the old and new ones lie."""
+        old = self._preview_rect
+        shapes: list[tool_table.Shape] = []
+        spec = self.tool_spec
+        if spec.preview is not None and self._editable() and self._rgb is not None:
+            hover = self._hover if self._mouse is not None else None
+            shapes = list(spec.preview(self._context(), self._state, hover))
+        self._previews = shapes
+        rect = QRect()
+        for shape in shapes:
+            rect = rect.united(shape_rect(shape, self))
+        if self._job is not None:
+            rect = rect.united(busy_badge_rect(self, self._job_label))
+        self._preview_rect = rect
+        if old is not None and not old.isEmpty():
+            self.update(old)
+        if not rect.isEmpty():
+            self.update(rect)
+
+    def _apply_cursor(self) -> None:
+        if self._pan_from is not None:
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif self._space:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        elif self._job is not None:
+            self.setCursor(Qt.CursorShape.BusyCursor)
+        else:
+            self.setCursor(tool_cursor(self.tool_spec.cursor))
 
     # ----- mouse and keys ---------------------------------------------------------------
-    def _image_pixel(self, pos: QPointF) -> tuple[int, int]:
+    def _tool_event(self, event: QMouseEvent | QWheelEvent) -> ToolEvent:
+        pos = event.position()
         p = self.widget_to_image(pos)
-        return math.floor(p.y()), math.floor(p.x())
+        mods = event.modifiers()
+        return ToolEvent(p.x(), p.y(), bool(mods & Qt.KeyboardModifier.ShiftModifier),
+                         bool(mods & Qt.KeyboardModifier.ControlModifier),
+                         bool(mods & Qt.KeyboardModifier.AltModifier), (pos.x(), pos.y()))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        """Start a pan, a brush drag, or apply a click tool."""
+        """Start a pan, or hand the press to the active tool's handler."""
         pos = event.position()
         button = event.button()
         if button == Qt.MouseButton.MiddleButton or (
-                button == Qt.MouseButton.LeftButton and (self._space or self._tool == Tool.PAN)):
+                button == Qt.MouseButton.LeftButton and (self._space or self.tool_spec.pans)):
             self._pan_from = pos
-            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+            self._apply_cursor()
             return
         if button != Qt.MouseButton.LeftButton or not self._editable():
             return
         self._end_drag()  # a release that never arrived (focus lost mid-drag)
-        y, x = self._image_pixel(pos)
-        if self._tool.paints:
-            value = UNLABELLED if self._tool == Tool.ERASER else self._value
-            self._editor.begin_stroke(value)
-            self._painting = True
-            self._dab(y, x)
-        elif self._tool == Tool.FILL:
-            self._edit_done(self._editor.fill(y, x, self._value))
-        elif self._tool == Tool.PICK:
-            self._pick(x, y)
-        elif self._tool == Tool.ACCEPT:
-            self.accept_prediction((x, y))
-        elif self._tool == Tool.POLYGON:
-            self._add_vertex(pos)
+        if self._job is not None:
+            self.message.emit(f"{self._job_label}: still working, the image is locked until it lands.")
+            return
+        spec = self.tool_spec
+        self._mouse = pos
+        self._hover = ev = self._tool_event(event)
+        if spec.press is not None:
+            self._pressed = True
+            self._apply(self._run(spec.press, ev))
+        self._refresh_previews()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        """Pan, paint along the path, or move the brush outline and rubber band."""
+        """Pan, or move the tool's gesture and preview."""
         pos = event.position()
         if self._pan_from is not None:
             # Whole pixels only, so Qt can scroll; the remainder carries to the next move.
@@ -592,60 +699,78 @@ class Canvas(QWidget):
                 self.pan_by(dx, dy)
             self.cursorMoved.emit(self.pixel_at(pos))
             return
-        self._update_cursor_area()  # erase the old outline
         self._mouse = pos
-        if self._painting and event.buttons() & Qt.MouseButton.LeftButton:
-            y, x = self._image_pixel(pos)
-            self._dab(y, x)
-        self._update_cursor_area()  # draw the new one
+        self._hover = ev = self._tool_event(event)
+        spec = self.tool_spec
+        if self._pressed and event.buttons() & Qt.MouseButton.LeftButton and spec.move is not None:
+            if self._editable():
+                self._apply(self._run(spec.move, ev))
+        self._refresh_previews()
         self.cursorMoved.emit(self.pixel_at(pos))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        """End a pan or a brush drag (one undo step)."""
+        """End a pan, or finish the tool's gesture (one undo step)."""
         if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan_from = None
-            self.setCursor(Qt.CursorShape.CrossCursor)
+            self._apply_cursor()
             return
-        if event.button() == Qt.MouseButton.LeftButton and self._painting:
-            self._finish_stroke()
+        if event.button() == Qt.MouseButton.LeftButton and self._pressed:
+            self._hover = self._tool_event(event)
+            self._finish_gesture()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        """Double-click closes the polygon (after adding the clicked vertex)."""
-        if self._tool == Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton and self._editable():
-            self._add_vertex(event.position())
-            self.close_polygon()
+        """Double-click finishes a tool with a finish step (the polygon closes at the clicked vertex)."""
+        spec = self.tool_spec
+        if spec.finish is not None and event.button() == Qt.MouseButton.LeftButton and self._editable() \
+                and self._job is None and not self._space:
+            ev = self._tool_event(event)
+            if spec.press is not None:
+                self._run(spec.press, ev)
+            self._apply(self._run(spec.finish))
+            self._refresh_previews()
             return
         self.mousePressEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
-        """Zoom around the cursor."""
+        """Zoom around the cursor; Ctrl+wheel changes the active tool's size / tolerance / threshold."""
         steps = event.angleDelta().y() / 120.0
-        if steps:
-            self._update_cursor_area()
+        if steps and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            name = tool_table.wheel_option(self._tool)
+            if name is not None:
+                self.set_options(self._options.stepped(name, steps))
+        elif steps:
+            old = self._preview_rect
             self.set_zoom(self._zoom * WHEEL_STEP ** steps, event.position())
+            if old is not None:
+                self.update(old)
+            self._refresh_previews()
         event.accept()
 
     def leaveEvent(self, event) -> None:  # noqa: N802
-        """Hide the brush outline and tell the status bar the cursor left the image."""
-        self._update_cursor_area()
+        """Hide the hover preview and tell the status bar the cursor left the image."""
         self._mouse = None
+        self._refresh_previews()
         self.cursorMoved.emit(None)
         super().leaveEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        """Space (hold) pans; Enter closes the polygon; Esc cancels it; Backspace drops a vertex."""
+        """Space (hold) pans; Enter finishes the tool's gesture, Esc cancels it, Backspace steps back."""
         key = event.key()
+        spec = self.tool_spec
+        handler = None
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            handler = spec.finish
+        elif key == Qt.Key.Key_Escape:
+            handler = spec.cancel
+        elif key == Qt.Key.Key_Backspace:
+            handler = spec.undo_last
         if key == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
                 self._space = True
-                self.setCursor(Qt.CursorShape.OpenHandCursor)
-        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._poly:
-            self.close_polygon()
-        elif key == Qt.Key.Key_Escape and self._poly:
-            self._cancel_polygon()
-        elif key == Qt.Key.Key_Backspace and self._poly:
-            self._update_polygon_area()
-            self._poly.pop()
+                self._apply_cursor()
+        elif handler is not None and self._state and self._editable() and self._job is None:
+            self._apply(self._run(handler))
+            self._refresh_previews()
         else:
             super().keyPressEvent(event)
             return
@@ -656,7 +781,7 @@ class Canvas(QWidget):
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self._pan_from = None
-            self.setCursor(Qt.CursorShape.CrossCursor)
+            self._apply_cursor()
             event.accept()
             return
         super().keyReleaseEvent(event)
@@ -671,63 +796,218 @@ class Canvas(QWidget):
         """A comfortable default size."""
         return QSize(800, 600)
 
-    # ----- tool actions -----------------------------------------------------------------
-    def _dab(self, y: int, x: int) -> None:
-        if self._editor is None or not self._editor.stroke_active:
-            # The app ended the drag behind our back (e.g. an edit through the editor).
-            self._painting = False
-            return
-        bbox = self._editor.stroke_to(y, x, self._radius)
-        if bbox is not None:
-            self._labels_changed(bbox)
+    # ----- tool outcomes and jobs -------------------------------------------------------
+    def _apply(self, outcome: Outcome) -> None:
+        """Show what a tool handler did: repaint, report the edit, pick, jump, start a job."""
+        if outcome.painted is not None:
+            self._labels_changed(outcome.painted)
+        if outcome.edited is not None:
+            self._edit_done(outcome.edited)
+        if outcome.picked is not None:
+            self._value = outcome.picked
+            self.classPicked.emit(outcome.picked)
+        if outcome.view is not None:
+            self.show_box(outcome.view)
+        if outcome.message:
+            self.message.emit(outcome.message)
+        if outcome.job is not None:
+            self._start_job(outcome.job)
+
+    def _run(self, handler, *args: object) -> Outcome:
+        """Call a tool handler; a failure becomes a message (never a traceback or a crash)."""
+        try:
+            return handler(self._context(), self._state, *args)
+        except Exception as exc:  # noqa: BLE001 - a tool must never take the app down
+            if self._editor is not None and self._editor.stroke_active:
+                self._edit_done(self._editor.end_stroke())   # keep what the drag painted
+            self._state = {}
+            self._pressed = False
+            error = JobError.from_exception(exc)
+            if error.details:
+                sys.stderr.write(error.details)
+            return Outcome(message=f"{self.tool_spec.label} failed: {error.message}")
 
     def _end_drag(self) -> None:
-        """Commit a brush drag in progress, with its signals."""
-        if self._painting:
-            self._finish_stroke()
+        """Finish a gesture in progress (a release that never came), with its signals."""
+        if self._pressed:
+            self._finish_gesture()
 
-    def _finish_stroke(self) -> None:
-        self._painting = False
-        bbox = self._editor.end_stroke() if self._editor is not None else None
-        if bbox is not None:
-            self.labelsEdited.emit(bbox)
-        self.strokeFinished.emit()
+    def _finish_gesture(self) -> None:
+        self._pressed = False
+        spec = self.tool_spec
+        if spec.release is not None and self._editable() and self._hover is not None:
+            self._apply(self._run(spec.release, self._hover))
+            self._refresh_previews()
+        elif self._editor is not None and self._editor.stroke_active:
+            self._edit_done(self._editor.end_stroke())
+        if spec.move is not None:
+            self.strokeFinished.emit()
 
+    def _start_job(self, job: ToolJob) -> None:
+        """Run ``job.compute`` in a worker; the image is locked until ``job.land`` has run here."""
+        self._job_seq += 1
+        landing = _JobLanding(self, self._job_seq, job)
+        worker = Job(_run_tool_job, job.compute)
+        worker.signals.returned.connect(landing.returned)
+        worker.signals.errored.connect(landing.errored)
+        self._job, self._job_label, self._landing = worker, job.label, landing
+        self._apply_cursor()
+        self._refresh_previews()
+        self.busyChanged.emit(True)
+        self._tool_jobs.start(worker)
+
+    def _drop_job(self) -> None:
+        if self._job is None:
+            return
+        self._job = None
+        self._landing = None
+        self._apply_cursor()
+        self._refresh_previews()
+        self.busyChanged.emit(False)
+
+    def _job_returned(self, seq: int, job: ToolJob, result: object) -> None:
+        if seq != self._job_seq or self._job is None:
+            return  # stale: the image changed or the job was cancelled
+        self._drop_job()
+        if self._editable():
+            self._apply(self._run(lambda _c, _s: job.land(result)))
+        self._refresh_previews()
+
+    def _job_errored(self, seq: int, job: ToolJob, error: JobError) -> None:
+        if seq != self._job_seq or self._job is None:
+            return
+        self._drop_job()
+        if not error.cancelled:
+            self.message.emit(f"{job.label} failed: {error.message}")
+
+    # ----- superpixels --------------------------------------------------------------------
+    def _superpixels_now(self) -> np.ndarray | None:
+        if self._rgb is None or self._superpixel_cache is None:
+            return None
+        return self._superpixel_cache.peek(self._image_serial, int(self._options.superpixel_size))
+
+    def _ensure_superpixels(self) -> None:
+        """Compute the superpixels of the image in the background while Superpixel paint is active."""
+        if self._tool != "superpixel" or self._rgb is None:
+            return
+        if self._superpixel_cache is None:
+            from workbench.editing.superpixels import SuperpixelCache
+            self._superpixel_cache = SuperpixelCache()
+        size = int(self._options.superpixel_size)
+        key = (self._image_serial, size)
+        if self._superpixels_now() is not None or self._superpixel_pending == key:
+            return
+        self._superpixel_pending = key
+        cache, rgb = self._superpixel_cache, self._rgb
+        worker = Job(_compute_superpixels, cache, key, rgb, progress=False)
+        landing = _SuperpixelLanding(self, key)
+        worker.signals.returned.connect(landing.returned)
+        worker.signals.errored.connect(landing.errored)
+        self._superpixel_landing = landing
+        self.message.emit("Computing superpixels…")
+        self._superpixel_jobs.start(worker)
+
+    def _superpixels_ready(self, key: tuple[int, int]) -> None:
+        if self._superpixel_pending == key:
+            self._superpixel_pending = None
+        self._refresh_previews()
+        self._ensure_superpixels()  # the size may have changed meanwhile
+
+    def _superpixels_failed(self, key: tuple[int, int], error: JobError) -> None:
+        if self._superpixel_pending == key:
+            self._superpixel_pending = None
+        self.message.emit(f"Superpixels failed: {error.message}")
+
+    # ----- view jumps ---------------------------------------------------------------------
+    def show_box(self, bbox: BBox, fill: float = 0.6) -> None:
+        """Centre the view on image box (y0, x0, y1, x1), zoomed so it fills ``fill`` of the widget."""
+        y0, x0, y1, x1 = bbox
+        bw, bh = max(1, x1 - x0), max(1, y1 - y0)
+        zoom = min(MAX_ZOOM, 16.0, max(MIN_ZOOM, fill * min(self.width() / bw, self.height() / bh)))
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        self.set_view(zoom, self.width() / 2 - cx * zoom, self.height() / 2 - cy * zoom)
+        self._refresh_previews()
+
+    def next_error_region(self) -> object | None:
+        """Jump to the next low-confidence region of the prediction (cycling); the Region, or None."""
+        if self._pred is None or self._confidence is None or self._image is None \
+                or self._pred.shape != self._image.shape:
+            self.message.emit("Next error region: no prediction with confidence for this image yet.")
+            return None
+        found = tool_table.next_error_region(self._pred, self._confidence, self._error_index,
+                                             self._options.threshold)
+        if found is None:
+            self.message.emit("Next error region: the model is confident everywhere on this image.")
+            return None
+        self._error_index, region = found
+        self.show_box(tuple(int(v) for v in region.bbox))
+        self.message.emit(f"Error region {self._error_index + 1}: {int(region.area)} pixels, "
+                          f"score {float(region.score):.2f}")
+        return region
+
+    # ----- tool actions -----------------------------------------------------------------
     def _pick(self, x: int, y: int) -> None:
-        value = self.class_at(x, y)
-        if value is None or value == UNLABELLED:
-            value = self.prediction_at(x, y)  # nothing painted here: take the model's class
-        if value is None or value == UNLABELLED:
-            return
-        self._value = value
-        self.classPicked.emit(value)
-
-    def _add_vertex(self, pos: QPointF) -> None:
-        p = self.widget_to_image(pos)
-        if self._poly and abs(self._poly[-1].x() - p.x()) < 1e-9 and abs(self._poly[-1].y() - p.y()) < 1e-9:
-            return
-        self._poly.append(p)
-        self._mouse = pos
-        self._update_polygon_area()
+        outcome = tool_table.BY_ID["pick"].press(self._context(), {}, ToolEvent(x + 0.5, y + 0.5))
+        self._apply(outcome)
 
     @property
     def polygon_points(self) -> list[tuple[float, float]]:
         """Vertices of the polygon being drawn, (x, y) continuous image coordinates."""
-        return [(p.x(), p.y()) for p in self._poly]
+        return list(self._state.get("points", [])) if self._tool == "polygon" else []
 
     def close_polygon(self) -> BBox | None:
         """Fill the polygon being drawn with the current class (one undo step)."""
-        if not self._poly:
+        if self._tool != "polygon" or not self._editable():
             return None
-        self._update_polygon_area()
-        # continuous coordinates -> pixel-centre frame of LabelEditor.fill_polygon
-        pts = [(p.x() - 0.5, p.y() - 0.5) for p in self._poly]
-        self._poly = []
-        if len(pts) < 3 or not self._editable():
-            return None
-        return self._edit_done(self._editor.fill_polygon(pts, self._value))
+        outcome = self._run(tool_table.BY_ID["polygon"].finish)
+        self._apply(outcome)
+        self._refresh_previews()
+        return outcome.edited
 
     def _cancel_polygon(self) -> None:
-        if self._poly:
-            self._update_polygon_area()
-            self._poly = []
+        if self._state:
+            self._state = {}
+            self._refresh_previews()
+
+
+def _run_tool_job(compute, *, on_progress=None, cancel=None):
+    """Worker body of a tool job (``compute`` takes only the cancel token)."""
+    return compute(cancel)
+
+
+def _compute_superpixels(cache, key: tuple[int, int], rgb: np.ndarray) -> tuple[int, int]:
+    """Worker body: fill the cache for (image serial, size); returns the key."""
+    cache.get(key[0], rgb, key[1])
+    return key
+
+
+class _JobLanding(QObject):
+    """Receives one tool job's signals on the GUI thread (a QObject slot, not a lambda: GUIDE 5)."""
+
+    def __init__(self, canvas: Canvas, seq: int, job: ToolJob) -> None:
+        super().__init__(canvas)
+        self._canvas, self._seq, self._job = canvas, seq, job
+
+    def returned(self, result: object) -> None:
+        self._canvas._job_returned(self._seq, self._job, result)
+        self.deleteLater()
+
+    def errored(self, error: JobError) -> None:
+        self._canvas._job_errored(self._seq, self._job, error)
+        self.deleteLater()
+
+
+class _SuperpixelLanding(QObject):
+    """Receives a superpixel job's signals on the GUI thread."""
+
+    def __init__(self, canvas: Canvas, key: tuple[int, int]) -> None:
+        super().__init__(canvas)
+        self._canvas, self._key = canvas, key
+
+    def returned(self, _result: object) -> None:
+        self._canvas._superpixels_ready(self._key)
+        self.deleteLater()
+
+    def errored(self, error: JobError) -> None:
+        self._canvas._superpixels_failed(self._key, error)
+        self.deleteLater()

@@ -25,9 +25,9 @@ from workbench.gui.preferences import add_recent_project, app_settings, recent_p
 from workbench.gui.project_events import ProjectEvents
 from workbench.gui.project_state import restore_ui_state, save_ui_state
 from workbench.gui.session import EditSession
-from workbench.gui.shortcuts import SHORTCUTS, make_actions
+from workbench.editing.tool_table import TOOLS
+from workbench.gui.shortcuts import SHORTCUTS, make_actions, tool_action_id
 from workbench.gui.status_bar import StatusFields
-from workbench.gui.tools import Tool
 from workbench.gui.toolbars import ToolBars
 from workbench.gui.training_controller import TrainingController, preload_trainer
 from workbench.gui.training_dock import TrainingPanel
@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["metrics"], self.docks["models"])
         self.docks["training"].raise_()
         self.actions_by_id = make_actions(self, self._slots())
-        self.toolbars = ToolBars(self, self.actions_by_id)
+        self.toolbars = ToolBars(self, self.actions_by_id, self.canvas)
         self._build_menus()
         self._connect()
         self._initial_view_state()
@@ -123,10 +123,9 @@ class MainWindow(QMainWindow):
             "evaluate": self._evaluate, "settings": ma.edit_settings, "show_models": self.show_models,
             "help_shortcuts": self.show_shortcuts, "label_history": partial(show_label_history, ws, self),
         }
-        for name, tool in (("paint", Tool.BRUSH), ("erase", Tool.ERASER), ("fill", Tool.FILL),
-                           ("pick", Tool.PICK), ("accept", Tool.ACCEPT), ("polygon", Tool.POLYGON),
-                           ("pan", Tool.PAN)):
-            slots[f"tool_{name}"] = partial(self._tool_toggled, tool)
+        for t in TOOLS:  # the tool table: one checkable action per tool
+            slots[tool_action_id(t.id)] = partial(self._tool_toggled, t.id)
+        slots["next_error"] = c.next_error_region
         for n in range(1, 10):
             slots[f"class_{n}"] = partial(self.palette.select_nth, n)
         return slots
@@ -168,8 +167,8 @@ class MainWindow(QMainWindow):
         self.palette.masksRemapped.connect(self._after_class_remap)
         self.canvas.classPicked.connect(self.palette.select_class)
         self.canvas.toolChanged.connect(self._on_tool_changed)
-        self.canvas.brushRadiusChanged.connect(self.toolbars.brush.setValue)
-        self.toolbars.brush.valueChanged.connect(self.canvas.set_brush_radius)
+        self.canvas.message.connect(self._on_tool_message)
+        self.canvas.busyChanged.connect(self._on_tool_busy)
         self.toolbars.opacity.valueChanged.connect(self._on_opacity)
         self.training.started.connect(self._on_jobs_changed)
         self.training.finished.connect(self._on_jobs_changed)
@@ -181,8 +180,6 @@ class MainWindow(QMainWindow):
         a["toggle_uncertainty"].setChecked(False)
         a["toggle_outline"].setChecked(False)
         self.canvas.set_uncertainty_visible(False)
-        self.toolbars.brush.setMinimum(0)
-        self.toolbars.brush.setValue(self.canvas.brush_radius)
         self._on_opacity(self.toolbars.opacity.value())
         self._on_tool_changed(str(self.canvas.tool))
 
@@ -264,14 +261,21 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(none)").setEnabled(False)
 
     # ----- small view slots -----------------------------------------------------------------
-    def _tool_toggled(self, tool: Tool, checked: bool) -> None:
+    def _tool_toggled(self, tool: str, checked: bool) -> None:
         if checked:
             self.canvas.set_tool(tool)
 
     def _on_tool_changed(self, name: str) -> None:
-        ids = {Tool.BRUSH: "tool_paint", Tool.ERASER: "tool_erase", Tool.FILL: "tool_fill", Tool.PICK: "tool_pick",
-               Tool.ACCEPT: "tool_accept", Tool.POLYGON: "tool_polygon", Tool.PAN: "tool_pan"}
-        self.actions_by_id[ids[Tool(name)]].setChecked(True)
+        self.actions_by_id[tool_action_id(name)].setChecked(True)
+
+    def _on_tool_message(self, text: str) -> None:
+        self.notifier.info(text, 4000)
+
+    def _on_tool_busy(self, busy: bool) -> None:
+        if busy:  # the canvas also shows a "working…" badge until the result lands
+            self.notifier.info("Working… the image is locked until the tool's result lands.", 0)
+        elif self.statusBar().currentMessage().startswith("Working…"):
+            self.statusBar().clearMessage()
 
     def _brush_smaller(self) -> None:
         self.canvas.set_brush_radius(max(0, round(self.canvas.brush_radius / 1.25)))

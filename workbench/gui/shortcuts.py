@@ -1,7 +1,7 @@
 """The one table of keyboard shortcuts: menus, actions and the Help dialog all read it.
 
-Tools follow napari's Labels layer (P paint, E erase, F fill, L pick a class; [ and ]
-brush size); navigation follows labelme (A / D previous / next). Fit to window is on
+Tools follow napari's Labels layer (P paint, E unlabel, F fill, L pick a class; [ and ]
+brush size) and come from ``workbench.editing.tool_table`` (the one list of tools); navigation follows labelme (A / D previous / next). Fit to window is on
 Home and Ctrl+0 so that F stays the fill tool. "Verify and next" is Ctrl+Return (V too).
 """
 
@@ -12,6 +12,14 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
+
+from workbench.editing.tool_table import ACTIONS as TOOL_ACTIONS
+from workbench.editing.tool_table import TOOLS
+
+
+def tool_action_id(tool_id: str) -> str:
+    """The shortcut / QAction id of a tool: ``tool_<id>``."""
+    return f"tool_{tool_id}"
 
 
 @dataclass(frozen=True)
@@ -35,16 +43,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("prev_image", "&Previous image", ("A", "PgUp"), "Navigate"),
     Shortcut("verify_next", "Mark &verified and next", ("Ctrl+Return", "V"), "Navigate"),
     Shortcut("focus_filter", "Find image…", ("Ctrl+F",), "Navigate"),
-    # Tools (napari)
-    Shortcut("tool_paint", "&Paint brush", ("P",), "Tools", True),
-    Shortcut("tool_erase", "&Eraser", ("E",), "Tools", True),
-    Shortcut("tool_fill", "&Fill", ("F",), "Tools", True),
-    Shortcut("tool_pick", "Pic&k class", ("L",), "Tools", True),
-    Shortcut("tool_accept", "Accept prediction in clicked &region", ("R",), "Tools", True),
-    Shortcut("tool_polygon", "Pol&ygon", ("G",), "Tools", True),
-    Shortcut("tool_pan", "Pa&n (or middle-drag, Space+drag)", ("H",), "Tools", True),
-    Shortcut("brush_smaller", "Brush smaller", ("[",), "Tools"),
-    Shortcut("brush_larger", "Brush larger", ("]",), "Tools"),
+    # Tools (napari keys where napari has the tool): generated from the tool table
+    *(Shortcut(tool_action_id(t.id), t.label, (t.key,), "Tools", True) for t in TOOLS),
+    *(Shortcut(a.id, a.label, (a.key,), "Tools") for a in TOOL_ACTIONS),
+    Shortcut("brush_smaller", "Smaller brush", ("[",), "Tools"),
+    Shortcut("brush_larger", "Larger brush", ("]",), "Tools"),
     *(Shortcut(f"class_{i}", f"Class {i}", (str(i),), "Classes") for i in range(1, 10)),
     # Edit
     Shortcut("undo", "&Undo", ("Ctrl+Z",), "Edit"),
