@@ -37,7 +37,8 @@ import numpy as np
 from workbench.classes import UNLABELLED, ClassSchema, name_key
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
-from workbench.formats.base import DatasetClass, ExportClass, ExportItem, Problem, ReadItem
+from workbench.formats.base import (DatasetClass, ExportClass, ExportItem, ImageSize, Problem, ReadItem,
+                                    ReadResult)
 from workbench.formats.class_files import from_schema, read_class_file, schema_from_classes
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
@@ -220,7 +221,7 @@ def class_lut(classes: list[DatasetClass] | None, schema: ClassSchema
     return lut, defined, unknown
 
 
-def _image_size(project: "Project"):
+def _image_size(project: "Project") -> "ImageSize":
     def size(image: str) -> tuple[int, int] | None:
         rec = match_image(project, image)
         if rec is None:
@@ -240,7 +241,8 @@ def _resolve(src: str | Path, format: str) -> tuple[Path, "registry.FormatSpec"]
     return path, spec
 
 
-def _read(spec, path: Path, project: "Project | None", given: list[DatasetClass] | None):
+def _read(spec: "registry.FormatSpec", path: Path, project: "Project | None",
+          given: list[DatasetClass] | None) -> "ReadResult":
     # An index folder without a classes.json holds the project's own numbering: read it
     # with the project's classes (names to match by, colours for RGB masks).
     kwargs: dict = {}
