@@ -189,7 +189,8 @@ def test_write_then_read_is_exact_with_holes(tmp_path):
     assert rep.written == 1 and (out / "images" / "frame.png").is_file()
     assert cvat.detect(out)
     text = (out / "annotations.xml").read_text()
-    assert 'subset="Validation"' in text and "<color>#804080</color>" in text and "__ignore__" in text
+    assert 'subset="Validation"' in text and "<color>#804080</color>" in text
+    assert "__ignore__" not in text and text.count("<mask ") == 2   # the regions around the hole
     result = cvat.read(out, image_size=lambda name: (40, 50))
     assert [c.name for c in result.classes] == ["background", "road", "car"]
     (item,) = list(result.items)
@@ -222,3 +223,18 @@ def test_absurd_coordinates_and_mask_boxes_are_problems(tmp_path):
     assert item.mask[20, 25] == 1 and item.mask[20, 31] == NOT_LABELLED
     reasons = " | ".join(p.reason for p in result.problems)
     assert "beyond" in reasons and "far larger than the 50x40 image" in reasons
+
+
+def test_reads_the_zip_cvat_downloads(tmp_path):
+    import zipfile
+
+    folder = write(tmp_path, cvat_xml(IMAGES))
+    archive = tmp_path / "task_12_annotations.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(folder / "annotations.xml", "annotations.xml")
+        zf.writestr("images/frame_000.png", b"")
+    assert cvat.detect(archive)
+    result = cvat.read(archive, image_size=lambda name: None)
+    assert sorted(i.image for i in result.items) == ["frame_000.png", "frame_001.png"]
+    (tmp_path / "other.zip").write_bytes(b"not a zip")
+    assert not cvat.detect(tmp_path / "other.zip")

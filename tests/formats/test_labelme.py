@@ -262,3 +262,30 @@ def test_labelme_3_file_without_shape_type_or_size(tmp_path):
     assert item.image == "old.jpg" and item.mask.shape == (30, 44)
     assert item.mask[5, 18] == 0 and item.mask[15, 5] == NOT_LABELLED
     assert not result.problems
+
+
+def test_background_first_is_written_for_labelme2voc_and_reads_back(tmp_path):
+    m = project_mask()
+    m[0:3, :] = NOT_LABELLED                       # not labelled along the top, uncovered
+    out = tmp_path / "out"
+    labelme.write(out, [ExportItem("frame.png", tmp_path / "none.png", m)], CLASSES, images="none")
+    lines = (out / "labels.txt").read_text().splitlines()
+    assert lines[:2] == ["__ignore__", "_background_"] and lines[2:] == ["road", "car"]
+    doc = json.loads((out / "frame.json").read_text())
+    used = {s["label"] for s in doc["shapes"]}
+    assert used <= set(lines) and "_background_" in used       # labelme2voc finds every label
+    result, (item,) = read_one(out)
+    back = {c.value: c.name for c in result.classes}
+    assert back[0] == "background"
+    assert (item.mask[0:3] == NOT_LABELLED).all()                # not made background
+    names = {0: "background", 1: "road", 2: "car"}
+    same = np.vectorize(lambda v: names.get(v, "-"))(m) == np.vectorize(lambda v: back.get(v, "-"))(item.mask)
+    assert same.all()
+
+
+def test_hidden_folders_are_not_searched(tmp_path):
+    labelme_file(tmp_path / "img.json", [shape("cat", [[1, 1], [9, 1], [9, 9]])])
+    (tmp_path / ".workbench").mkdir()
+    labelme_file(tmp_path / ".workbench" / "stale.json", [shape("dog", [[1, 1], [9, 1], [9, 9]])])
+    result, items = read_one(tmp_path)
+    assert [i.image for i in items] == ["img.png"] and [c.name for c in result.classes] == ["cat"]

@@ -122,3 +122,14 @@ def test_coordinates_far_outside_are_refused_not_overflowed():
     canvas = np.zeros((10, 10), np.uint8)
     raster.paint_polygon(canvas, np.array([[-9e5, -9e5], [9e5, -9e5], [9e5, 9e5], [-9e5, 9e5]]), 1, raster.AREA)
     assert canvas.all()
+
+
+@pytest.mark.parametrize("order", ["document", "area"])
+def test_keyhole_polygons_keep_not_labelled_holes_without_void_shapes(order):
+    m = synthetic()
+    regions = raster.vectorise(m, raster.AREA, order=order, keyhole=True)
+    assert all(r.value != NOT_LABELLED for r in regions)
+    back = raster.rasterise(regions, *m.shape, raster.AREA, order=order)
+    assert (back == m).all()
+    with pytest.raises(ValueError):
+        raster.vectorise(m, raster.LABELME, keyhole=True)

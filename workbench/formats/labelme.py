@@ -14,7 +14,10 @@ label found, sorted. Embedded ``imageData`` is never needed (the project has the
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
 missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
-classes. Not-labelled holes inside a region are written as ``__ignore__`` polygons.
+classes (``__ignore__`` first; a first class named background as ``_background_``, as
+labelme2voc requires, its shapes labelled so). Not-labelled holes inside a region are
+written as ``__ignore__`` polygons (with a background class: every not-labelled pixel,
+since labelme2voc makes uncovered pixels background).
 """
 
 from __future__ import annotations
@@ -52,8 +55,14 @@ def _json_files(src: Path) -> list[Path]:
         return [src] if src.suffix.lower() == ".json" else []
     if not src.is_dir():
         return []
-    return sorted(p for p in src.rglob("*.json")
-                  if p.is_file() and not p.name.startswith(".") and _looks_like_labelme(p))
+    return sorted(p for p in _visible_json(src) if _looks_like_labelme(p))
+
+
+def _visible_json(src: Path) -> Iterator[Path]:
+    """JSON files under ``src``, hidden files and folders (a project's .workbench/) left out."""
+    for p in src.rglob("*.json"):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(src).parts):
+            yield p
 
 
 def _looks_like_labelme(path: Path) -> bool:
@@ -73,8 +82,7 @@ def detect(src: Path) -> bool:
         return src.suffix.lower() == ".json" and _looks_like_labelme(src)
     if not src.is_dir():
         return False
-    found = (p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
-    return any(_looks_like_labelme(p) for p in found)
+    return any(_looks_like_labelme(p) for p in _visible_json(src))
 
 
 def _labels_file(src: Path) -> Path | None:
@@ -171,8 +179,11 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         except InputError as exc:
             problems.append(Problem(str(path), exc.problem))
             continue
-        if data.get("imageHeight") and data.get("imageWidth"):
-            data.pop("imageData", None)  # not needed: do not hold every embedded image in memory
+        embedded = data.pop("imageData", None)  # never hold every embedded image in memory
+        if not (data.get("imageHeight") and data.get("imageWidth")) and isinstance(embedded, str):
+            size = _size_from_image_data(embedded)
+            if size is not None:
+                data["imageHeight"], data["imageWidth"] = size
         for shape in data["shapes"]:
             label = shape.get("label") if isinstance(shape, dict) else None
             if isinstance(label, str) and label.lower() not in IGNORE_NAMES:
@@ -327,6 +338,14 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     image_files.check_mode(images)
     rep = WriteReport()
     names = {c.value: c.name for c in classes}
+    ordered = sorted(classes, key=lambda c: c.value)
+    # labelme2voc wants labels.txt to start __ignore__, _background_ (and shapes of the
+    # background class labelled so); its pixels no shape covers are then background, so
+    # every not-labelled pixel gets an __ignore__ shape as well
+    background = ordered[0].value if ordered and ordered[0].name.strip().lower() in (
+        {"background"} | BACKGROUND_NAMES) else None
+    if background is not None:
+        names[background] = "_background_"
     for item in items:
         mask = np.asarray(item.mask, dtype=np.uint8)
         h, w = mask.shape
@@ -335,10 +354,17 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.LABELME, values=[v for v in present if v in names],
-                                   void_regions=True)
-        shapes = [_shape("__ignore__" if r.value == NOT_LABELLED else names[r.value], r.points)
-                  for r in regions]
+        values = [v for v in present if v in names]
+        spare = next((v for v in range(NOT_LABELLED) if v not in present), None)
+        if background is not None and spare is not None and (mask == NOT_LABELLED).any():
+            # not-labelled pixels as a class of their own, traced like the others
+            traced = np.where(mask == NOT_LABELLED, spare, mask).astype(np.uint8)
+            regions = raster.vectorise(traced, raster.LABELME, values=values + [spare])
+            void = {spare, NOT_LABELLED}
+        else:
+            regions = raster.vectorise(mask, raster.LABELME, values=values, void_regions=True)
+            void = {NOT_LABELLED}
+        shapes = [_shape("__ignore__" if r.value in void else names[r.value], r.points) for r in regions]
         rel = Path(item.name)
         json_path = out / rel.with_suffix(".json")
         image_files.place_into(rep, item.image_path, out / rel, images)
@@ -347,8 +373,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         rep.files.append(json_path)
         rep.written += 1
-    ordered = [c.name for c in sorted(classes, key=lambda c: c.value)]
-    write_names(out / "labels.txt", ordered, ignore_line=True)
+    write_names(out / "labels.txt", [names[c.value] for c in ordered], ignore_line=True)
     rep.files.append(out / "labels.txt")
     return rep
 

@@ -18,7 +18,9 @@ CVAT (by z_order, then document order) and our YOLO reader resolve overlaps.
 Vectorising a mask (:func:`vectorise`) gives, for each connected region of each value,
 its outer boundary (``cv2.findContours``, ``RETR_CCOMP``), ordered by decreasing area so
 that whatever fills a hole (another class) is drawn after the region around it. Holes are
-thus rebuilt by the shapes drawn after them. The result is then painted back with the
+thus rebuilt by the shapes drawn after them; a not-labelled hole, which nothing fills,
+is said the format's way (labelme ``__ignore__`` shapes from ``void_regions``, YOLO keyhole
+rings from ``keyhole``, CVAT masks). The result is then painted back with the
 format's own rule and any pixel that comes out wrong (a not-labelled hole, diagonal
 touches) gets a correction shape drawn last, so the round trip is exact or very nearly.
 In the AREA convention the boundary is traced on a mask upsampled x2, which puts the
@@ -265,8 +267,27 @@ def rasterise(regions: Iterable[Region], height: int, width: int, convention: st
     return canvas
 
 
-def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
-    """Outer boundaries of the 8-connected regions of a boolean mask, in ``convention``."""
+def _keyhole(outer: np.ndarray, holes: list[np.ndarray]) -> np.ndarray:
+    """One ring: ``outer`` with each hole spliced in by a bridge there and back.
+
+    Under the even-odd rule a bridge is two coincident edges and crosses every scan line
+    twice, so it covers nothing; the hole's ring toggles its inside off. (Ultralytics'
+    converters join a region's rings the same way, into one line per region.)
+    """
+    ring = outer
+    for hole in holes:
+        if len(ring) * len(hole) <= 4_000_000:
+            d = ((ring[:, None, :] - hole[None, :, :]) ** 2).sum(axis=-1)
+            i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        else:  # a huge pair: the nearest ring vertex to the hole's first one is enough
+            i, j = int(np.argmin(((ring - hole[0]) ** 2).sum(axis=1))), 0
+        ring = np.concatenate([ring[:i + 1], hole[j:], hole[:j + 1], ring[i:]])
+    return ring
+
+
+def _outer_contours(binary: np.ndarray, convention: str, keyhole: bool = False) -> list[np.ndarray]:
+    """Outer boundaries of the 8-connected regions of a boolean mask, in ``convention``
+    (with ``keyhole``, AREA only: each with its holes spliced in)."""
     if convention == AREA:
         # trace on a x2 mask: vertices land a quarter pixel inside the pixel edges
         up = np.repeat(np.repeat(binary.astype(np.uint8), 2, axis=0), 2, axis=1)
@@ -278,11 +299,18 @@ def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
         scale, offset = 1.0, 0.0
     if hierarchy is None:
         return []
+    holes: dict[int, list[np.ndarray]] = {}
+    if keyhole:
+        for k, (contour, (_n, _p, _c, parent)) in enumerate(zip(contours, hierarchy[0])):
+            if parent != -1:
+                holes.setdefault(int(parent), []).append(contour.reshape(-1, 2).astype(np.float64) * scale + offset)
     out = []
-    for contour, (_next, _prev, _child, parent) in zip(contours, hierarchy[0]):
+    for k, (contour, (_next, _prev, _child, parent)) in enumerate(zip(contours, hierarchy[0])):
         if parent != -1:
-            continue  # a hole: rebuilt by the shapes drawn after this one
+            continue  # a hole: rebuilt by the shapes drawn after this one (or spliced in)
         pts = contour.reshape(-1, 2).astype(np.float64) * scale + offset
+        if k in holes:
+            pts = _keyhole(pts, holes[k])
         if len(pts) < 3:
             if convention == AREA:
                 continue  # cannot happen: a pixel traced at x2 is a 2x2 block, 4 vertices
@@ -294,7 +322,7 @@ def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
 
 
 def _regions_of(mask: np.ndarray, values: Iterable[int], convention: str,
-                where: np.ndarray | None = None) -> list[tuple[float, Region]]:
+                where: np.ndarray | None = None, keyhole: bool = False) -> list[tuple[float, Region]]:
     found = []
     for v in values:
         binary = mask == v
@@ -302,13 +330,13 @@ def _regions_of(mask: np.ndarray, values: Iterable[int], convention: str,
             binary &= where
         if not binary.any():
             continue
-        for pts in _outer_contours(binary, convention):
+        for pts in _outer_contours(binary, convention, keyhole):
             found.append((polygon_area(pts), Region(int(v), pts)))
     return found
 
 
 def vectorise(mask: np.ndarray, convention: str = AREA, *, order: str = "document",
-              void_regions: bool = False, values: Iterable[int] | None = None,
+              void_regions: bool = False, keyhole: bool = False, values: Iterable[int] | None = None,
               max_corrections: int = 3) -> list[Region]:
     """Polygons that paint ``mask`` back (in ``convention`` and read ``order``).
 
@@ -318,15 +346,20 @@ def vectorise(mask: np.ndarray, convention: str = AREA, *, order: str = "documen
     region) get correction regions of value 255, which the format writes as "not
     labelled" (labelme's ``__ignore__``); without them such holes take the class around
     them (for a format with no way to say void).
+    ``keyhole`` (AREA only): each region's holes are spliced into its ring by zero-width
+    bridges, so a region leaves its holes unpainted whatever is (or is not) drawn there:
+    the way to keep not-labelled holes in a format with one ring per shape and no void.
     """
     _check(convention)
+    if keyhole and convention != AREA:
+        raise ValueError("keyhole polygons need the AREA convention (an outline would draw the bridges)")
     mask = np.asarray(mask, dtype=np.uint8)
     height, width = mask.shape
     if values is None:
         values = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
     values = sorted(set(int(v) for v in values) - {NOT_LABELLED})
     wanted = np.isin(mask, values)
-    found = _regions_of(mask, values, convention)
+    found = _regions_of(mask, values, convention, keyhole=keyhole)
     found.sort(key=lambda item: -item[0])  # big first: whatever fills a hole comes after
     regions = [r for _, r in found]
     painted = rasterise(regions, height, width, convention, order=order)
@@ -339,7 +372,7 @@ def vectorise(mask: np.ndarray, convention: str = AREA, *, order: str = "documen
             void_wrong = (mask == NOT_LABELLED) & (painted != NOT_LABELLED)
         if not wrong.any() and (void_wrong is None or not void_wrong.any()):
             break
-        fixes = _regions_of(mask, values, convention, where=wrong)
+        fixes = _regions_of(mask, values, convention, where=wrong, keyhole=keyhole)
         if void_wrong is not None and void_wrong.any():
             fixes += _regions_of(mask, [NOT_LABELLED], convention, where=void_wrong)
         if not fixes:

@@ -6,8 +6,10 @@ numbers is a detection box ``cx cy w h`` and is painted as that rectangle). Coor
 are read in the AREA convention of :mod:`workbench.formats.raster` (``x * width`` on the
 continuous image plane; pixels whose centre is inside are covered). Overlaps are
 resolved as Ultralytics does when it rasterises a label file: larger polygons first,
-smaller ones on top. Pixels no polygon covers are not labelled (YOLO has no void: a
-not-labelled hole inside a region comes back as that region's class).
+smaller ones on top. Pixels no polygon covers are not labelled. YOLO has no void, and
+one line is one ring: a region with holes is written as one ring with each hole spliced
+in by a zero-width bridge (as Ultralytics' converters join rings), so a not-labelled hole
+stays not labelled.
 
 ``data.yaml`` gives ``names`` (a list, or a mapping index -> name) and the splits
 ``train`` / ``val`` / ``test``: folders of images (or ``.txt`` lists of images),
@@ -348,7 +350,8 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.AREA, order="area", values=[v for v in present if v in index])
+        regions = raster.vectorise(mask, raster.AREA, order="area", keyhole=True,
+                                   values=[v for v in present if v in index])
         lines = [f"{index[r.value]} " + " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in r.points)
                  for r in regions]
         rel = Path(item.name)
