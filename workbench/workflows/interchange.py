@@ -12,8 +12,9 @@ ignored), never by number:
 * otherwise the project's classes stay as they are: a dataset class the project does
   not have is **left not labelled** (255) and listed with the files that use it, so
   nothing in the project changes behind the person's back. Add the class (class
-  setup, or ``--classes``) and import again: imported labels are replaced, a person's
-  are kept unless ``overwrite``;
+  setup, or ``add_classes=True`` / ``--add-classes``, which adds each at the first
+  mask that uses it) and import again: imported labels are replaced, a person's are
+  kept unless ``overwrite``;
 * a void dataset class the project does not name is not labelled (255).
 
 Replaced labels go to the label history (``project.importer.store_mask``, the rule the
@@ -112,6 +113,7 @@ class InterchangeReport:
     unknown_classes: dict[str, list[str]] = field(default_factory=dict)   # class name -> files
     problems: list[Problem] = field(default_factory=list)
     adopted_classes: list[str] = field(default_factory=list)    # names, when the project took the dataset's
+    added_classes: list[str] = field(default_factory=list)      # dataset classes added (add_classes=True)
     splits_set: int = 0
     cancelled: bool = False
 
@@ -129,6 +131,9 @@ class InterchangeReport:
         if self.adopted_classes:
             lines.append(f"classes taken from the dataset ({len(self.adopted_classes)}): "
                          + ", ".join(self.adopted_classes))
+        if self.added_classes:
+            lines.append(f"classes added from the dataset ({len(self.added_classes)}): "
+                         + ", ".join(self.added_classes))
         if self.splits_set:
             lines.append(f"splits set from the dataset: {self.splits_set} image(s)")
         if self.kept:
@@ -293,7 +298,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
 # ----- import ---------------------------------------------------------------------------
 def import_labels(project: "Project", src: str | Path, *, images: Iterable[str | int] | None = None,
                   format: str = "auto", classes: str | Path | list[DatasetClass] | None = None,
-                  as_: str = "labels", overwrite: bool = False,
+                  as_: str = "labels", overwrite: bool = False, add_classes: bool = False,
                   status: Status | str = Status.VERIFIED,
                   on_progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None) -> InterchangeReport:
@@ -302,7 +307,9 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     ``images`` limits the import to those project images (names, stems or ids);
     ``classes`` (a classes.json / names file, or DatasetClass list) names the dataset's
     values instead of what the format carries. See the module docstring for how
-    classes are mapped. One bad file is a problem naming it; the rest go on; each mask
+    classes are mapped; ``add_classes`` adds a dataset class the project lacks (as a
+    new trainable class, with the dataset's colour) at the first mask that uses it,
+    instead of leaving its pixels not labelled. One bad file is a problem naming it; the rest go on; each mask
     is committed on its own, so a cancelled import keeps what it did.
     """
     kind = normalise_kind(as_)
@@ -320,7 +327,7 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             raise InputError(exc.problem, path) from None
         if [(c.name, c.void) for c in adopt.classes] == [(c.name, c.void) for c in project.schema.classes]:
             adopt = None
-    lut, defined, unknown = class_lut(ds_classes, project.schema)
+    mapping = _Mapping(ds_classes, project)
     only: set[int] | None = None
     if images is not None:
         only = set()
@@ -356,10 +363,10 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             # project: a source that names none of its images changes nothing
             project.save_schema(adopt)
             rep.adopted_classes = [c.name for c in adopt.classes]
-            lut, defined, unknown = class_lut(ds_classes, project.schema)
+            mapping.refresh()
             adopt = None
         rep.total += 1
-        _import_one(project, item, rep, kind=kind, lut=lut, defined=defined, unknown=unknown,
+        _import_one(project, item, rep, kind=kind, mapping=mapping, add_classes=add_classes,
                     status=status, overwrite=overwrite, seen=seen, splits=splits)
         report(on_progress, rep.total, None, f"importing {label}", imported=rep.imported,
                problems=len(rep.problems))
@@ -370,8 +377,28 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     return rep
 
 
+class _Mapping:
+    """Dataset value -> project value, rebuilt when the project's classes change."""
+
+    def __init__(self, classes: list[DatasetClass] | None, project: "Project") -> None:
+        self.classes, self.project = classes, project
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.lut, self.defined, self.unknown = class_lut(self.classes, self.project.schema)
+
+    def add(self, values: list[int], rep: InterchangeReport) -> None:
+        """Add the dataset classes of ``values`` to the project."""
+        by_value = {c.value: c for c in self.classes or []}
+        for v in values:
+            c = by_value[v]
+            self.project.add_class(c.name, c.color)
+            rep.added_classes.append(c.name)
+        self.refresh()
+
+
 def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, kind: str,
-                lut: np.ndarray, defined: np.ndarray, unknown: dict[int, str], status: Status | str,
+                mapping: _Mapping, add_classes: bool, status: Status | str,
                 overwrite: bool, seen: dict[int, str],
                 splits: dict[str, list[int]]) -> None:
     rec = match_image(project, item.image)
@@ -397,19 +424,26 @@ def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, k
                                                  f"is {hw[1]}x{hw[0]}"))
         return
     present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
-    bad = [int(v) for v in present if not defined[v]]
+    bad = [int(v) for v in present if not mapping.defined[v]]
     if bad:
         shown = ", ".join(map(str, bad[:8])) + (" ..." if len(bad) > 8 else "")
         rep.problems.append(Problem(item.source, f"values that no class of the dataset names: {shown}"))
         return
+    if add_classes:
+        new = [int(v) for v in present if int(v) in mapping.unknown]
+        if new:
+            try:
+                mapping.add(new, rep)
+            except WorkbenchError as exc:
+                rep.problems.append(Problem(item.source, f"cannot add the dataset's classes: {exc}"))
     for v in present:
-        name = unknown.get(int(v))
+        name = mapping.unknown.get(int(v))
         if name is not None:
             files = rep.unknown_classes.setdefault(name, [])
             if len(files) < 1000:
                 files.append(item.source)
     try:
-        outcome = store_mask(project, rec, lut[mask], kind=kind, status=parse_status(status),
+        outcome = store_mask(project, rec, mapping.lut[mask], kind=kind, status=parse_status(status),
                              source="import", overwrite=overwrite)
     except WorkbenchError as exc:
         rep.problems.append(Problem(item.source, str(exc)))
