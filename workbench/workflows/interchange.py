@@ -53,8 +53,9 @@ SHOW_AT_MOST = 20
 EXPORT_MARKER = ".workbench-export.json"   # hidden: formats that list *.json (labelme) skip dot-files
 STATUS_CHOICES = ("verified", "labelled", "all")
 SPLIT_CHOICES = ("train", "val", "test", "all")
-# suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png)
-IMAGE_SUFFIXES = ("_leftImg8bit",)
+# suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png;
+# the original CamVid's colour labels: 0001TP_006690_L.png)
+IMAGE_SUFFIXES = ("_leftImg8bit", "_L")
 
 
 def _listing(items: list[str], limit: int = SHOW_AT_MOST, indent: str = "  ") -> list[str]:
