@@ -132,3 +132,20 @@ def test_roboflow_folder_layout_gives_splits(tmp_path):
     assert registry.detect(tmp_path / "rf").name == "coco"
     items = list(coco.read(tmp_path / "rf").items)
     assert sorted((it.image, it.split) for it in items) == [("train.jpg", "train"), ("valid.jpg", "val")]
+
+
+def test_noise_masks_survive_the_rle_round_trip(tmp_path):
+    from workbench.formats.base import ExportClass, ExportItem
+
+    rng = np.random.default_rng(3)
+    classes = [ExportClass(f"c{i}", i, (i, i, i)) for i in range(6)]
+    masks = {f"n{i}.png": rng.choice(np.array([0, 1, 2, 3, 4, 5, 255], np.uint8), size=(37, 53))
+             for i in range(3)}
+    items = [ExportItem(n, tmp_path / n, m, "val") for n, m in masks.items()]
+    coco.write(tmp_path / "out", items, classes, images="none")
+    oracle = COCO(str(tmp_path / "out" / "annotations" / "instances_val.json"))
+    for img in oracle.dataset["images"]:
+        got = np.full((37, 53), NOT_LABELLED, np.uint8)
+        for ann in oracle.loadAnns(oracle.getAnnIds(imgIds=[img["id"]])):
+            got[oracle.annToMask(ann).astype(bool)] = ann["category_id"] - 1
+        assert np.array_equal(got, masks[img["file_name"]])
