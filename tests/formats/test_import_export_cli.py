@@ -125,3 +125,20 @@ def test_camvid_index_import_then_every_format_round_trips(tmp_path, capsys):
         with Project.open(images, state_dir=state) as back:
             for rec in back.images():
                 assert np.array_equal(names_per_pixel(back.read_label(rec.id), back.schema), ref[rec.name]), fmt
+
+
+def test_cli_dry_run_says_what_the_source_is_and_writes_nothing(tmp_path, capsys):
+    folder, _ = labelled_project(tmp_path)
+    out = tmp_path / "voc"
+    cli.main(["export", str(folder), "--format", "voc", "--out", str(out), "--images", "none"])
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(folder / "img00.png", other / "img00.png")
+    capsys.readouterr()
+    assert cli.main(["import", str(other), "--masks", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "format: Pascal VOC (voc)" in text and "masks: 3 (test 1, train 1, val 1)" in text
+    assert "no project at" in text and not (other / ".workbench").exists()
+    assert cli.main(["import", str(folder), "--masks", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "images in the project: 3; not in the project: 0" in text
