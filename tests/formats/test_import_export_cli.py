@@ -61,6 +61,11 @@ def test_cli_messages_and_exit_codes(tmp_path, capsys):
     assert "exported 1 of 1" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["export", str(folder), "--format", "pascal", "--out", str(tmp_path / "o3")])
+    capsys.readouterr()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    assert cli.main(["export", str(bare), "--format", "voc", "--out", str(tmp_path / "o4")]) == 2
+    assert "no project here yet" in capsys.readouterr().err and not (bare / ".workbench").exists()
 
 
 def test_cli_import_lists_unknown_classes_with_exit_1(tmp_path, capsys):

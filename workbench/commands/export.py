@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the export; 0 when every selected label was written, 1 otherwise."""
     from workbench.workflows.interchange import export_labels
 
-    with Project.open(args.project, state_dir=args.state_dir) as project:
+    # create=False: exporting a folder that is no project yet says so rather than making one
+    with Project.open(args.project, state_dir=args.state_dir, create=False) as project:
         if not project.images():
             raise WorkbenchError("the project has no images", project.folder)
         with progress_bar(f"export {args.format}", unit="image") as bar:
