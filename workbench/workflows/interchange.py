@@ -504,7 +504,7 @@ def check_out_dir(project: "Project", out: Path, format: str) -> None:
 
 
 def export_labels(project: "Project", out: str | Path, *, format: str, status: str = "verified",
-                  split: str = "all", images: str = "copy",
+                  split: str = "all", images: str = "copy", options: dict | None = None,
                   on_progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None) -> ExportReport:
     """Write the project's labels in ``format`` under ``out``; images per ``images``.
@@ -513,9 +513,15 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     (images without a label too, as all not-labelled masks). A non-empty ``out`` is
     refused unless it is an earlier export of the same format (recognised by its
     ``.workbench-export.json``), whose files are then replaced one by one, atomically.
+    ``options`` go to the format's writer (COCO: ``{"segmentation": "polygons"}``).
     """
     spec = registry.get(format)
     check_mode(images)
+    if options:
+        accepted = inspect.signature(spec.write).parameters
+        unknown = sorted(k for k in options if k not in accepted)
+        if unknown:
+            raise WorkbenchError(f"the {spec.name} format has no option {', '.join(unknown)}")
     out = Path(out).expanduser()
     recs = select_images(project, status, split)
     check_out_dir(project, out, spec.name)
@@ -546,7 +552,7 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
         report(on_progress, len(recs), len(recs), f"exporting {spec.name}")
 
     try:
-        wrote = spec.write(out, items(), export_classes(project.schema), images=images)
+        wrote = spec.write(out, items(), export_classes(project.schema), images=images, **(options or {}))
     except CancelledError:
         rep.cancelled = True
         return rep
