@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workbench.classes import UNLABELLED, ClassSchema, name_key
+from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
 from workbench.formats.base import (DatasetClass, ExportClass, ExportItem, ImageSize, Problem, ReadItem,
