@@ -328,3 +328,41 @@ def test_retired_values_leave_as_not_labelled(tmp_path):
         ix.export_labels(project, tmp_path / "out", format="index", images="none")
     written = np.array(Image.open(tmp_path / "out" / "trainannot" / "img00.png"))
     assert (written[:5, :5] == NOT_LABELLED).all() and (written[5:, 10:] == 1).all()
+
+
+def test_add_classes_adds_what_the_masks_use_and_keeps_the_rest(tmp_path):
+    folder, masks = labelled_project(tmp_path, n=2)
+    src = tmp_path / "voc"
+    _voc_source(src, list(masks), values=(0, 15))          # background | person (VOC names)
+    with Project.open(folder) as project:
+        before = [(c.id, c.index, c.name) for c in project.schema.classes]
+        rep = ix.import_labels(project, src, as_="ground-truth", add_classes=True)
+        assert rep.added_classes == ["background", "person"] and not rep.unknown_classes and rep.ok
+        names = [c.name for c in project.schema.trainable]
+        assert names == ["sky", "road", "car", "background", "person"]      # only what the masks use
+        kept = {c.id: c.name for c in project.schema.classes}
+        assert all(kept[cid] == name for cid, _, name in before)
+        gt = project.read_ground_truth(project.find("img00.png").id)
+        assert project.schema.by_index(int(gt[5, -1])).name == "person"
+        # the labels were renumbered with the void class, not changed in meaning
+        label = project.read_label(project.find("img00.png").id)
+        assert np.array_equal(names_per_pixel(label, project.schema), names_per_pixel(masks["img00.png"], schema3()))
+        assert "classes added from the dataset (2)" in "\n".join(rep.summary_lines())
+
+
+def test_a_held_out_image_keeps_its_split_unless_overwrite(tmp_path):
+    folder = tmp_path / "images"
+    names = make_images(folder, 2)
+    src = tmp_path / "voc"
+    _voc_source(src, names)
+    sets = src / "ImageSets" / "Segmentation"
+    sets.mkdir(parents=True)
+    (sets / "train.txt").write_text("img00\n")
+    (sets / "val.txt").write_text("img01\n")
+    with Project.open(folder) as project:
+        project.set_split(project.find("img00.png").id, "test")           # held out by a person
+        rep = ix.import_labels(project, src)
+        assert project.find("img00.png").split.value == "test" and project.find("img01.png").split.value == "val"
+        assert rep.splits_set == 1 and rep.splits_kept == ["img00.png (test; the dataset says train)"]
+        ix.import_labels(project, src, overwrite=True)
+        assert project.find("img00.png").split.value == "train"

@@ -12,13 +12,16 @@ ignored), never by number:
 * otherwise the project's classes stay as they are: a dataset class the project does
   not have is **left not labelled** (255) and listed with the files that use it, so
   nothing in the project changes behind the person's back. Add the class (class
-  setup, or ``--classes``) and import again: imported labels are replaced, a person's
-  are kept unless ``overwrite``;
+  setup, or ``add_classes=True`` / ``--add-classes``, which adds each at the first
+  mask that uses it) and import again: imported labels are replaced, a person's are
+  kept unless ``overwrite``;
 * a void dataset class the project does not name is not labelled (255).
 
 Replaced labels go to the label history (``project.importer.store_mask``, the rule the
 folder importer follows too). Splits the format records (VOC ImageSets, Cityscapes and
-CamVid split folders) are given to the images whose label was imported.
+CamVid split folders, COCO file names) are given to the images whose label was
+imported, except that an image already out of ``train`` (a held-out test image) keeps
+its split unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -34,15 +37,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workbench.classes import UNLABELLED, ClassSchema, name_key
+from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
-from workbench.formats.base import DatasetClass, ExportClass, ExportItem, Problem, ReadItem
+from workbench.formats.base import (DatasetClass, ExportClass, ExportItem, ImageSize, Problem, ReadItem,
+                                    ReadResult)
 from workbench.formats.class_files import from_schema, read_class_file, schema_from_classes
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project.importer import check_image_complete, normalise_kind, store_mask
-from workbench.project.records import ImageRecord, Status, parse_split, parse_status
+from workbench.project.records import ImageRecord, Split, Status, parse_split, parse_status
 
 if TYPE_CHECKING:
     from workbench.project.project import Project
@@ -51,8 +55,9 @@ SHOW_AT_MOST = 20
 EXPORT_MARKER = ".workbench-export.json"   # hidden: formats that list *.json (labelme) skip dot-files
 STATUS_CHOICES = ("verified", "labelled", "all")
 SPLIT_CHOICES = ("train", "val", "test", "all")
-# suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png)
-IMAGE_SUFFIXES = ("_leftImg8bit",)
+# suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png;
+# the original CamVid's colour labels: 0001TP_006690_L.png)
+IMAGE_SUFFIXES = ("_leftImg8bit", "_L")
 
 
 def _listing(items: list[str], limit: int = SHOW_AT_MOST, indent: str = "  ") -> list[str]:
@@ -111,7 +116,9 @@ class InterchangeReport:
     unknown_classes: dict[str, list[str]] = field(default_factory=dict)   # class name -> files
     problems: list[Problem] = field(default_factory=list)
     adopted_classes: list[str] = field(default_factory=list)    # names, when the project took the dataset's
+    added_classes: list[str] = field(default_factory=list)      # dataset classes added (add_classes=True)
     splits_set: int = 0
+    splits_kept: list[str] = field(default_factory=list)        # images left in the split a person chose
     cancelled: bool = False
 
     @property
@@ -128,8 +135,15 @@ class InterchangeReport:
         if self.adopted_classes:
             lines.append(f"classes taken from the dataset ({len(self.adopted_classes)}): "
                          + ", ".join(self.adopted_classes))
+        if self.added_classes:
+            lines.append(f"classes added from the dataset ({len(self.added_classes)}): "
+                         + ", ".join(self.added_classes))
         if self.splits_set:
             lines.append(f"splits set from the dataset: {self.splits_set} image(s)")
+        if self.splits_kept:
+            lines.append(f"kept the split of {len(self.splits_kept)} image(s) not in train "
+                         f"(use overwrite to take the dataset's):")
+            lines += _listing(self.splits_kept, limit)
         if self.kept:
             lines.append(f"kept {len(self.kept)} label(s) made or changed by a person (use overwrite to replace):")
             lines += _listing(self.kept, limit)
@@ -220,7 +234,7 @@ def class_lut(classes: list[DatasetClass] | None, schema: ClassSchema
     return lut, defined, unknown
 
 
-def _image_size(project: "Project"):
+def _image_size(project: "Project") -> "ImageSize":
     def size(image: str) -> tuple[int, int] | None:
         rec = match_image(project, image)
         if rec is None:
@@ -240,7 +254,8 @@ def _resolve(src: str | Path, format: str) -> tuple[Path, "registry.FormatSpec"]
     return path, spec
 
 
-def _read(spec, path: Path, project: "Project | None", given: list[DatasetClass] | None):
+def _read(spec: "registry.FormatSpec", path: Path, project: "Project | None",
+          given: list[DatasetClass] | None) -> "ReadResult":
     # An index folder without a classes.json holds the project's own numbering: read it
     # with the project's classes (names to match by, colours for RGB masks).
     kwargs: dict = {}
@@ -291,7 +306,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
 # ----- import ---------------------------------------------------------------------------
 def import_labels(project: "Project", src: str | Path, *, images: Iterable[str | int] | None = None,
                   format: str = "auto", classes: str | Path | list[DatasetClass] | None = None,
-                  as_: str = "labels", overwrite: bool = False,
+                  as_: str = "labels", overwrite: bool = False, add_classes: bool = False,
                   status: Status | str = Status.VERIFIED,
                   on_progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None) -> InterchangeReport:
@@ -300,7 +315,9 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     ``images`` limits the import to those project images (names, stems or ids);
     ``classes`` (a classes.json / names file, or DatasetClass list) names the dataset's
     values instead of what the format carries. See the module docstring for how
-    classes are mapped. One bad file is a problem naming it; the rest go on; each mask
+    classes are mapped; ``add_classes`` adds a dataset class the project lacks (as a
+    new trainable class, with the dataset's colour) at the first mask that uses it,
+    instead of leaving its pixels not labelled. One bad file is a problem naming it; the rest go on; each mask
     is committed on its own, so a cancelled import keeps what it did.
     """
     kind = normalise_kind(as_)
@@ -318,7 +335,7 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             raise InputError(exc.problem, path) from None
         if [(c.name, c.void) for c in adopt.classes] == [(c.name, c.void) for c in project.schema.classes]:
             adopt = None
-    lut, defined, unknown = class_lut(ds_classes, project.schema)
+    mapping = _Mapping(ds_classes, project)
     only: set[int] | None = None
     if images is not None:
         only = set()
@@ -354,10 +371,10 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             # project: a source that names none of its images changes nothing
             project.save_schema(adopt)
             rep.adopted_classes = [c.name for c in adopt.classes]
-            lut, defined, unknown = class_lut(ds_classes, project.schema)
+            mapping.refresh()
             adopt = None
         rep.total += 1
-        _import_one(project, item, rep, kind=kind, lut=lut, defined=defined, unknown=unknown,
+        _import_one(project, item, rep, kind=kind, mapping=mapping, add_classes=add_classes,
                     status=status, overwrite=overwrite, seen=seen, splits=splits)
         report(on_progress, rep.total, None, f"importing {label}", imported=rep.imported,
                problems=len(rep.problems))
@@ -368,8 +385,28 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     return rep
 
 
+class _Mapping:
+    """Dataset value -> project value, rebuilt when the project's classes change."""
+
+    def __init__(self, classes: list[DatasetClass] | None, project: "Project") -> None:
+        self.classes, self.project = classes, project
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.lut, self.defined, self.unknown = class_lut(self.classes, self.project.schema)
+
+    def add(self, values: list[int], rep: InterchangeReport) -> None:
+        """Add the dataset classes of ``values`` to the project."""
+        by_value = {c.value: c for c in self.classes or []}
+        for v in values:
+            c = by_value[v]
+            self.project.add_class(c.name, c.color)
+            rep.added_classes.append(c.name)
+        self.refresh()
+
+
 def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, kind: str,
-                lut: np.ndarray, defined: np.ndarray, unknown: dict[int, str], status: Status | str,
+                mapping: _Mapping, add_classes: bool, status: Status | str,
                 overwrite: bool, seen: dict[int, str],
                 splits: dict[str, list[int]]) -> None:
     rec = match_image(project, item.image)
@@ -395,19 +432,26 @@ def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, k
                                                  f"is {hw[1]}x{hw[0]}"))
         return
     present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
-    bad = [int(v) for v in present if not defined[v]]
+    bad = [int(v) for v in present if not mapping.defined[v]]
     if bad:
         shown = ", ".join(map(str, bad[:8])) + (" ..." if len(bad) > 8 else "")
         rep.problems.append(Problem(item.source, f"values that no class of the dataset names: {shown}"))
         return
+    if add_classes:
+        new = [int(v) for v in present if int(v) in mapping.unknown]
+        if new:
+            try:
+                mapping.add(new, rep)
+            except WorkbenchError as exc:
+                rep.problems.append(Problem(item.source, f"cannot add the dataset's classes: {exc}"))
     for v in present:
-        name = unknown.get(int(v))
+        name = mapping.unknown.get(int(v))
         if name is not None:
             files = rep.unknown_classes.setdefault(name, [])
             if len(files) < 1000:
                 files.append(item.source)
     try:
-        outcome = store_mask(project, rec, lut[mask], kind=kind, status=parse_status(status),
+        outcome = store_mask(project, rec, mapping.lut[mask], kind=kind, status=parse_status(status),
                              source="import", overwrite=overwrite)
     except WorkbenchError as exc:
         rep.problems.append(Problem(item.source, str(exc)))
@@ -420,7 +464,12 @@ def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, k
     rep.imported += 1
     rep.imported_names.append(rec.name)
     if kind == "labels" and item.split in ("train", "val", "test") and item.split != rec.split.value:
-        splits.setdefault(item.split, []).append(rec.id)
+        # an image a person moved out of train (a held-out test image) stays where it is
+        # unless overwrite: the dataset's split must not leak it into training
+        if rec.split == Split.TRAIN or overwrite:
+            splits.setdefault(item.split, []).append(rec.id)
+        else:
+            rep.splits_kept.append(f"{rec.name} ({rec.split.value}; the dataset says {item.split})")
 
 
 # ----- export ---------------------------------------------------------------------------
@@ -467,7 +516,7 @@ def check_out_dir(project: "Project", out: Path, format: str) -> None:
 
 
 def export_labels(project: "Project", out: str | Path, *, format: str, status: str = "verified",
-                  split: str = "all", images: str = "copy",
+                  split: str = "all", images: str = "copy", options: dict | None = None,
                   on_progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None) -> ExportReport:
     """Write the project's labels in ``format`` under ``out``; images per ``images``.
@@ -476,9 +525,15 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     (images without a label too, as all not-labelled masks). A non-empty ``out`` is
     refused unless it is an earlier export of the same format (recognised by its
     ``.workbench-export.json``), whose files are then replaced one by one, atomically.
+    ``options`` go to the format's writer (COCO: ``{"segmentation": "polygons"}``).
     """
     spec = registry.get(format)
     check_mode(images)
+    if options:
+        accepted = inspect.signature(spec.write).parameters
+        unknown = sorted(k for k in options if k not in accepted)
+        if unknown:
+            raise WorkbenchError(f"the {spec.name} format has no option {', '.join(unknown)}")
     out = Path(out).expanduser()
     recs = select_images(project, status, split)
     check_out_dir(project, out, spec.name)
@@ -509,7 +564,7 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
         report(on_progress, len(recs), len(recs), f"exporting {spec.name}")
 
     try:
-        wrote = spec.write(out, items(), export_classes(project.schema), images=images)
+        wrote = spec.write(out, items(), export_classes(project.schema), images=images, **(options or {}))
     except CancelledError:
         rep.cancelled = True
         return rep
