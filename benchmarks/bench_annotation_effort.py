@@ -20,7 +20,9 @@ Counting: a click, a box drag or one brush / superpixel stroke = 1 action; a pol
 1 action per vertex, vertices from ``cv2.approxPolyDP`` at epsilon 2 px on each
 contour (holes of 10 px or more are polygons too); moving a slider (brush size in
 steps 1-64 px, wand tolerance, superpixel size) to another value = 1 action. A brush
-stroke is straight, along the target's principal axis; a superpixel drag is that
+stroke is straight, along the target's principal axis; the wand is tried at three
+points of the target with four tolerances, the smart region as a box around the target
+(100 px or more), with and without the U-Net prior; a superpixel (8-64 px) drag is that
 straight path, or a zig-zag over a group of cells costing one stroke per row of cells
 across the group's narrower side. The annotator always works on the
 largest remaining error region (8-connected pixels whose label differs from the truth):
