@@ -463,8 +463,15 @@ def main(argv: list[str] | None = None) -> int:
             predictor = Predictor.from_checkpoint(args.model, device=args.device, schema=schema)
         jobs = []
         for img_path, mask_path in pairs:
-            image = read_image(img_path)
-            gt = read_mask(mask_path, schema, image.shape[:2])
+            try:
+                image = read_image(img_path)
+                gt = read_mask(mask_path, schema, image.shape[:2])
+            except InputError as exc:  # one bad pair is reported and skipped, not fatal
+                print(f"skipped: {exc}", file=sys.stderr)
+                continue
+            if not (~ignore[gt]).any():
+                print(f"skipped: {mask_path}: no pixel of the mask is a class (all void)", file=sys.stderr)
+                continue
             pred = conf = None
             if predictor is not None:
                 p = predictor.predict(image)
@@ -472,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((img_path.stem, image, gt, ~ignore[gt], pred, conf, args.target, args.max_actions))
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not jobs:
+        print("error: no image could be used (see the messages above)", file=sys.stderr)
         return 2
 
     say(f"# {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
