@@ -20,7 +20,9 @@ Counting: a click, a box drag or one brush / superpixel stroke = 1 action; a pol
 1 action per vertex, vertices from ``cv2.approxPolyDP`` at epsilon 2 px on each
 contour (holes of 10 px or more are polygons too); moving a slider (brush size in
 steps 1-64 px, wand tolerance, superpixel size) to another value = 1 action. A brush
-stroke is straight, along the target's principal axis; a superpixel drag is that
+stroke is straight, along the target's principal axis; the wand is tried at three
+points of the target with four tolerances, the smart region as a box around the target
+(100 px or more), with and without the U-Net prior; a superpixel (8-64 px) drag is that
 straight path, or a zig-zag over a group of cells costing one stroke per row of cells
 across the group's narrower side. The annotator always works on the
 largest remaining error region (8-connected pixels whose label differs from the truth):
@@ -461,8 +463,15 @@ def main(argv: list[str] | None = None) -> int:
             predictor = Predictor.from_checkpoint(args.model, device=args.device, schema=schema)
         jobs = []
         for img_path, mask_path in pairs:
-            image = read_image(img_path)
-            gt = read_mask(mask_path, schema, image.shape[:2])
+            try:
+                image = read_image(img_path)
+                gt = read_mask(mask_path, schema, image.shape[:2])
+            except InputError as exc:  # one bad pair is reported and skipped, not fatal
+                print(f"skipped: {exc}", file=sys.stderr)
+                continue
+            if not (~ignore[gt]).any():
+                print(f"skipped: {mask_path}: no pixel of the mask is a class (all void)", file=sys.stderr)
+                continue
             pred = conf = None
             if predictor is not None:
                 p = predictor.predict(image)
@@ -470,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((img_path.stem, image, gt, ~ignore[gt], pred, conf, args.target, args.max_actions))
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not jobs:
+        print("error: no image could be used (see the messages above)", file=sys.stderr)
         return 2
 
     say(f"# {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "

@@ -99,6 +99,13 @@ def test_benchmark_json_flag_and_bad_input(data, capsys, tmp_path):
     summary = json.loads(out.out.strip())      # stdout holds only the JSON line
     assert summary["images"] == 1 and summary["model_assisted"] is None and summary["scratch"] >= 1
     assert "scene0" in out.err
+    # A mask of the wrong size is reported by name and skipped; the other image still runs.
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(data["masks"] / "scene1.png")
+    rc = bench.main(["--images", str(data["images"]), "--masks", str(data["masks"]),
+                     "--classes", str(data["classes"]), "--json", "--max-actions", "20"])
+    out = capsys.readouterr()
+    assert rc == 0 and json.loads(out.out.strip())["images"] == 1
+    assert "scene1.png" in out.err and "skipped" in out.err
     empty = tmp_path / "nothing"
     empty.mkdir()
     rc = bench.main(["--images", str(empty), "--masks", str(data["masks"]), "--classes", str(data["classes"])])

@@ -11,7 +11,8 @@ Speed: GrabCut runs on the box plus a margin only (the margin gives the backgrou
 model its samples), and crops larger than ``MAX_SIDE`` on their longer side are
 downscaled for the graph cut and the result scaled back (linear interpolation of the
 0/1 result, thresholded at 0.5). A box over a 4096 x 4096 image therefore costs about
-what a 1024 x 1024 box costs (benchmarks/bench_annotation_effort.py --grabcut-4k).
+what a 1024 x 1024 box costs (measured with ``bench_annotation_effort.py --grabcut-size
+4096``; figures in BENCHMARKS.md).
 """
 
 from __future__ import annotations
