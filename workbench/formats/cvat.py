@@ -227,7 +227,8 @@ def read(src: Path, *, image_size: ImageSize | None = None,
     problems: list[Problem] = []
     where = str(path)
     if classes is None:
-        classes = [DatasetClass(name, i, colour) for i, (name, colour) in enumerate(_meta_labels(root))]
+        classes = raster.mark_void_names(
+            [DatasetClass(name, i, colour) for i, (name, colour) in enumerate(_meta_labels(root))])
     by_name = {c.name: c.value for c in classes}
     images = root.findall("image")
     extra: list[str] = []
@@ -241,7 +242,7 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         problems.append(Problem(where, f"labels that <meta> does not list (added as classes): {', '.join(extra)}"))
         used = {c.value for c in classes}
         free = (v for v in range(NOT_LABELLED) if v not in used)
-        classes = classes + [DatasetClass(name, next(free)) for name in extra]
+        classes = classes + raster.mark_void_names([DatasetClass(name, next(free)) for name in extra])
         by_name = {c.name: c.value for c in classes}
     if root.find("track") is not None:
         problems.append(Problem(where, "<track> elements (CVAT for video) are not read: export the task "
@@ -368,11 +369,14 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     out = Path(out)
     image_files.check_mode(images)
     rep = WriteReport()
-    names = {c.value: c.name for c in classes}
+    # void classes are not written: their pixels are not labelled, <meta> does not list
+    # them (raster.writable)
+    _, trainable = raster.writable(np.zeros((0, 0), np.uint8), classes)
+    names = {c.value: c.name for c in trainable}
     body: list[str] = []
     count = 0
     for item in items:
-        mask = np.asarray(item.mask, dtype=np.uint8)
+        mask, _ = raster.writable(item.mask, classes)
         h, w = mask.shape
         present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
         stray = [v for v in present if v not in names]
@@ -395,7 +399,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         body.append("  </image>")
         image_files.place_into(rep, item.image_path, out / "images" / item.name, images)
         count += 1
-    labels = [(c.name, _hex(c.color)) for c in sorted(classes, key=lambda c: c.value)]
+    labels = [(c.name, _hex(c.color)) for c in trainable]
     head = ["<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<annotations>", "  <version>1.1</version>",
             "  <meta>", "    <task>", "      <name>segmentation-workbench export</name>",
             f"      <size>{count}</size>", "      <mode>annotation</mode>", "      <labels>"]

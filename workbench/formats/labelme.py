@@ -163,7 +163,7 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         if labels_path is not None:
             try:
                 text = labels_path.read_text(encoding="utf-8-sig")
-                classes = parse_names(text, labels_path)
+                classes = raster.mark_void_names(parse_names(text, labels_path))
                 if any(line.strip().lower() in BACKGROUND_NAMES for line in text.splitlines()):
                     background = "background"
             except (InputError, OSError, UnicodeDecodeError) as exc:
@@ -192,7 +192,8 @@ def read(src: Path, *, image_size: ImageSize | None = None,
                     found.append(name)
         loaded.append((path, data))
     if classes is None:
-        classes = [DatasetClass(name, i) for i, name in enumerate(sorted(found, key=str.lower))]
+        classes = raster.mark_void_names(
+            [DatasetClass(name, i) for i, name in enumerate(sorted(found, key=str.lower))])
     by_name = {c.name.lower(): c.value for c in classes}
     if known:
         unknown = [n for n in found if n.lower() not in by_name]
@@ -337,8 +338,10 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     out = Path(out)
     image_files.check_mode(images)
     rep = WriteReport()
-    names = {c.value: c.name for c in classes}
-    ordered = sorted(classes, key=lambda c: c.value)
+    # void classes are not written: their pixels are not labelled (__ignore__ where a
+    # shape would cover them) and labels.txt does not list them (raster.writable)
+    _, ordered = raster.writable(np.zeros((0, 0), np.uint8), classes)
+    names = {c.value: c.name for c in ordered}
     # labelme2voc wants labels.txt to start __ignore__, _background_ (and shapes of the
     # background class labelled so); its pixels no shape covers are then background, so
     # every not-labelled pixel gets an __ignore__ shape as well
@@ -347,7 +350,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     if background is not None:
         names[background] = "_background_"
     for item in items:
-        mask = np.asarray(item.mask, dtype=np.uint8)
+        mask, _ = raster.writable(item.mask, classes)
         h, w = mask.shape
         present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
         stray = [v for v in present if v not in names]
