@@ -201,6 +201,23 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
         assert raster.agreement(m, lut[item.mask]) >= 0.99
 
 
+@pytest.mark.skipif(not (CAMVID / "trainannot").is_dir(), reason="../shared/camvid not present")
+def test_camvid_with_its_void_class_round_trips_void_as_not_labelled(tmp_path):
+    path = sorted((CAMVID / "trainannot").glob("*.png"))[0]
+    m = np.asarray(Image.open(path)).astype(np.uint8)
+    classes = [ExportClass(f"c{i}", i, (i, i, i), void=i == 11) for i in range(12)]   # 11: Unlabelled
+    labelme.write(tmp_path, [ExportItem(path.name, path, m)], classes, images="none")
+    result, (item,) = read_one(tmp_path)
+    assert sorted(c.name for c in result.classes) == sorted(f"c{i}" for i in range(11))
+    lut = np.full(256, NOT_LABELLED, np.uint8)
+    for c in result.classes:
+        lut[c.value] = int(c.name[1:])
+    back = lut[item.mask]
+    void = m == 11
+    assert void.any() and (back[void] == NOT_LABELLED).mean() >= 0.99
+    assert raster.agreement(np.where(void, NOT_LABELLED, m), back) >= 0.99
+
+
 # ----- oracle: labelme's own shape_to_mask ----------------------------------------------
 def _labelme_shape_module():
     """labelme/utils/shape.py from an installed labelme (or LABELME_SRC), loaded on its own.
