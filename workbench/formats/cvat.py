@@ -16,12 +16,14 @@ they are listed, not painted. Pixels no shape covers are not labelled. Labels th
 SRC is the XML file, a folder holding ``annotations.xml`` (or one ``*.xml``), or the zip
 CVAT downloads (its ``annotations.xml`` is read in place).
 
-Write: ``annotations.xml`` with every project class in ``<meta><task><labels>`` and one
+Write: ``annotations.xml`` with every trainable project class in ``<meta><task><labels>`` and one
 ``<polygon>`` per region (traced as raster.vectorise does, z_order 0, document order
 is paint order), images under ``images/`` unless "none". CVAT polygons have no holes:
 a hole is rebuilt by the shapes drawn after it. CVAT cannot paint "not labelled" (and
 refuses labels its task lacks), so a region with a not-labelled hole is written as a
-``<mask>`` of its exact pixels instead of a polygon.
+``<mask>`` of its exact pixels instead of a polygon. Void classes are not written: their
+pixels are not labelled (the void rule of :mod:`workbench.formats.raster`); reading, a label
+named like a void class (``Unlabelled``) is a void class.
 """
 
 from __future__ import annotations
@@ -370,13 +372,13 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     image_files.check_mode(images)
     rep = WriteReport()
     # void classes are not written: their pixels are not labelled, <meta> does not list
-    # them (raster.writable)
-    _, trainable = raster.writable(np.zeros((0, 0), np.uint8), classes)
+    # them (raster.trainable, raster.without_void)
+    trainable = raster.trainable(classes)
     names = {c.value: c.name for c in trainable}
     body: list[str] = []
     count = 0
     for item in items:
-        mask, _ = raster.writable(item.mask, classes)
+        mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
         present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
         stray = [v for v in present if v not in names]

@@ -14,10 +14,12 @@ label found, sorted. Embedded ``imageData`` is never needed (the project has the
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
 missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
-classes (``__ignore__`` first; a first class named background as ``_background_``, as
+trainable classes (``__ignore__`` first; a first class named background as ``_background_``, as
 labelme2voc requires, its shapes labelled so). Not-labelled holes inside a region are
 written as ``__ignore__`` polygons (with a background class: every not-labelled pixel,
-since labelme2voc makes uncovered pixels background).
+since labelme2voc makes uncovered pixels background). Void classes are not written: their
+pixels are not labelled (the void rule of :mod:`workbench.formats.raster`); reading, a label
+named like a void class (``Unlabelled``) is a void class.
 """
 
 from __future__ import annotations
@@ -339,8 +341,8 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     image_files.check_mode(images)
     rep = WriteReport()
     # void classes are not written: their pixels are not labelled (__ignore__ where a
-    # shape would cover them) and labels.txt does not list them (raster.writable)
-    _, ordered = raster.writable(np.zeros((0, 0), np.uint8), classes)
+    # shape would cover them) and labels.txt does not list them (raster.trainable, raster.without_void)
+    ordered = raster.trainable(classes)
     names = {c.value: c.name for c in ordered}
     # labelme2voc wants labels.txt to start __ignore__, _background_ (and shapes of the
     # background class labelled so); its pixels no shape covers are then background, so
@@ -350,7 +352,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     if background is not None:
         names[background] = "_background_"
     for item in items:
-        mask, _ = raster.writable(item.mask, classes)
+        mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
         present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
         stray = [v for v in present if v not in names]

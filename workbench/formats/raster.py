@@ -28,7 +28,7 @@ vertices a quarter pixel inside the region's pixel edges: every covered pixel's 
 strictly inside, every other centre strictly outside, so no pixel sits on an edge.
 
 Void classes (CamVid's "Unlabelled") follow one rule in all three formats
-(:func:`writable`, :func:`is_void_name`): a writer writes no shape and no class entry for
+(:func:`trainable`, :func:`without_void`, :func:`is_void_name`): a writer writes no shape and no class entry for
 a void class, its pixels are not labelled in what is written (labelme says so with
 ``__ignore__`` where a shape would cover them), and a reader takes ``__ignore__`` as not
 labelled and a class named like a void class (:data:`VOID_NAMES`) as void, so a void
@@ -418,17 +418,20 @@ def mark_void_names(classes: list[DatasetClass]) -> list[DatasetClass]:
             for c in classes]
 
 
-def writable(mask: np.ndarray, classes: Iterable[ExportClass]) -> tuple[np.ndarray, list[ExportClass]]:
-    """(``mask`` with void classes' pixels not labelled, the trainable classes in value order).
+def trainable(classes: Iterable[ExportClass]) -> list[ExportClass]:
+    """The classes a polygon format writes: the trainable ones, in value order.
 
     The polygon formats cannot mark a class void, and a class written under its name is
-    read back as a trainable one; so a writer writes void pixels as not labelled (what VOC,
-    COCO and Cityscapes do too) and lists only the trainable classes.
+    read back as a trainable one; so void classes are in no class list they write.
     """
-    classes = list(classes)
+    return sorted((c for c in classes if not c.void), key=lambda c: c.value)
+
+
+def without_void(mask: np.ndarray, classes: Iterable[ExportClass]) -> np.ndarray:
+    """``mask`` (uint8) with the void classes' pixels not labelled, as a polygon format
+    writes them (what VOC, COCO and Cityscapes do too)."""
     lut = np.arange(256, dtype=np.uint8)
     for c in classes:
         if c.void:
             lut[c.value] = NOT_LABELLED
-    trainable = sorted((c for c in classes if not c.void), key=lambda c: c.value)
-    return lut[np.asarray(mask, dtype=np.uint8)], trainable
+    return lut[np.asarray(mask, dtype=np.uint8)]

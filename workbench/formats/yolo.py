@@ -24,7 +24,10 @@ Written: ``data.yaml`` (``names`` as a mapping, no ``path`` so that Ultralytics 
 the folders beside the yaml), ``labels/<split>/<stem>.txt`` and ``images/<split>/``
 unless "none"; images without a split go to ``train``; ``val`` points at the train
 images when the export has no val images (Ultralytics requires it). Class indices are
-the project classes in value order, numbered from 0.
+the project's trainable classes in value order, numbered from 0; void classes are not
+written, their pixels are not labelled (the void rule of :mod:`workbench.formats.raster`).
+Reading, a ``names`` entry ``__ignore__`` paints "not labelled" and one named like a void
+class (``Unlabelled``) is a void class.
 """
 
 from __future__ import annotations
@@ -344,12 +347,12 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     image_files.check_mode(images)
     rep = WriteReport()
     # void classes are not written: their pixels are not labelled, names does not list
-    # them, so the indices count the trainable classes only (raster.writable)
-    _, ordered = raster.writable(np.zeros((0, 0), np.uint8), classes)
+    # them, so the indices count the trainable classes only (raster.trainable, raster.without_void)
+    ordered = raster.trainable(classes)
     index = {c.value: i for i, c in enumerate(ordered)}
     splits: list[str] = []
     for item in items:
-        mask, _ = raster.writable(item.mask, classes)
+        mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
         split = item.split if item.split in ("train", "val", "test") else "train"
         if split not in splits:
