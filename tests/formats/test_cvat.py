@@ -207,8 +207,12 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
     out = tmp_path / "out"
     cvat.write(out, [ExportItem(n, CAMVID / "train" / n, m) for n, m in masks.items()], classes, images="none")
     result = cvat.read(out, image_size=lambda name: None)
+    assert [c.name for c in result.classes] == [f"c{i}" for i in range(11)]   # void 11 not written
     for item in result.items:
-        assert raster.agreement(masks[item.image], item.mask) >= 0.99
+        m = masks[item.image]
+        void = m == 11
+        assert raster.agreement(np.where(void, NOT_LABELLED, m), item.mask) >= 0.99
+        assert (item.mask[void] == NOT_LABELLED).all()                     # void: not labelled
 
 
 def test_absurd_coordinates_and_mask_boxes_are_problems(tmp_path):
@@ -238,3 +242,39 @@ def test_reads_the_zip_cvat_downloads(tmp_path):
     assert sorted(i.image for i in result.items) == ["frame_000.png", "frame_001.png"]
     (tmp_path / "other.zip").write_bytes(b"not a zip")
     assert not cvat.detect(tmp_path / "other.zip")
+
+
+# ----- void classes -----------------------------------------------------------------------
+def test_void_class_is_not_in_meta_and_reads_back_not_labelled(tmp_path):
+    m = project_mask()
+    m[30:36, 2:12] = 3                       # void over background and road
+    m[22:26, 15:25] = 3                      # void inside the road: a hole CVAT cannot paint
+    classes = CLASSES + [ExportClass("Unlabelled", 3, (0, 0, 0), void=True)]
+    out = tmp_path / "out"
+    cvat.write(out, [ExportItem("f.png", tmp_path / "none.png", m)], classes, images="none")
+    text = (out / "annotations.xml").read_text()
+    assert "Unlabelled" not in text
+    result = cvat.read(out, image_size=lambda name: (40, 50))
+    assert [(c.name, c.void) for c in result.classes] == [("background", False), ("road", False), ("car", False)]
+    (item,) = list(result.items)
+    assert (item.mask[m == 3] == NOT_LABELLED).all()
+    keep = m != 3
+    assert (item.mask[keep] == m[keep]).all()
+    assert not result.problems
+
+
+def test_meta_label_named_void_reads_as_void(tmp_path):
+    images = """
+  <image id="0" name="a.png" width="50" height="40">
+    <polygon label="road" source="manual" occluded="0" points="0,0;50,0;50,40;0,40" z_order="0">
+    </polygon>
+    <box label="Void" source="manual" occluded="0" xtl="5" ytl="5" xbr="15" ybr="15" z_order="1">
+    </box>
+    <box label="__ignore__" source="manual" occluded="0" xtl="30" ytl="5" xbr="40" ybr="15" z_order="1">
+    </box>
+  </image>"""
+    folder = write(tmp_path, cvat_xml(images, labels=(("road", "#804080"), ("Void", "#000000"))))
+    result = cvat.read(folder, image_size=lambda name: None)
+    assert [(c.name, c.void) for c in result.classes] == [("road", False), ("Void", True)]
+    (item,) = list(result.items)
+    assert item.mask[10, 10] == 1 and item.mask[10, 35] == NOT_LABELLED and item.mask[30, 30] == 0

@@ -201,6 +201,23 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
         assert raster.agreement(m, lut[item.mask]) >= 0.99
 
 
+@pytest.mark.skipif(not (CAMVID / "trainannot").is_dir(), reason="../shared/camvid not present")
+def test_camvid_with_its_void_class_round_trips_void_as_not_labelled(tmp_path):
+    path = sorted((CAMVID / "trainannot").glob("*.png"))[0]
+    m = np.asarray(Image.open(path)).astype(np.uint8)
+    classes = [ExportClass(f"c{i}", i, (i, i, i), void=i == 11) for i in range(12)]   # 11: Unlabelled
+    labelme.write(tmp_path, [ExportItem(path.name, path, m)], classes, images="none")
+    result, (item,) = read_one(tmp_path)
+    assert sorted(c.name for c in result.classes) == sorted(f"c{i}" for i in range(11))
+    lut = np.full(256, NOT_LABELLED, np.uint8)
+    for c in result.classes:
+        lut[c.value] = int(c.name[1:])
+    back = lut[item.mask]
+    void = m == 11
+    assert void.any() and (back[void] == NOT_LABELLED).mean() >= 0.99
+    assert raster.agreement(np.where(void, NOT_LABELLED, m), back) >= 0.99
+
+
 # ----- oracle: labelme's own shape_to_mask ----------------------------------------------
 def _labelme_shape_module():
     """labelme/utils/shape.py from an installed labelme (or LABELME_SRC), loaded on its own.
@@ -289,3 +306,46 @@ def test_hidden_folders_are_not_searched(tmp_path):
     labelme_file(tmp_path / ".workbench" / "stale.json", [shape("dog", [[1, 1], [9, 1], [9, 9]])])
     result, items = read_one(tmp_path)
     assert [i.image for i in items] == ["img.png"] and [c.name for c in result.classes] == ["cat"]
+
+
+# ----- void classes -----------------------------------------------------------------------
+def test_void_class_is_written_as_ignore_with_background_and_never_listed(tmp_path):
+    # background first (labelme2voc's layout) and a void class: void pixels must come back
+    # not labelled, neither background nor a class of their own
+    m = project_mask()
+    m[-4:, 10:30] = 3                              # the void class, inside the background
+    classes = CLASSES + [ExportClass("Unlabelled", 3, (0, 0, 0), void=True)]
+    out = tmp_path / "out"
+    labelme.write(out, [ExportItem("frame.png", tmp_path / "none.png", m)], classes, images="none")
+    lines = (out / "labels.txt").read_text().splitlines()
+    assert lines == ["__ignore__", "_background_", "road", "car"]
+    doc = json.loads((out / "frame.json").read_text())
+    assert {s["label"] for s in doc["shapes"]} <= set(lines)
+    result, (item,) = read_one(out)
+    assert [c.name for c in result.classes] == ["background", "road", "car"]
+    assert not any(c.void for c in result.classes)
+    assert (item.mask[m == 3] == NOT_LABELLED).all()
+    keep = m < 3
+    assert (item.mask[keep] == m[keep]).all()
+
+
+def test_labels_named_void_read_as_void_classes(tmp_path):
+    labelme_file(tmp_path / "img.json", [shape("road", [[0, 0], [20, 0], [20, 20], [0, 20]]),
+                                          shape("Unlabelled", [[30, 0], [40, 0], [40, 10]])])
+    result, (item,) = read_one(tmp_path)
+    by_name = {c.name: c for c in result.classes}
+    assert by_name["Unlabelled"].void and not by_name["road"].void
+    assert item.mask[2, 38] == by_name["Unlabelled"].value       # kept, as void, for the workflow
+    (tmp_path / "labels.txt").write_text("__ignore__\nroad\nvoid\n")
+    labelme_file(tmp_path / "img.json", [shape("void", [[30, 0], [40, 0], [40, 10]])])
+    result, _ = read_one(tmp_path)
+    assert [(c.name, c.void) for c in result.classes] == [("road", False), ("void", True)]
+
+
+def test_a_given_class_list_decides_void(tmp_path):
+    from workbench.formats.base import DatasetClass
+
+    labelme_file(tmp_path / "img.json", [shape("clutter", [[0, 0], [20, 0], [20, 20], [0, 20]])])
+    given = [DatasetClass("road", 0), DatasetClass("clutter", 1, void=True)]
+    result, (item,) = read_one(tmp_path, classes=given)
+    assert result.classes == given and item.mask[5, 5] == 1

@@ -175,8 +175,12 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
     yolo.write(out, [ExportItem(n, CAMVID / "train" / n, m) for n, m in masks.items()], classes,
                images="none")
     result = yolo.read(out, image_size=lambda name: (360, 480))
+    assert [c.name for c in result.classes] == [f"c{i}" for i in range(11)]   # void 11 not written
     for item in result.items:
-        assert raster.agreement(masks[item.image + ".png"], item.mask) >= 0.99
+        m = masks[item.image + ".png"]
+        void = m == 11
+        assert raster.agreement(np.where(void, NOT_LABELLED, m), item.mask) >= 0.99
+        assert (item.mask[void] == NOT_LABELLED).mean() >= 0.99            # void: not labelled
 
 
 def test_absurd_coordinates_are_a_problem(tmp_path):
@@ -187,3 +191,46 @@ def test_absurd_coordinates_are_a_problem(tmp_path):
     (item,) = list(result.items)
     assert (item.mask == 0).sum() > 0
     assert any("line 1" in p.reason and "beyond" in p.reason for p in result.problems)
+
+
+# ----- void classes -----------------------------------------------------------------------
+def test_void_class_is_not_written_and_indices_count_trainable_classes(tmp_path):
+    # a void class valued between trainable ones (value 5): not in names, its pixels not
+    # labelled, and the class indices stay 0..K-1 over the trainable classes
+    m = project_mask()
+    m[30:36, 2:12] = 5                       # void, over background and road
+    m[14, 30:38] = 5                         # void inside the road
+    classes = CLASSES + [ExportClass("Unlabelled", 5, (0, 0, 0), void=True)]
+    out = tmp_path / "out"
+    yolo.write(out, [ExportItem("f1.png", tmp_path / "none.png", m)], classes, images="none")
+    assert "Unlabelled" not in (out / "data.yaml").read_text()
+    used = {int(line.split()[0]) for line in (out / "labels" / "train" / "f1.txt").read_text().splitlines()}
+    assert used <= {0, 1, 2}
+    result = yolo.read(out, image_size=lambda name: (40, 50))
+    assert [(c.name, c.value, c.void) for c in result.classes] == [
+        ("background", 0, False), ("road", 1, False), ("car", 2, False)]
+    (item,) = list(result.items)
+    lut = np.full(256, NOT_LABELLED, np.uint8)
+    lut[[0, 1, 2]] = [0, 3, 7]
+    back = lut[item.mask]
+    assert (back[m == 5] == NOT_LABELLED).all()
+    keep = m != 5
+    assert (back[keep] == m[keep]).all()
+
+
+def test_names_ignore_is_not_labelled_and_void_names_are_void(tmp_path):
+    root = tmp_path / "ds"
+    image(root / "images" / "train" / "a.png")
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "data.yaml").write_text("train: images/train\nval: images/train\n"
+                                    "names:\n  0: road\n  1: __ignore__\n  2: Unlabelled\n")
+    (root / "labels" / "train" / "a.txt").write_text(
+        "0 0.0 0.0 1.0 0.0 1.0 1.0 0.0 1.0\n"      # road everywhere
+        "1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n"      # __ignore__ on top
+        "2 0.6 0.6 0.9 0.6 0.9 0.9 0.6 0.9\n")     # Unlabelled on top
+    result = yolo.read(root, image_size=lambda name: None)
+    assert [(c.name, c.value, c.void) for c in result.classes] == [("road", 0, False), ("Unlabelled", 2, True)]
+    (item,) = list(result.items)
+    assert item.mask[8, 10] == NOT_LABELLED          # inside the __ignore__ square
+    assert item.mask[30, 38] == 2 and item.mask[20, 25] == 0
+    assert not [p for p in result.problems if "a.txt" in p.file]

@@ -16,12 +16,14 @@ they are listed, not painted. Pixels no shape covers are not labelled. Labels th
 SRC is the XML file, a folder holding ``annotations.xml`` (or one ``*.xml``), or the zip
 CVAT downloads (its ``annotations.xml`` is read in place).
 
-Write: ``annotations.xml`` with every project class in ``<meta><task><labels>`` and one
+Write: ``annotations.xml`` with every trainable project class in ``<meta><task><labels>`` and one
 ``<polygon>`` per region (traced as raster.vectorise does, z_order 0, document order
 is paint order), images under ``images/`` unless "none". CVAT polygons have no holes:
 a hole is rebuilt by the shapes drawn after it. CVAT cannot paint "not labelled" (and
 refuses labels its task lacks), so a region with a not-labelled hole is written as a
-``<mask>`` of its exact pixels instead of a polygon.
+``<mask>`` of its exact pixels instead of a polygon. Void classes are not written: their
+pixels are not labelled (the void rule of :mod:`workbench.formats.raster`); reading, a label
+named like a void class (``Unlabelled``) is a void class.
 """
 
 from __future__ import annotations
@@ -227,7 +229,8 @@ def read(src: Path, *, image_size: ImageSize | None = None,
     problems: list[Problem] = []
     where = str(path)
     if classes is None:
-        classes = [DatasetClass(name, i, colour) for i, (name, colour) in enumerate(_meta_labels(root))]
+        classes = raster.mark_void_names(
+            [DatasetClass(name, i, colour) for i, (name, colour) in enumerate(_meta_labels(root))])
     by_name = {c.name: c.value for c in classes}
     images = root.findall("image")
     extra: list[str] = []
@@ -241,7 +244,7 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         problems.append(Problem(where, f"labels that <meta> does not list (added as classes): {', '.join(extra)}"))
         used = {c.value for c in classes}
         free = (v for v in range(NOT_LABELLED) if v not in used)
-        classes = classes + [DatasetClass(name, next(free)) for name in extra]
+        classes = classes + raster.mark_void_names([DatasetClass(name, next(free)) for name in extra])
         by_name = {c.name: c.value for c in classes}
     if root.find("track") is not None:
         problems.append(Problem(where, "<track> elements (CVAT for video) are not read: export the task "
@@ -368,11 +371,14 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     out = Path(out)
     image_files.check_mode(images)
     rep = WriteReport()
-    names = {c.value: c.name for c in classes}
+    # void classes are not written: their pixels are not labelled, <meta> does not list
+    # them (raster.trainable, raster.without_void)
+    trainable = raster.trainable(classes)
+    names = {c.value: c.name for c in trainable}
     body: list[str] = []
     count = 0
     for item in items:
-        mask = np.asarray(item.mask, dtype=np.uint8)
+        mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
         present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
         stray = [v for v in present if v not in names]
@@ -395,7 +401,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         body.append("  </image>")
         image_files.place_into(rep, item.image_path, out / "images" / item.name, images)
         count += 1
-    labels = [(c.name, _hex(c.color)) for c in sorted(classes, key=lambda c: c.value)]
+    labels = [(c.name, _hex(c.color)) for c in trainable]
     head = ["<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<annotations>", "  <version>1.1</version>",
             "  <meta>", "    <task>", "      <name>segmentation-workbench export</name>",
             f"      <size>{count}</size>", "      <mode>annotation</mode>", "      <labels>"]

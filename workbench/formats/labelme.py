@@ -14,10 +14,12 @@ label found, sorted. Embedded ``imageData`` is never needed (the project has the
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
 missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
-classes (``__ignore__`` first; a first class named background as ``_background_``, as
+trainable classes (``__ignore__`` first; a first class named background as ``_background_``, as
 labelme2voc requires, its shapes labelled so). Not-labelled holes inside a region are
 written as ``__ignore__`` polygons (with a background class: every not-labelled pixel,
-since labelme2voc makes uncovered pixels background).
+since labelme2voc makes uncovered pixels background). Void classes are not written: their
+pixels are not labelled (the void rule of :mod:`workbench.formats.raster`); reading, a label
+named like a void class (``Unlabelled``) is a void class.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         if labels_path is not None:
             try:
                 text = labels_path.read_text(encoding="utf-8-sig")
-                classes = parse_names(text, labels_path)
+                classes = raster.mark_void_names(parse_names(text, labels_path))
                 if any(line.strip().lower() in BACKGROUND_NAMES for line in text.splitlines()):
                     background = "background"
             except (InputError, OSError, UnicodeDecodeError) as exc:
@@ -192,7 +194,8 @@ def read(src: Path, *, image_size: ImageSize | None = None,
                     found.append(name)
         loaded.append((path, data))
     if classes is None:
-        classes = [DatasetClass(name, i) for i, name in enumerate(sorted(found, key=str.lower))]
+        classes = raster.mark_void_names(
+            [DatasetClass(name, i) for i, name in enumerate(sorted(found, key=str.lower))])
     by_name = {c.name.lower(): c.value for c in classes}
     if known:
         unknown = [n for n in found if n.lower() not in by_name]
@@ -337,8 +340,10 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     out = Path(out)
     image_files.check_mode(images)
     rep = WriteReport()
-    names = {c.value: c.name for c in classes}
-    ordered = sorted(classes, key=lambda c: c.value)
+    # void classes are not written: their pixels are not labelled (__ignore__ where a
+    # shape would cover them) and labels.txt does not list them (raster.trainable, raster.without_void)
+    ordered = raster.trainable(classes)
+    names = {c.value: c.name for c in ordered}
     # labelme2voc wants labels.txt to start __ignore__, _background_ (and shapes of the
     # background class labelled so); its pixels no shape covers are then background, so
     # every not-labelled pixel gets an __ignore__ shape as well
@@ -347,7 +352,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     if background is not None:
         names[background] = "_background_"
     for item in items:
-        mask = np.asarray(item.mask, dtype=np.uint8)
+        mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
         present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
         stray = [v for v in present if v not in names]

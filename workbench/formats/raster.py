@@ -26,6 +26,13 @@ touches) gets a correction shape drawn last, so the round trip is exact or very 
 In the AREA convention the boundary is traced on a mask upsampled x2, which puts the
 vertices a quarter pixel inside the region's pixel edges: every covered pixel's centre is
 strictly inside, every other centre strictly outside, so no pixel sits on an edge.
+
+Void classes (CamVid's "Unlabelled") follow one rule in all three formats
+(:func:`trainable`, :func:`without_void`, :func:`is_void_name`): a writer writes no shape and no class entry for
+a void class, its pixels are not labelled in what is written (labelme says so with
+``__ignore__`` where a shape would cover them), and a reader takes ``__ignore__`` as not
+labelled and a class named like a void class (:data:`VOID_NAMES`) as void, so a void
+class never comes back as a trainable one.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from workbench.formats.base import NOT_LABELLED
+from workbench.classes import name_key
+from workbench.formats.base import NOT_LABELLED, DatasetClass, ExportClass
 
 AREA = "area"
 LABELME = "labelme"
@@ -390,3 +398,40 @@ def agreement(expected: np.ndarray, actual: np.ndarray) -> float:
     if n == 0:
         return 1.0
     return float((expected[labelled] == actual[labelled]).sum()) / n
+
+
+# ----- void classes (one rule for labelme, CVAT and YOLO) -------------------------------
+# names that are void wherever a polygon format names them: CamVid's "Unlabelled" /
+# "Void", Cityscapes' "unlabeled" (the names class_files.parse_colour_names takes as void)
+VOID_NAMES = frozenset({"void", "unlabelled", "unlabeled"})
+
+
+def is_void_name(name: str) -> bool:
+    """True for a class name that means void (:data:`VOID_NAMES`, case ignored)."""
+    return name_key(name) in VOID_NAMES
+
+
+def mark_void_names(classes: list[DatasetClass]) -> list[DatasetClass]:
+    """``classes`` with those named like a void class marked void (a reader's found classes:
+    the polygon formats have no void flag, so the name is all that says it)."""
+    return [DatasetClass(c.name, c.value, c.color, True) if not c.void and is_void_name(c.name) else c
+            for c in classes]
+
+
+def trainable(classes: Iterable[ExportClass]) -> list[ExportClass]:
+    """The classes a polygon format writes: the trainable ones, in value order.
+
+    The polygon formats cannot mark a class void, and a class written under its name is
+    read back as a trainable one; so void classes are in no class list they write.
+    """
+    return sorted((c for c in classes if not c.void), key=lambda c: c.value)
+
+
+def without_void(mask: np.ndarray, classes: Iterable[ExportClass]) -> np.ndarray:
+    """``mask`` (uint8) with the void classes' pixels not labelled, as a polygon format
+    writes them (what VOC, COCO and Cityscapes do too)."""
+    lut = np.arange(256, dtype=np.uint8)
+    for c in classes:
+        if c.void:
+            lut[c.value] = NOT_LABELLED
+    return lut[np.asarray(mask, dtype=np.uint8)]

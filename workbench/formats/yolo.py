@@ -24,7 +24,10 @@ Written: ``data.yaml`` (``names`` as a mapping, no ``path`` so that Ultralytics 
 the folders beside the yaml), ``labels/<split>/<stem>.txt`` and ``images/<split>/``
 unless "none"; images without a split go to ``train``; ``val`` points at the train
 images when the export has no val images (Ultralytics requires it). Class indices are
-the project classes in value order, numbered from 0.
+the project's trainable classes in value order, numbered from 0; void classes are not
+written, their pixels are not labelled (the void rule of :mod:`workbench.formats.raster`).
+Reading, a ``names`` entry ``__ignore__`` paints "not labelled" and one named like a void
+class (``Unlabelled``) is a void class.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from workbench.formats import images as image_files
 from workbench.formats import raster
 from workbench.formats.base import (NOT_LABELLED, DatasetClass, ExportClass, ExportItem, FormatSpec,
                                     ImageSize, Problem, ReadItem, ReadResult, WriteReport)
+from workbench.formats.class_files import IGNORE_NAMES
 from workbench.imageio import image_size as file_image_size
 from workbench.imageio import is_image_file
 
@@ -231,13 +235,18 @@ def read(src: Path, *, image_size: ImageSize | None = None,
     found_classes, entries = _collect(src, problems)
     if not entries:
         problems.append(Problem(str(src), "no label files found"))
-    classes = classes if classes is not None else found_classes
-    known = {c.value for c in classes} if classes is not None else None
+    if classes is None and found_classes is not None:
+        classes = raster.mark_void_names(found_classes)
+    # a class named __ignore__ (labelme's name for it) is "not labelled", not a class
+    ignore = {c.value for c in classes or [] if c.name.strip().lower() in IGNORE_NAMES}
+    if classes is not None:
+        classes = [c for c in classes if c.value not in ignore]
+    known = {c.value for c in classes} | ignore if classes is not None else None
     result = ReadResult(classes=classes, items=[], problems=problems)
 
     def items() -> Iterator[ReadItem]:
         for name, lab, img, split in entries:
-            item = _read_label(name, lab, img, split, known, image_size, result.problems)
+            item = _read_label(name, lab, img, split, known, image_size, result.problems, ignore)
             if item is not None:
                 yield item
 
@@ -246,7 +255,8 @@ def read(src: Path, *, image_size: ImageSize | None = None,
 
 
 def _read_label(name: str, lab: Path, img: Path | None, split: str | None, known: set[int] | None,
-                image_size: ImageSize | None, problems: list[Problem]) -> ReadItem | None:
+                image_size: ImageSize | None, problems: list[Problem],
+                ignore: set[int] = frozenset()) -> ReadItem | None:
     where = str(lab)
     size = image_size(name) if image_size is not None else None
     if size is None and img is not None:
@@ -305,7 +315,7 @@ def _read_label(name: str, lab: Path, img: Path | None, split: str | None, known
             continue
         if placed == "clipped":
             clipped.append(str(lineno))
-        regions.append(raster.Region(cls, pts))
+        regions.append(raster.Region(NOT_LABELLED if cls in ignore else cls, pts))
     if unknown:
         problems.append(Problem(where, f"class indices that names does not list, skipped: "
                                        f"{', '.join(map(str, sorted(unknown)))}"))
@@ -336,11 +346,13 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     out = Path(out)
     image_files.check_mode(images)
     rep = WriteReport()
-    ordered = sorted(classes, key=lambda c: c.value)
+    # void classes are not written: their pixels are not labelled, names does not list
+    # them, so the indices count the trainable classes only (raster.trainable, raster.without_void)
+    ordered = raster.trainable(classes)
     index = {c.value: i for i, c in enumerate(ordered)}
     splits: list[str] = []
     for item in items:
-        mask = np.asarray(item.mask, dtype=np.uint8)
+        mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
         split = item.split if item.split in ("train", "val", "test") else "train"
         if split not in splits:
