@@ -173,6 +173,12 @@ class MainWindow(QMainWindow):
         self.toolbars.opacity.valueChanged.connect(self._on_opacity)
         self.training.started.connect(self._on_jobs_changed)
         self.training.finished.connect(self._on_jobs_changed)
+        # Image list: bulk split / status edits; rows hold still while Predict all runs (issue 12.9).
+        self.list_panel.imagesEdited.connect(self.events.images)
+        self.list_panel.failed.connect(self.notifier.error)
+        self.list_panel.message.connect(self.notifier.info)
+        self.predictions.batchProgress.connect(self.list_panel.hold_order)
+        self.predictions.batchFinished.connect(self.list_panel.release_order)
 
     def _initial_view_state(self) -> None:
         a = self.actions_by_id
