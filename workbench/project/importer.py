@@ -80,6 +80,27 @@ def check_image_complete(path: Path) -> None:
         raise InputError("image too large to load into memory", path) from None
 
 
+def store_mask(project: "Project", rec: ImageRecord, mask, *, kind: str, status: Status | str = Status.VERIFIED,
+               source: str = "import", overwrite: bool = False) -> str:
+    """Store one validated mask (project values) as the image's label or ground truth.
+
+    The one rule every importer follows: a label a person made or changed is left alone
+    ("kept") unless ``overwrite``; a label that is replaced goes to the label history
+    first ("overwritten" when a person's, else "imported"). Ground truth never touches
+    the label or the status.
+    """
+    if kind == "labels":
+        person = made_by_person(rec)
+        if person and not overwrite:
+            return "kept"
+        project._write_label(rec.id, mask, parse_status(status), source,
+                             "import --overwrite" if person else "import")
+        return "overwritten" if person else "imported"
+    masks.write_mask(project.ground_truth_path(rec.id), mask, project.schema)
+    project._record_ground_truth(rec.id)
+    return "imported"
+
+
 def list_mask_files(mask_dir: Path) -> list[Path]:
     """Image files directly in ``mask_dir``, sorted by name (nothing decoded)."""
     if not mask_dir.is_dir():
@@ -138,16 +159,11 @@ def import_masks(project: "Project", mask_dir: str | Path, *, as_: str = "labels
                 hw = project.image_shape(rec.id)
                 check_image_complete(project.image_path(rec.id))
                 mask = masks.read_mask(path, project.schema, hw)
-                if kind == "labels":
-                    status = (statuses or {}).get(stem, default_status)
-                    person = made_by_person(rec)
-                    project._write_label(rec.id, mask, parse_status(status), source,
-                                         "import --overwrite" if person else "import")
-                    if person:
-                        rep.overwritten.append(rec.name)
-                else:
-                    masks.write_mask(project.ground_truth_path(rec.id), mask, project.schema)
-                    project._record_ground_truth(rec.id)
+                outcome = store_mask(project, rec, mask, kind=kind,
+                                     status=(statuses or {}).get(stem, default_status),
+                                     source=source, overwrite=overwrite)
+                if outcome == "overwritten":
+                    rep.overwritten.append(rec.name)
             except InputError as exc:
                 # The message names the image when the image is at fault, else the mask.
                 where = exc.path if exc.path is not None and exc.path != path else None
