@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
             slots[f"tool_{name}"] = partial(self._tool_toggled, tool)
         for n in range(1, 10):
             slots[f"class_{n}"] = partial(self.palette.select_nth, n)
+        slots["class_picker"] = self.palette.pick_class
         return slots
 
     def _evaluate(self) -> None:

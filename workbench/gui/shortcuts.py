@@ -46,6 +46,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("brush_smaller", "Brush smaller", ("[",), "Tools"),
     Shortcut("brush_larger", "Brush larger", ("]",), "Tools"),
     *(Shortcut(f"class_{i}", f"Class {i}", (str(i),), "Classes") for i in range(1, 10)),
+    Shortcut("class_picker", "&Choose class by name… (classes past 9)", ("C",), "Classes"),
     # Edit
     Shortcut("undo", "&Undo", ("Ctrl+Z",), "Edit"),
     Shortcut("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
