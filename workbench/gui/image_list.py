@@ -16,6 +16,7 @@ from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QPersiste
                             QSortFilterProxyModel, Qt, Signal)
 from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
+                               QSizePolicy,
                                QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -371,6 +372,8 @@ class ImageListPanel(QWidget):
         # Bulk edits of the selected rows (also in the context menu).
         self.selection_label = QLabel()
         self.selection_label.setAccessibleName("selection")
+        # The note must not widen the dock (and so the window's minimum width).
+        self.selection_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.split_button = QToolButton(text="Set split", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
         self.status_button = QToolButton(text="Set status", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
         self.split_button.setMenu(self._split_menu(self))

@@ -52,7 +52,7 @@ class PalettePanel(QWidget):
         self.before_remap: Callable[[], bool] = lambda: True
         self.list = QListWidget()
         self.list.setAccessibleName("classes")
-        self.list.setMinimumHeight(48)  # two rows of buttons below must not force a taller window
+        self.list.setMinimumHeight(20)  # three rows of buttons below must not force a taller window
         self.add_button = QPushButton("Add")
         self.rename_button = QPushButton("Rename")
         self.color_button = QPushButton("Colour")
@@ -62,7 +62,7 @@ class PalettePanel(QWidget):
         # Class setup (issue 10): load from a file, void on / off, a picker past key 9.
         self.load_button = QPushButton("Load…")
         self.void_button = QPushButton("Void")
-        self.pick_button = QPushButton("Choose… (C)")
+        self.pick_button = QPushButton("Find…")
         self.load_button.setToolTip("Load the classes from a classes.json or a names file (one a line: VOC "
                                     "class_names.txt, labelme labels.txt); classes are matched by name")
         self.void_button.setToolTip("Mark the class void (not trained, not scored) or trained again")
