@@ -11,7 +11,9 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMes
 
 from workbench.errors import WorkbenchError
 from workbench.gui.canvas import Canvas
+from workbench.gui.export_dialog import ExportDialog
 from workbench.gui.help_dialog import ShortcutsDialog
+from workbench.gui.import_dialog import ImportDialog
 from workbench.gui.image_list import ImageListModel, ImageListPanel
 from workbench.gui.label_history_dialog import show_label_history
 from workbench.gui.metrics_controller import MetricsController
@@ -110,6 +112,7 @@ class MainWindow(QMainWindow):
         ws, ma, c = self.workspace, self.model_actions, self.canvas
         slots = {
             "open_folder": self.choose_folder, "save": ws.save, "quit": self.close,
+            "import_labels": self.import_labels, "export_labels": self.export_labels,
             "next_image": ws.next_image, "prev_image": ws.prev_image, "verify_next": ws.verify_next,
             "focus_filter": self.list_panel.search.setFocus,
             "brush_smaller": self._brush_smaller, "brush_larger": self._brush_larger,
@@ -180,6 +183,9 @@ class MainWindow(QMainWindow):
         self.list_panel.message.connect(self.notifier.info)
         self.predictions.batchProgress.connect(self.list_panel.hold_order)
         self.predictions.batchFinished.connect(self.list_panel.release_order)
+        # File > Import labels… / Export…; the Metrics panel's "Import ground truth…" opens the same dialog.
+        self.metrics_panel.importRequested.connect(partial(self.import_labels, "ground-truth"))
+        self.events.schemaChanged.connect(self.palette.reload)
 
     def _initial_view_state(self) -> None:
         a = self.actions_by_id
@@ -303,6 +309,37 @@ class MainWindow(QMainWindow):
 
     def _on_jobs_changed(self, *_args: object) -> None:
         self.actions_by_id["retrain"].setEnabled(not self.training.running)
+
+    def import_labels(self, as_: str = "labels") -> None:
+        """File > Import labels… (preset to ground truth from the Metrics panel)."""
+        if self.project is None:
+            self.notifier.info("Open an image folder first.", 4000)
+            return
+        self.import_dialog = ImportDialog(self.project, self, as_=as_ if isinstance(as_, str) else "labels",
+                                          before_import=self._before_class_remap)
+        self.import_dialog.imported.connect(self._after_import)
+        self.import_dialog.setModal(True)
+        self.import_dialog.show()
+
+    def export_labels(self) -> None:
+        """File > Export labels…."""
+        if self.project is None:
+            self.notifier.info("Open an image folder first.", 4000)
+            return
+        self.export_dialog = ExportDialog(self.project, self, before_export=self._before_class_remap)
+        self.export_dialog.setModal(True)
+        self.export_dialog.show()
+
+    def _after_import(self, report) -> None:
+        # Announce what the import changed; the open image is re-read if it got a new label.
+        if report.adopted_classes:
+            self.events.schema()
+        self.events.images(None)
+        name = self.project.get(self.session.image_id).name if self.session.image_id is not None else None
+        if name in report.imported_names and report.kind == "labels":
+            self._after_class_remap()
+        if report.kind == "ground-truth" and report.imported and self.predictions.has_model:
+            self.model_actions.evaluate()
 
     def show_shortcuts(self) -> None:
         """Help > Keyboard shortcuts."""

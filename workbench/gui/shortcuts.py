@@ -28,6 +28,8 @@ class Shortcut:
 SHORTCUTS: tuple[Shortcut, ...] = (
     # File
     Shortcut("open_folder", "&Open Folder…", ("Ctrl+O",), "File"),
+    Shortcut("import_labels", "&Import labels…", ("Ctrl+I",), "File"),
+    Shortcut("export_labels", "&Export labels…", ("Ctrl+Shift+E",), "File"),
     Shortcut("save", "&Save label", ("Ctrl+S",), "File"),
     Shortcut("quit", "&Quit", ("Ctrl+Q",), "File"),
     # Navigation (labelme)
