@@ -72,7 +72,7 @@ def test_ctrl_click_selects_many_and_sets_their_split(window, qtbot) -> None:
     for name in names[1:]:
         _click_row(table, _row_of_name(panel, name), Qt.KeyboardModifier.ControlModifier)
     assert sorted(project.get(i).name for i in panel.selected_ids()) == names
-    assert panel.selection_label.text() == "3 images selected"
+    assert panel.selection_label.text() == "3 selected"
     with qtbot.waitSignal(window.events.imagesChanged, timeout=30000):
         action = next(a for a in panel.split_button.menu().actions() if a.text() == "val")
         action.trigger()

@@ -78,8 +78,9 @@ class ClassPicker(QDialog):
         self.list.setAccessibleName("class choices")
         from workbench.gui.palette_panel import swatch
 
-        for n, c in enumerate(schema.trainable):
-            key = f"   key {n + 1}" if n < 9 else ""
+        listed = [(c, f"   key {n + 1}" if n < 9 else "") for n, c in enumerate(schema.trainable)]
+        listed += [(c, "   (void)") for c in schema.classes if c.void and not c.retired]
+        for c, key in listed:
             item = QListWidgetItem(swatch(c.color), f"{c.index}: {c.name}{key}")
             item.setData(Qt.ItemDataRole.UserRole, c.index)
             self.list.addItem(item)

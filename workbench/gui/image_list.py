@@ -618,7 +618,7 @@ class ImageListPanel(QWidget):
 
     def _on_selection(self, *_args: object) -> None:
         n = len(self.table.selectionModel().selectedRows())
-        self.selection_label.setText(f"{_images(n)} selected" if n > 1 else "Ctrl/Shift+click: select many")
+        self.selection_label.setText(f"{n:,} selected" if n > 1 else "Ctrl/Shift+click: many")
         for b in (self.split_button, self.status_button):
             b.setEnabled(n > 0)
 

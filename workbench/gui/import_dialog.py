@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -95,7 +95,7 @@ class ImportDialog(QDialog):
         self.mapping.setHorizontalHeaderLabels(["Dataset class", "Value", "In this project"])
         self.mapping.verticalHeader().hide()
         self.mapping.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.mapping.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.mapping.horizontalHeader().setStretchLastSection(True)
         self.summary = QPlainTextEdit(readOnly=True)
         self.summary.setAccessibleName("summary")
         self.summary.setPlaceholderText("What the import did is shown here and stays until you close the dialog.")
@@ -211,7 +211,8 @@ class ImportDialog(QDialog):
                 if c == 2 and text.startswith("NOT IN"):
                     item.setForeground(Qt.GlobalColor.darkRed)
                 self.mapping.setItem(r, c, item)
-        self.mapping.resizeColumnsToContents()
+        self.mapping.resizeColumnToContents(0)
+        self.mapping.resizeColumnToContents(1)
 
     # ----- import ---------------------------------------------------------------------------
     def start_import(self) -> None:

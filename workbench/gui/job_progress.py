@@ -55,6 +55,7 @@ class JobProgress(QWidget):
         job.signals.errored.connect(self._on_errored)
         job.signals.finished.connect(self._on_finished)
         self.bar.setRange(0, 0)                  # busy until the first report says how much
+        self.bar.setFormat("%p%")
         self.label.setText("starting…")
         self.cancel_button.setEnabled(True)
         self.setVisible(True)
@@ -93,5 +94,6 @@ class JobProgress(QWidget):
     def _idle(self) -> None:
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
+        self.bar.setFormat("")                   # no "0%" when nothing runs
         self.label.setText("")
         self.cancel_button.setEnabled(False)

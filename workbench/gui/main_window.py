@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
         self._initial_view_state()
         self.resize(1400, 900)
         self.resizeDocks([self.docks["images"], self.docks["classes"]], [400, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["classes"], self.docks["training"]], [180, 500], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["classes"], self.docks["training"]], [260, 420], Qt.Orientation.Vertical)
         self.restoreGeometry(QByteArray(app_settings().value("geometry", QByteArray())))
         self.restoreState(QByteArray(app_settings().value("window_state", QByteArray())))
 
