@@ -19,6 +19,7 @@ from workbench.errors import WorkbenchError
 # sub-command name -> module under workbench.commands
 COMMANDS: dict[str, str] = {
     "import": "import_masks",
+    "export": "export",
     "evaluate": "evaluate",
     "train": "train",
     "predict": "predict",

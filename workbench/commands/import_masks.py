@@ -1,8 +1,12 @@
-"""``workbench import IMAGES --masks DIR``: bring existing masks into a project.
+"""``workbench import IMAGES --masks SRC [--format F]``: bring existing labels into a project.
 
-The class schema comes from ``--classes``; else the project's own (when the project
-already exists); else a ``classes.json`` in DIR or DIR's parent (CamVid keeps one
-beside ``trainannot/``); else the number of classes is inferred from the mask values.
+SRC is a folder or a file in any registered format (``--format auto`` detects it; see
+``workbench.formats.registry``). A plain folder of index masks (today's layout) keeps
+its own path: the class schema comes from ``--classes``; else the project's own (when
+the project already exists); else a ``classes.json`` in SRC or SRC's parent (CamVid
+keeps one beside ``trainannot/``); else the number of classes is inferred from the mask
+values. Every other source goes through ``workflows.interchange.import_labels``, which
+maps the dataset's classes onto the project's by name.
 """
 
 from __future__ import annotations
@@ -26,18 +30,28 @@ SHOW_AT_MOST = 20
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``import`` and set its ``func``."""
+    from workbench.formats.registry import NAMES
+
     p = subparsers.add_parser(
-        "import", help="import a folder of masks as labels or ground truth",
-        description="Import masks (grayscale index, palette or RGB colour PNGs) into the "
-                    "project of an image folder, pairing masks with images by file stem. "
-                    "Labels become 'verified'; ground truth is kept apart from labels.")
+        "import", help="import labels (a mask folder, VOC, COCO, Cityscapes, labelme, CVAT, YOLO)",
+        description="Import labels into the project of an image folder, pairing them with images "
+                    "by file stem. SRC is a folder of masks (grayscale index, palette or RGB colour "
+                    "PNGs) or a dataset in another format: Pascal VOC, COCO JSON, Cityscapes, "
+                    "labelme, CVAT XML, YOLO segmentation (--format auto detects which). Dataset "
+                    "classes are matched to the project's by name. Labels become 'verified'; "
+                    "ground truth is kept apart from labels.")
     p.add_argument("images", metavar="IMAGES", help="the image folder (the project)")
-    p.add_argument("--masks", required=True, metavar="DIR", help="folder of mask files")
+    p.add_argument("--masks", required=True, metavar="SRC",
+                   help="folder of mask files, a dataset folder, or a file (a COCO JSON, a CVAT XML)")
+    p.add_argument("--format", default="auto", choices=["auto", *NAMES],
+                   help="the format of SRC (default: auto, detected from SRC)")
     p.add_argument("--as", dest="as_", default="labels", choices=["labels", "ground-truth"],
                    help="import as the project's labels (default) or as reference ground truth")
     p.add_argument("--classes", metavar="FILE",
-                   help="class schema JSON (default: the project's, else classes.json in DIR "
-                        "or its parent, else inferred from the mask values)")
+                   help="classes.json, or a text file of class names one a line (_background_ and "
+                        "__ignore__ understood, as labelme's labels.txt and VOC's class_names.txt); "
+                        "default: the classes SRC carries, else the project's, else classes.json in "
+                        "SRC or its parent, else inferred from the mask values")
     p.add_argument("--state-dir", metavar="DIR",
                    help="keep project state here instead of IMAGES/.workbench")
     p.add_argument("--overwrite", action="store_true",
@@ -95,12 +109,84 @@ def _is_blank(project: Project) -> bool:
     return not project.models() and not any(r.has_label or r.has_ground_truth for r in project.images())
 
 
+def _load_schema(path: str) -> ClassSchema:
+    """A classes.json, or a names file as a schema (names in order, default colours)."""
+    from workbench.formats.class_files import read_class_file, schema_from_classes
+
+    p = Path(path).expanduser()
+    if p.suffix.lower() == ".json":
+        return ClassSchema.load(p)
+    return schema_from_classes(read_class_file(p))
+
+
+def _is_plain_mask_folder(src: Path, fmt: str) -> bool:
+    """True for a folder of index masks itself (today's import path), not a dataset root."""
+    from workbench.formats import index, registry
+
+    if fmt not in ("auto", "index") or not src.is_dir():
+        return False
+    if fmt == "auto":
+        spec = registry.detect(src)
+        if spec is None or spec.name != "index":
+            return False
+    return index.mask_folders(src) == [(src, index.mask_folders(src)[0][1])]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the import; 0 when every mask went in, 1 when some had problems."""
+    src = Path(args.masks).expanduser()
+    if not src.exists():
+        raise InputError("label source not found", src)
+    if not _is_plain_mask_folder(src, getattr(args, "format", "auto") or "auto"):
+        return _run_format(args, src)
+    return _run_folder(args)
+
+
+def _open_writable(args: argparse.Namespace, schema: ClassSchema | None) -> Project:
+    project = Project.open(args.images, state_dir=args.state_dir, schema=schema)
+    if project.read_only:
+        reason = project.read_only_reason or ""
+        project.close()
+        if reason.startswith("opened read-only: "):  # the state folder itself cannot be written
+            raise WorkbenchError(f"cannot import: the project {reason}", project.state_dir)
+        raise WorkbenchError("project is open in another window/process; close it and import "
+                             "again", project.state_dir)
+    return project
+
+
+def _run_format(args: argparse.Namespace, src: Path) -> int:
+    """Import a dataset in any registered format through the interchange workflow."""
+    from workbench.formats import registry
+    from workbench.formats.class_files import read_class_file
+    from workbench.workflows.interchange import import_labels
+
+    kind = normalise_kind(args.as_)
+    fmt = args.format or "auto"
+    spec = registry.detect_or_explain(src) if fmt == "auto" else registry.get(fmt)
+    given = read_class_file(args.classes) if args.classes else None
+    with _open_writable(args, None) as project:
+        print(f"project: {project.folder} ({len(project.images())} images)")
+        print(f"state:   {project.state_dir}")
+        print(f"format:  {spec.title} ({spec.name}){' (detected)' if fmt == 'auto' else ''}")
+        with progress_bar(f"import {kind}", unit="mask") as bar:
+            rep = import_labels(project, src, format=spec.name, classes=given, as_=kind,
+                                overwrite=bool(getattr(args, "overwrite", False)), on_progress=bar)
+        print(f"classes: {project.schema.num_classes}")
+        for line in rep.summary_lines(SHOW_AT_MOST):
+            print(line)
+        for problem in project.problems[:SHOW_AT_MOST]:
+            print(f"note: {problem}", file=sys.stderr)
+    if rep.imported == 0 and rep.total > 0 and not rep.kept:
+        return 1
+    return 1 if (rep.problems or rep.unknown_classes) else 0
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    """Import a plain folder of masks (paired by stem) as before the formats existed."""
     kind = normalise_kind(args.as_)
     mask_dir = Path(args.masks).expanduser()
     list_mask_files(mask_dir)  # fail early on a missing mask folder
-    given = ClassSchema.load(args.classes) if args.classes else None
+    given = _load_schema(args.classes) if args.classes else None
     _, state = Project.locate(args.images, state_dir=args.state_dir)
     existed = is_state_dir(state) and (state / "classes.json").is_file()
     schema, origin = given, args.classes

@@ -93,6 +93,7 @@ class WriteReport:
     written: int = 0
     files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)     # worth saying, not a problem (added by fmt-core)
 
 
 # how to place the images beside the labels: "copy", "link" (symlink, copy where links

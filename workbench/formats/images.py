@@ -46,3 +46,15 @@ def place_image(src: Path, dst: Path, mode: str) -> bool:
     with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
     return mode == "copy"
+
+
+LINK_NOTE = "links are refused here: images were copied instead"
+
+
+def place_into(report, src: Path, dst: Path, mode: str) -> None:
+    """``place_image`` for a writer: records ``dst`` in ``report.files`` and a link fallback once."""
+    if mode == "none":
+        return
+    if not place_image(src, dst, mode) and mode == "link" and LINK_NOTE not in report.notes:
+        report.notes.append(LINK_NOTE)
+    report.files.append(dst)

@@ -53,14 +53,19 @@ def detect(src: Path) -> bool:
     return any(list_pngs(folder)[:1] for folder, _ in mask_folders(src))
 
 
-def read(src: Path, *, image_size: ImageSize | None = None) -> ReadResult:
-    """Read every mask of an index PNG folder (see the module docstring)."""
+def read(src: Path, *, image_size: ImageSize | None = None,
+         classes: list[DatasetClass] | None = None) -> ReadResult:
+    """Read every mask of an index PNG folder (see the module docstring).
+
+    ``classes`` name the values instead of the source's classes.json (and give RGB
+    masks their colours): a ``--classes`` file, or the project's own classes when the
+    masks are in the project's numbering.
+    """
     src = Path(src)
     if not src.is_dir():
         raise InputError("not a folder of index masks", src)
     cls_path = find_classes(src)
-    classes: list[DatasetClass] | None = None
-    if cls_path is not None:
+    if classes is None and cls_path is not None:
         classes = from_schema(ClassSchema.load(cls_path))
     result = ReadResult(classes=classes, items=[])
 
@@ -89,11 +94,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         path = out / f"{split}{ANNOT}" / f"{stem}.png"
         write_png(path, item.mask)
         rep.files.append(path)
-        if images != "none":
-            dst = out / split / Path(item.name).name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / split / Path(item.name).name, images)
         rep.written += 1
     write_classes_json(out / "classes.json", classes)
     rep.files.append(out / "classes.json")

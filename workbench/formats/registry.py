@@ -66,9 +66,17 @@ def matches(src: str | Path) -> list[FormatSpec]:
         if name == FALLBACK:
             continue
         spec = _load(name)
-        if spec is not None and spec.detect(src):
+        if spec is not None and _accepts(spec, src):
             out.append(spec)
     return out
+
+
+def _accepts(spec: FormatSpec, src: Path) -> bool:
+    # a detector that trips over an unreadable file or folder simply does not match
+    try:
+        return bool(spec.detect(src))
+    except (OSError, ValueError, UnicodeError):
+        return False
 
 
 def detect(src: str | Path) -> FormatSpec | None:
@@ -83,7 +91,7 @@ def detect(src: str | Path) -> FormatSpec | None:
     if found:
         return found[0]
     fallback = _load(FALLBACK)
-    if fallback is not None and fallback.detect(src):
+    if fallback is not None and _accepts(fallback, src):
         return fallback
     return None
 

@@ -4,8 +4,11 @@
 A mask's pixel value is the class value (its palette only colours it); 255 is VOC's
 void / object border and reads as not labelled. Class names come from
 ``class_names.txt`` (or labelme's ``labels.txt``) in the dataset root, one a line,
-``_background_`` as class 0 and ``__ignore__`` skipped; without one the 21 VOC names.
-Colours are VOC's colour map (the palette every VOC tool expects).
+``_background_`` as class 0 and ``__ignore__`` skipped; or from CVAT's / Datumaro's
+``labelmap.txt`` (names and colours: their "Segmentation mask" export writes RGB colour
+masks, decoded by those colours); without either, the 21 VOC names. Colours are VOC's
+colour map (the palette every VOC tool expects). labelme2voc's layout
+(``SegmentationClassPNG/``, or ``SegmentationClass/*.npy`` with -1 = ignore) is read too.
 
 SRC may be the VOC root (``VOC2012/``), a ``VOCdevkit/`` above it, or the
 ``SegmentationClass/`` folder itself. Written masks use the project's class indices
@@ -51,7 +54,7 @@ def voc_palette() -> list[int]:
 def find_root(src: Path) -> Path | None:
     """The folder holding ``SegmentationClass/`` for ``src``, or None."""
     src = Path(src)
-    if src.name == MASKS and src.is_dir():
+    if src.name in (MASKS, "SegmentationClassPNG") and src.is_dir():
         return src.parent
     if (src / MASKS).is_dir():
         return src
@@ -68,8 +71,35 @@ def detect(src: Path) -> bool:
     return Path(src).is_dir() and find_root(src) is not None
 
 
+def read_labelmap(path: Path) -> list[DatasetClass]:
+    """CVAT's / Datumaro's ``labelmap.txt`` (``name:r,g,b:parts:actions``), value = line order."""
+    from workbench.formats.class_files import _read_text
+
+    out: list[DatasetClass] = []
+    for lineno, raw in enumerate(_read_text(path).splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        try:
+            color = tuple(int(v) for v in rest.split(":")[0].split(","))
+            if len(color) != 3 or not all(0 <= v <= 255 for v in color):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"line {lineno}: expected name:r,g,b:parts:actions, got {line!r:.60}", path) from None
+        if len(out) >= NOT_LABELLED:
+            raise InputError(f"more than {NOT_LABELLED} classes (line {lineno})", path)
+        out.append(DatasetClass(name.strip() or f"class {len(out)}", len(out), color))
+    if not out:
+        raise InputError("the label map names no class", path)
+    return out
+
+
 def read_classes(root: Path) -> list[DatasetClass]:
-    """VOC classes: class_names.txt / labels.txt names when present, else the 21 VOC names."""
+    """VOC classes: class_names.txt / labels.txt names, or CVAT's labelmap.txt (names and
+    colours), else the 21 VOC names."""
+    if (root / "labelmap.txt").is_file():
+        return read_labelmap(root / "labelmap.txt")
     for name in ("class_names.txt", "labels.txt"):
         path = root / name
         if path.is_file():
@@ -98,6 +128,34 @@ def read_splits(root: Path, problems: list[Problem]) -> dict[str, str]:
     return out
 
 
+def mask_files(root: Path) -> list[Path]:
+    """The masks: ``SegmentationClass/*.png``; else labelme2voc's ``SegmentationClassPNG/*.png``,
+    else its ``SegmentationClass/*.npy``."""
+    pngs = list_pngs(root / MASKS)
+    if pngs:
+        return pngs
+    if (root / "SegmentationClassPNG").is_dir():
+        return list_pngs(root / "SegmentationClassPNG")
+    return list_pngs(root / MASKS, ".npy")
+
+
+def read_npy(path: Path):
+    """A labelme2voc ``.npy`` class array (int32, -1 = ignore) as a mask; never unpickles."""
+    import numpy as np
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"not a readable .npy array ({exc})", path) from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"expected a 2-D integer array, got {arr.dtype} {arr.shape}", path)
+    if arr.size and (arr.max() >= NOT_LABELLED or arr.min() < -1):
+        raise InputError(f"class values must be -1..254, got {int(arr.min())}..{int(arr.max())}", path)
+    out = arr.astype(np.int64)
+    out[out < 0] = NOT_LABELLED
+    return out.astype(np.uint8)
+
+
 def read(src: Path, *, image_size: ImageSize | None = None) -> ReadResult:
     """Read a VOC segmentation dataset (see the module docstring)."""
     root = find_root(Path(src))
@@ -107,11 +165,17 @@ def read(src: Path, *, image_size: ImageSize | None = None) -> ReadResult:
     result = ReadResult(classes=classes, items=[])
     splits = read_splits(root, result.problems)
     jpegs = root / "JPEGImages"
+    # RGB masks (CVAT's "Segmentation mask" export) decode by the class colours; VOC's
+    # cream border colour is not labelled
+    decode = classes + [DatasetClass("border", NOT_LABELLED, (224, 224, 192), True)]
 
     def items() -> Iterator[ReadItem]:
-        for path in list_pngs(root / MASKS):
+        for path in mask_files(root):
             try:
-                mask = read_values(path, classes)
+                if path.suffix.lower() == ".npy":
+                    mask = read_npy(path)
+                else:
+                    mask = read_values(path, decode)
             except InputError as exc:
                 result.problems.append(Problem(str(path), exc.problem))
                 continue
@@ -143,11 +207,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         write_png(path, lut[item.mask], palette)
         rep.files.append(path)
         split_stems.setdefault(item.split or "train", []).append(stem)
-        if images != "none":
-            dst = out / "JPEGImages" / Path(item.name).name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "JPEGImages" / Path(item.name).name, images)
         rep.written += 1
     sets = out / "ImageSets" / "Segmentation"
     from workbench.atomic import atomic_write_text

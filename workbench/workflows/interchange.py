@@ -22,6 +22,7 @@ CamVid split folders) are given to the images whose label was imported.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -36,7 +37,7 @@ from workbench.classes import UNLABELLED, ClassSchema, name_key
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
 from workbench.formats.base import DatasetClass, ExportClass, ExportItem, Problem, ReadItem
-from workbench.formats.class_files import read_class_file, schema_from_classes
+from workbench.formats.class_files import from_schema, read_class_file, schema_from_classes
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project.importer import check_image_complete, normalise_kind, store_mask
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from workbench.project.project import Project
 
 SHOW_AT_MOST = 20
-EXPORT_MARKER = "workbench-export.json"
+EXPORT_MARKER = ".workbench-export.json"   # hidden: formats that list *.json (labelme) skip dot-files
 STATUS_CHOICES = ("verified", "labelled", "all")
 SPLIT_CHOICES = ("train", "val", "test", "all")
 # suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png)
@@ -159,13 +160,20 @@ class ExportReport:
     selected: int = 0
     files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected label was written."""
+        return not self.problems and not self.cancelled
 
     def summary_lines(self, limit: int = SHOW_AT_MOST) -> list[str]:
         """Human-readable lines (CLI and GUI)."""
         lines = [f"exported {self.written} of {self.selected} label(s) to {self.out} ({self.format})"]
         if self.cancelled:
             lines.append("cancelled: the export is incomplete")
+        lines += [f"note: {n}" for n in self.notes]
         if self.problems:
             lines.append(f"problems ({len(self.problems)}):")
             lines += _listing([f"{p.file}: {p.reason}" for p in self.problems], limit)
@@ -231,6 +239,21 @@ def _resolve(src: str | Path, format: str) -> tuple[Path, "registry.FormatSpec"]
     return path, spec
 
 
+def _read(spec, path: Path, project: "Project | None", given: list[DatasetClass] | None):
+    # An index folder without a classes.json holds the project's own numbering: read it
+    # with the project's classes (names to match by, colours for RGB masks).
+    kwargs: dict = {}
+    if "classes" in inspect.signature(spec.read).parameters:
+        if given is not None:
+            kwargs["classes"] = given
+        elif spec.name == "index" and project is not None:
+            from workbench.formats.index import find_classes
+
+            if find_classes(path) is None:
+                kwargs["classes"] = from_schema(project.schema)
+    return spec.read(path, image_size=_image_size(project) if project is not None else None, **kwargs)
+
+
 # ----- detect ---------------------------------------------------------------------------
 def detect_source(src: str | Path, project: "Project | None" = None, *, format: str = "auto",
                   on_progress: ProgressCallback | None = None,
@@ -238,10 +261,19 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
     """Which format ``src`` is, the classes it carries and how many masks (and, given a
     project, how many name its images). Reads the whole source once."""
     path, spec = _resolve(src, format)
-    result = spec.read(path, image_size=_image_size(project) if project is not None else None)
+    result = _read(spec, path, project, None)
     found = DetectedSource(path, spec.name, spec.title, result.classes)
-    for item in result.items:
+    items = iter(result.items)
+    while True:
         check(cancel)
+        try:
+            item = next(items, None)
+        except (WorkbenchError, OSError, ValueError) as exc:
+            where = getattr(exc, "path", None) or path
+            found.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
+            break
+        if item is None:
+            break
         found.masks += 1
         if item.split:
             found.splits[item.split] = found.splits.get(item.split, 0) + 1
@@ -251,7 +283,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
             else:
                 found.matched += 1
         report(on_progress, found.masks, None, "reading the source")
-    found.problems = list(result.problems)
+    found.problems[:0] = result.problems
     return found
 
 
@@ -274,7 +306,7 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     project._check_writable()
     path, spec = _resolve(src, format)
     given = read_class_file(classes) if isinstance(classes, (str, Path)) else classes
-    result = spec.read(path, image_size=_image_size(project))
+    result = _read(spec, path, project, given)
     rep = InterchangeReport(format=spec.name, kind=kind, source=path)
     ds_classes = given if given is not None else result.classes
     if ds_classes is not None and is_blank(project):
@@ -302,6 +334,12 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             item = next(items, None)
         except CancelledError:
             rep.cancelled = True
+            break
+        except (WorkbenchError, OSError, ValueError) as exc:
+            # a reader that cannot go on (a file vanished, a folder became unreadable): keep
+            # what was imported, name the source, stop
+            where = getattr(exc, "path", None) or path
+            rep.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
             break
         if item is None:
             break
@@ -426,7 +464,7 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     ``status``: "verified" (default), "labelled" (every image with a label) or "all"
     (images without a label too, as all not-labelled masks). A non-empty ``out`` is
     refused unless it is an earlier export of the same format (recognised by its
-    ``workbench-export.json``), whose files are then replaced one by one, atomically.
+    ``.workbench-export.json``), whose files are then replaced one by one, atomically.
     """
     spec = registry.get(format)
     check_mode(images)
@@ -440,6 +478,10 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
         {"format": spec.name, "project": os.fspath(project.folder), "status": status, "split": split,
          "images": images, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
 
+    # values of retired classes (no class any more) leave as not labelled: no format could name them
+    out_lut = np.arange(256, dtype=np.uint8)
+    out_lut[project.schema.retired] = UNLABELLED
+
     def items() -> Iterator[ExportItem]:
         for i, rec in enumerate(recs):
             check(cancel)
@@ -451,7 +493,8 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
             except InputError as exc:
                 rep.problems.append(Problem(str(exc.path or rec.name), exc.problem))
                 continue
-            yield ExportItem(rec.name, project.image_path(rec.id), mask, rec.split.value, rec.status.value)
+            yield ExportItem(rec.name, project.image_path(rec.id), out_lut[mask], rec.split.value,
+                             rec.status.value)
         report(on_progress, len(recs), len(recs), f"exporting {spec.name}")
 
     try:
@@ -462,4 +505,5 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     rep.written = wrote.written
     rep.files = wrote.files
     rep.problems += wrote.problems
+    rep.notes += wrote.notes
     return rep
