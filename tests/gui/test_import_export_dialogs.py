@@ -50,6 +50,13 @@ def _click(button) -> None:
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
+def _import(dialog, qtbot) -> None:
+    """Click Import and wait until the worker is done (its report shown, the dialog usable again)."""
+    with qtbot.waitSignals([dialog.imported, dialog.progress.busyChanged], timeout=60000,
+                           check_params_cbs=[None, lambda busy: not busy]):
+        _click(dialog.import_button)
+
+
 def _open_import(window, qtbot, source: Path):
     window.actions_by_id["import_labels"].trigger()           # File > Import labels…
     dialog = window.import_dialog
@@ -67,8 +74,7 @@ def test_import_detects_the_format_shows_the_mapping_and_keeps_the_summary(make_
     assert "detected" in dialog.detected_label.text()
     rows = [[dialog.mapping.item(r, c).text() for c in range(3)] for r in range(dialog.mapping.rowCount())]
     assert rows[0] == ["Sky", "0", "new class 0"] and rows[3][0] == "Unlabelled" and "(void)" in rows[3][2]
-    with qtbot.waitSignal(dialog.imported, timeout=60000):
-        _click(dialog.import_button)
+    _import(dialog, qtbot)
     project = window.project
     assert [c.name for c in project.schema.classes] == ["Sky", "Road", "Car", "Unlabelled"]
     assert project.schema.by_name("Unlabelled").void
@@ -97,12 +103,24 @@ def test_a_class_the_project_lacks_is_named_with_its_files_and_a_persons_label_i
     dialog = _open_import(window, qtbot, root)
     rows = {dialog.mapping.item(r, 0).text(): dialog.mapping.item(r, 2).text() for r in range(dialog.mapping.rowCount())}
     assert rows["Road"] == "1: Road" and rows["Car"].startswith("NOT IN THE PROJECT")
-    with qtbot.waitSignal(dialog.imported, timeout=60000):
-        _click(dialog.import_button)
+    _import(dialog, qtbot)
     text = dialog.summary.toPlainText()
     assert "Car: 3 file(s)" in text and "kept 1 label(s) made or changed by a person" in text
     assert "0001TP_000690" in text
     assert (window.project.read_label(window.project.find("0001TP_000690").id) == person).all()
+    # The source's class the project lacks can be added from the dialog, then imported.
+    assert dialog.add_missing_button.isVisible() and "1 missing" in dialog.add_missing_button.text()
+    _click(dialog.add_missing_button)
+    project = window.project
+    car = project.schema.by_name("Car")
+    assert car is not None and not car.void, dialog.summary.toPlainText()
+    assert any("Car" in window.palette.list.item(r).text() for r in range(window.palette.list.count()))
+    assert not dialog.add_missing_button.isVisible()
+    rows = {dialog.mapping.item(r, 0).text(): dialog.mapping.item(r, 2).text() for r in range(dialog.mapping.rowCount())}
+    assert rows["Car"] == f"{car.index}: Car"
+    _import(dialog, qtbot)
+    again = project.read_label(project.find("0001TP_001690").id)
+    assert (again[_mask(1) == 2] == car.index).all()
 
 
 def test_the_metrics_panel_button_opens_the_dialog_preset_to_ground_truth(make_window, dataset, qtbot):
@@ -113,8 +131,7 @@ def test_the_metrics_panel_button_opens_the_dialog_preset_to_ground_truth(make_w
     assert dialog.isVisible() and dialog.as_combo.currentData() == "ground-truth"
     with qtbot.waitSignal(dialog.progress.busyChanged, timeout=60000, check_params_cb=lambda busy: not busy):
         dialog.set_source(root / "trainannot")
-    with qtbot.waitSignal(dialog.imported, timeout=60000):
-        _click(dialog.import_button)
+    _import(dialog, qtbot)
     project = window.project
     assert all(r.has_ground_truth and not r.has_label for r in project.images())
     assert "ground-truth masks" in dialog.summary.toPlainText()
@@ -141,7 +158,7 @@ def test_cancel_stops_the_import_and_says_so(make_window, dataset, qtbot):
     _click(dialog.import_button)                                               # queued behind it
     assert dialog.progress.cancel_button.isEnabled()
     _click(dialog.progress.cancel_button)
-    with qtbot.waitSignal(dialog.imported, timeout=60000):
+    with qtbot.waitSignals([dialog.imported, dialog.progress.busyChanged], timeout=60000):
         gate.set()
     assert "cancelled" in dialog.summary.toPlainText()
     assert not any(r.has_label for r in window.project.images())
@@ -152,8 +169,7 @@ def test_export_writes_the_format_and_refuses_a_foreign_folder(make_window, data
     images, root = dataset
     window = make_window(images)
     dialog = _open_import(window, qtbot, root)
-    with qtbot.waitSignal(dialog.imported, timeout=60000):
-        _click(dialog.import_button)
+    _import(dialog, qtbot)
     dialog.close()
     window.actions_by_id["export_labels"].trigger()                     # File > Export…
     export = window.export_dialog

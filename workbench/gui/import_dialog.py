@@ -61,6 +61,7 @@ class ImportDialog(QDialog):
     """Source, detected format (override possible), classes, labels or ground truth, overwrite."""
 
     imported = Signal(object)      # interchange.InterchangeReport, after every import that ran
+    classesAdded = Signal(list)    # names of classes added to the project from the source
 
     def __init__(self, project: Project, parent: QWidget | None = None, *, as_: str = "labels",
                  before_import: Callable[[], bool] = lambda: True) -> None:
@@ -96,6 +97,10 @@ class ImportDialog(QDialog):
         self.mapping.verticalHeader().hide()
         self.mapping.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.mapping.horizontalHeader().setStretchLastSection(True)
+        self.add_missing_button = QPushButton("Add the missing classes to the project")
+        self.add_missing_button.setToolTip("Add every class of the source that the project lacks (not void "
+                                           "ones), so that their pixels are imported instead of left not labelled")
+        self.add_missing_button.hide()
         self.summary = QPlainTextEdit(readOnly=True)
         self.summary.setAccessibleName("summary")
         self.summary.setPlaceholderText("What the import did is shown here and stays until you close the dialog.")
@@ -126,6 +131,7 @@ class ImportDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(QLabel("Classes the source carries and what they become:"))
         layout.addWidget(self.mapping, 1)
+        layout.addWidget(self.add_missing_button)
         layout.addWidget(QLabel("Summary:"))
         layout.addWidget(self.summary, 1)
         layout.addWidget(self.progress)
@@ -138,6 +144,7 @@ class ImportDialog(QDialog):
         self.format.currentIndexChanged.connect(lambda _i: self.detect())
         self.classes_file.editingFinished.connect(self.detect)
         self.import_button.clicked.connect(self.start_import)
+        self.add_missing_button.clicked.connect(self.add_missing_classes)
         self.close_button.clicked.connect(self.close)
         self.progress.returned.connect(self._on_returned)
         self.progress.errored.connect(self._on_errored)
@@ -202,7 +209,34 @@ class ImportDialog(QDialog):
                 self.detected_label.setText(self.detected_label.text() + f"<br>Classes file: {exc}")
         return None if self.detected is None else self.detected.classes
 
+    def missing_classes(self) -> list[DatasetClass]:
+        """Source classes (not void) the project has no class of that name for."""
+        classes = self.source_classes()
+        if classes is None or interchange.is_blank(self.project):
+            return []                  # a blank project takes the source's classes on import
+        return [c for c in classes if not c.void and self.project.schema.by_name(c.name) is None]
+
+    def add_missing_classes(self) -> list[str]:
+        """Add the source's classes the project lacks (with the source's colours); returns their names."""
+        added = []
+        for c in self.missing_classes():
+            try:
+                self.project.add_class(c.name, c.color)
+            except WorkbenchError as exc:
+                self.summary.setPlainText(f"Could not add the class {c.name!r}: {exc}")
+                break
+            added.append(c.name)
+        if added:
+            self.summary.setPlainText(f"Added {len(added)} class(es) to the project: {', '.join(added)}. "
+                                      "Their pixels are imported now.")
+            self.classesAdded.emit(added)
+        self._fill_mapping()
+        return added
+
     def _fill_mapping(self) -> None:
+        missing = self.missing_classes()
+        self.add_missing_button.setVisible(bool(missing))
+        self.add_missing_button.setText(f"Add the {len(missing)} missing class(es) to the project")
         rows = class_mapping(self.source_classes(), self.project.schema, interchange.is_blank(self.project))
         self.mapping.setRowCount(len(rows))
         for r, row in enumerate(rows):
@@ -256,7 +290,7 @@ class ImportDialog(QDialog):
 
     def _on_busy(self, busy: bool) -> None:
         for w in (self.import_button, self.folder_button, self.file_button, self.format, self.source,
-                  self.classes_file, self.classes_button, self.as_combo, self.overwrite):
+                  self.classes_file, self.classes_button, self.as_combo, self.overwrite, self.add_missing_button):
             w.setEnabled(not busy)
         self.progress.cancel_button.setEnabled(busy)
 

@@ -318,6 +318,7 @@ class MainWindow(QMainWindow):
         self.import_dialog = ImportDialog(self.project, self, as_=as_ if isinstance(as_, str) else "labels",
                                           before_import=self._before_class_remap)
         self.import_dialog.imported.connect(self._after_import)
+        self.import_dialog.classesAdded.connect(self.events.schema)
         self.import_dialog.setModal(True)
         self.import_dialog.show()
 
