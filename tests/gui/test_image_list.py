@@ -36,6 +36,8 @@ def test_elision_keeps_the_end_of_the_stem_and_the_extension() -> None:
     assert a.endswith("6690.png") and b.endswith("6720.png")   # what tells CamVid frames apart
     assert a != b
     assert elide_keeping_end("cell_01.jpg", fits) == "cell_01.jpg"   # short names are left alone
+    # Too narrow for the extension: the stem's end still shows.
+    assert elide_keeping_end("0001TP_006690.png", lambda t: len(t) <= 6) == ELLIPSIS + "06690"
     # A head is kept once enough of the tail shows, so different prefixes stay apart.
     long_a = elide_keeping_end("Seq05VD_f00000.png", lambda t: len(t) <= 16)
     assert long_a.startswith("Seq") and long_a.endswith("00000.png")

@@ -68,6 +68,10 @@ def elide_keeping_end(name: str, fits: Callable[[str], bool]) -> str:
     tail = 0
     while tail < len(stem) and fits(ELLIPSIS + stem[len(stem) - tail - 1:] + ext):
         tail += 1
+    if tail < 4 and ext:              # very narrow: the stem's end matters more than the extension
+        bare = elide_keeping_end(stem, fits)
+        if len(bare) > tail + 1:
+            return bare
     if tail == 0:
         return ELLIPSIS + ext if fits(ELLIPSIS + ext) else ELLIPSIS
     head = 0
@@ -374,6 +378,7 @@ class ImageListPanel(QWidget):
         self.selection_label.setAccessibleName("selection")
         # The note must not widen the dock (and so the window's minimum width).
         self.selection_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.selection_label.setToolTip("Ctrl+click or Shift+click selects many images")
         self.split_button = QToolButton(text="Set split", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
         self.status_button = QToolButton(text="Set status", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
         self.split_button.setMenu(self._split_menu(self))
@@ -618,7 +623,7 @@ class ImageListPanel(QWidget):
 
     def _on_selection(self, *_args: object) -> None:
         n = len(self.table.selectionModel().selectedRows())
-        self.selection_label.setText(f"{n:,} selected" if n > 1 else "Ctrl/Shift+click: many")
+        self.selection_label.setText(f"{n:,} selected")
         for b in (self.split_button, self.status_button):
             b.setEnabled(n > 0)
 
