@@ -4,6 +4,7 @@ issue 10's multi-select)."""
 
 from __future__ import annotations
 
+from gui_helpers import tiny_checkpoint
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtTest import QTest
@@ -167,3 +168,19 @@ def test_verify_next_respects_the_filter_and_stops_at_the_end(window, qtbot) -> 
     assert window.workspace.image_id == project.find("cell_23.jpg").id   # cell_24 is val: stay
     message = window.statusBar().currentMessage()
     assert "No more train images" in message and "'cell_2'" in message
+
+
+def test_a_real_predict_all_keeps_rows_still_then_sorts_by_its_scores(window, qtbot, tmp_path) -> None:
+    panel, project = window.list_panel, window.project
+    project.register_model(tiny_checkpoint(tmp_path / "tiny.safetensors", project.schema))
+    window.workspace.model_changed()
+    panel.split_combo.setCurrentIndex(panel.split_combo.findData("val"))
+    panel.sort_combo.setCurrentText("Most uncertain first")
+    before = panel.visible_ids()
+    orders: list[list[int]] = []
+    window.events.imagesChanged.connect(lambda _ids: orders.append(panel.visible_ids()))  # GUI-thread signal
+    with qtbot.waitSignal(window.predictions.batchFinished, timeout=300000):
+        qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert orders and all(order == before for order in orders)       # nothing moved while results came in
+    shown = [project.get(i).uncertainty for i in panel.visible_ids()]
+    assert None not in shown and shown == sorted(shown, reverse=True)  # the run ended: sorted by its scores
