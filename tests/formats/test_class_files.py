@@ -69,3 +69,10 @@ def test_write_and_read_back(tmp_path):
     write_names(tmp_path / "labels.txt", ["_background_", "cat"], ignore_line=True)
     assert (tmp_path / "labels.txt").read_text() == "__ignore__\n_background_\ncat\n"
     assert [c.name for c in parse_names((tmp_path / "labels.txt").read_text(), "x")] == ["background", "cat"]
+
+
+def test_schema_from_classes_merges_a_name_listed_twice_and_refuses_all_void():
+    schema = schema_from_classes([DatasetClass("car", 1), DatasetClass("Car ", 2), DatasetClass("", 3)])
+    assert [c.name for c in schema.classes] == ["car", "class 3"]
+    with pytest.raises(InputError, match="all void"):
+        schema_from_classes([DatasetClass("void", 0, None, True)])

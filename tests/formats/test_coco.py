@@ -108,3 +108,44 @@ def test_export_is_decoded_exactly_by_pycocotools(tmp_path):
             assert np.array_equal(got, expect)
     back = {it.image: it for it in coco.read(out).items}           # and our reader agrees
     assert sorted(back) == sorted(names) and back["img02.png"].split == "test"
+
+
+def test_roboflow_supercategory_heading_is_not_a_class(tmp_path):
+    doc = _doc([{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]}],
+               cats=[{"id": 0, "name": "cells", "supercategory": "none"},
+                     {"id": 1, "name": "cell", "supercategory": "cells"},
+                     {"id": 2, "name": "debris", "supercategory": "cells"}])
+    result, (item,) = _read_one(tmp_path, doc, "_annotations.coco.json")
+    assert [c.name for c in result.classes] == ["cell", "debris"] and item.split is None
+    assert item.mask[1, 3] == 0
+
+
+def test_roboflow_folder_layout_gives_splits(tmp_path):
+    for split in ("train", "valid"):
+        folder = tmp_path / "rf" / split
+        folder.mkdir(parents=True)
+        doc = _doc([{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]}],
+                   images=[{"id": 1, "file_name": f"{split}.jpg", "height": H, "width": W}])
+        (folder / "_annotations.coco.json").write_text(json.dumps(doc))
+    from workbench.formats import registry
+
+    assert registry.detect(tmp_path / "rf").name == "coco"
+    items = list(coco.read(tmp_path / "rf").items)
+    assert sorted((it.image, it.split) for it in items) == [("train.jpg", "train"), ("valid.jpg", "val")]
+
+
+def test_noise_masks_survive_the_rle_round_trip(tmp_path):
+    from workbench.formats.base import ExportClass, ExportItem
+
+    rng = np.random.default_rng(3)
+    classes = [ExportClass(f"c{i}", i, (i, i, i)) for i in range(6)]
+    masks = {f"n{i}.png": rng.choice(np.array([0, 1, 2, 3, 4, 5, 255], np.uint8), size=(37, 53))
+             for i in range(3)}
+    items = [ExportItem(n, tmp_path / n, m, "val") for n, m in masks.items()]
+    coco.write(tmp_path / "out", items, classes, images="none")
+    oracle = COCO(str(tmp_path / "out" / "annotations" / "instances_val.json"))
+    for img in oracle.dataset["images"]:
+        got = np.full((37, 53), NOT_LABELLED, np.uint8)
+        for ann in oracle.loadAnns(oracle.getAnnIds(imgIds=[img["id"]])):
+            got[oracle.annToMask(ann).astype(bool)] = ann["category_id"] - 1
+        assert np.array_equal(got, masks[img["file_name"]])

@@ -92,7 +92,7 @@ IMAGES = f"""
     </polygon>
     <polygon label="tree" source="manual" occluded="0" points="1.00,1.00;9.00,1.00;9.00,9.00" z_order="0">
     </polygon>
-    <mask label="person" source="manual" occluded="0" rle="3, 4" left="0" top="0" width="3" height="3" z_order="0">
+    <mask label="person" source="manual" occluded="0" rle="5, 6" left="0" top="0" width="3" height="3" z_order="0">
     </mask>
   </image>"""
 
@@ -115,8 +115,9 @@ def test_rle_is_row_major_with_zeros_first():
     assert cvat.encode_rle(STENCIL) == "0, 3, 2, 1, 3, 3"
     assert (cvat.decode_rle("0, 3, 2, 1, 3, 3", 4, 3) == STENCIL).all()
     assert cvat.decode_rle("2, 1, 0", 3, 1).tolist() == [[False, False, True]]
+    assert cvat.decode_rle("3, 4", 3, 3).sum() == 4     # short runs: the rest is 0, as CVAT decodes
     with pytest.raises(ValueError):
-        cvat.decode_rle("3, 4", 3, 3)
+        cvat.decode_rle("5, 6", 3, 3)
 
 
 def test_reads_shapes_by_z_order_with_meta_classes(tmp_path):
@@ -147,7 +148,7 @@ def test_problems_name_the_file_and_the_image(tmp_path):
     probs = [p for p in result.problems if "frame_001.png" in p.file]
     assert all("annotations.xml" in p.file for p in probs)
     reasons = " | ".join(p.reason for p in probs)
-    assert "outside" in reasons and "clipped" in reasons and "runs add up to 7" in reasons
+    assert "outside" in reasons and "clipped" in reasons and "runs add up to 11" in reasons
     assert "points are not x,y pairs" in reasons
 
 
@@ -188,7 +189,8 @@ def test_write_then_read_is_exact_with_holes(tmp_path):
     assert rep.written == 1 and (out / "images" / "frame.png").is_file()
     assert cvat.detect(out)
     text = (out / "annotations.xml").read_text()
-    assert 'subset="Validation"' in text and "<color>#804080</color>" in text and "__ignore__" in text
+    assert 'subset="Validation"' in text and "<color>#804080</color>" in text
+    assert "__ignore__" not in text and text.count("<mask ") == 2   # the regions around the hole
     result = cvat.read(out, image_size=lambda name: (40, 50))
     assert [c.name for c in result.classes] == ["background", "road", "car"]
     (item,) = list(result.items)
@@ -207,3 +209,32 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
     result = cvat.read(out, image_size=lambda name: None)
     for item in result.items:
         assert raster.agreement(masks[item.image], item.mask) >= 0.99
+
+
+def test_absurd_coordinates_and_mask_boxes_are_problems(tmp_path):
+    images = """
+  <image id="0" name="a.png" width="50" height="40">
+    <ellipse label="car" source="manual" occluded="0" cx="25" cy="20" rx="1e40" ry="3" z_order="0"></ellipse>
+    <ellipse label="car" source="manual" occluded="0" cx="25" cy="20" rx="5" ry="3" rotation="30" z_order="0"></ellipse>
+    <mask label="car" source="manual" occluded="0" rle="0, 1" left="0" top="0" width="1000000" height="1000000" z_order="0"></mask>
+  </image>"""
+    result = cvat.read(write(tmp_path, cvat_xml(images)), image_size=lambda name: None)
+    (item,) = list(result.items)
+    assert item.mask[20, 25] == 1 and item.mask[20, 31] == NOT_LABELLED
+    reasons = " | ".join(p.reason for p in result.problems)
+    assert "beyond" in reasons and "far larger than the 50x40 image" in reasons
+
+
+def test_reads_the_zip_cvat_downloads(tmp_path):
+    import zipfile
+
+    folder = write(tmp_path, cvat_xml(IMAGES))
+    archive = tmp_path / "task_12_annotations.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(folder / "annotations.xml", "annotations.xml")
+        zf.writestr("images/frame_000.png", b"")
+    assert cvat.detect(archive)
+    result = cvat.read(archive, image_size=lambda name: None)
+    assert sorted(i.image for i in result.items) == ["frame_000.png", "frame_001.png"]
+    (tmp_path / "other.zip").write_bytes(b"not a zip")
+    assert not cvat.detect(tmp_path / "other.zip")

@@ -72,6 +72,11 @@ def test_cli_import_lists_unknown_classes_with_exit_1(tmp_path, capsys):
     rc = cli.main(["import", str(folder), "--masks", str(out), "--format", "voc", "--as", "ground-truth"])
     text = capsys.readouterr().out
     assert rc == 1 and "boat: 3 file(s)" in text
+    rc = cli.main(["import", str(folder), "--masks", str(out), "--as", "ground-truth", "--add-classes"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "classes added from the dataset (1): boat" in text
+    with Project.open(folder) as project:
+        assert "boat" in project.schema.names
 
 
 def test_cli_names_file_for_classes(tmp_path, capsys):

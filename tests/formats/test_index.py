@@ -77,3 +77,29 @@ def test_rgb_masks_decode_by_colour_and_bad_files_are_named(tmp_path):
     assert np.array_equal(items["x.png"], expect)
     problems = {p.file.split("/")[-1]: p.reason for p in result.problems}
     assert set(problems) == {"broken.png", "y.png"} and "(1, 2, 3)" in problems["y.png"]
+
+
+def test_original_camvid_colour_labels(tmp_path):
+    """The original CamVid: label_colors.txt and <stem>_L.png colour masks."""
+    from workbench.project import Project
+    from workbench.workflows.interchange import import_labels
+
+    labels = tmp_path / "LabeledApproved_full"
+    labels.mkdir()
+    (tmp_path / "label_colors.txt").write_text("64 128 64\tAnimal\n192 0 128\tArchway\n0 0 0\tVoid\n")
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[:2] = (64, 128, 64)
+    rgb[2:, :3] = (192, 0, 128)
+    Image.fromarray(rgb).save(labels / "0001TP_006690_L.png")
+    result = index.read(labels)
+    assert [(c.name, c.void) for c in result.classes] == [("Animal", False), ("Archway", False), ("Void", True)]
+    (item,) = list(result.items)
+    assert item.mask.tolist() == [[0] * 6, [0] * 6, [1, 1, 1, 2, 2, 2], [1, 1, 1, 2, 2, 2]]
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(images / "0001TP_006690.png")
+    with Project.open(images, state_dir=tmp_path / "state") as project:
+        rep = import_labels(project, labels)
+        assert rep.imported == 1 and project.schema.names == ["Animal", "Archway"]
+        label = project.read_label(project.find("0001TP_006690.png").id)
+        assert project.schema.by_index(int(label[3, 5])).void

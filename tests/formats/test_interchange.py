@@ -170,7 +170,18 @@ def test_only_the_chosen_images(tmp_path):
     _voc_source(tmp_path / "voc", names)
     with Project.open(folder) as project:
         rep = ix.import_labels(project, tmp_path / "voc", images=[names[1]])
-        assert rep.imported_names == [names[1]]
+        assert rep.imported_names == [names[1]] and rep.total == 1
+
+
+def test_a_source_naming_none_of_the_images_changes_no_class(tmp_path):
+    folder = tmp_path / "images"
+    make_images(folder, 2)
+    _voc_source(tmp_path / "voc", ["other.png"])
+    with Project.open(folder) as project:
+        before = project.schema.to_dict()
+        rep = ix.import_labels(project, tmp_path / "voc")
+        assert rep.imported == 0 and rep.unmatched and not rep.adopted_classes
+        assert project.schema.to_dict() == before
 
 
 def test_export_selects_by_status_and_split(tmp_path):
@@ -302,3 +313,38 @@ def test_a_reader_that_fails_midway_keeps_what_was_imported(tmp_path, monkeypatc
         rep = ix.import_labels(project, tmp_path, format="flaky")
         assert rep.imported == 1 and rep.problems[-1].reason == "reading stopped: folder vanished"
         assert rep.problems[-1].file.endswith("b.json")
+
+
+def test_retired_values_leave_as_not_labelled(tmp_path):
+    folder = tmp_path / "images"
+    names = make_images(folder, 1)
+    schema = ClassSchema([ClassInfo(0, "a", (1, 1, 1)), ClassInfo(1, "b", (2, 2, 2)),
+                          ClassInfo(7, "class 7 (found in labels)", (0, 0, 0), True, retired=True)])
+    m = np.zeros((24, 32), np.uint8)
+    m[:, 10:] = 1
+    m[:5, :5] = 7
+    with Project.open(folder, schema=schema) as project:
+        project.save_label(project.find(names[0]).id, m, status="verified")
+        ix.export_labels(project, tmp_path / "out", format="index", images="none")
+    written = np.array(Image.open(tmp_path / "out" / "trainannot" / "img00.png"))
+    assert (written[:5, :5] == NOT_LABELLED).all() and (written[5:, 10:] == 1).all()
+
+
+def test_add_classes_adds_what_the_masks_use_and_keeps_the_rest(tmp_path):
+    folder, masks = labelled_project(tmp_path, n=2)
+    src = tmp_path / "voc"
+    _voc_source(src, list(masks), values=(0, 15))          # background | person (VOC names)
+    with Project.open(folder) as project:
+        before = [(c.id, c.index, c.name) for c in project.schema.classes]
+        rep = ix.import_labels(project, src, as_="ground-truth", add_classes=True)
+        assert rep.added_classes == ["background", "person"] and not rep.unknown_classes and rep.ok
+        names = [c.name for c in project.schema.trainable]
+        assert names == ["sky", "road", "car", "background", "person"]      # only what the masks use
+        kept = {c.id: c.name for c in project.schema.classes}
+        assert all(kept[cid] == name for cid, _, name in before)
+        gt = project.read_ground_truth(project.find("img00.png").id)
+        assert project.schema.by_index(int(gt[5, -1])).name == "person"
+        # the labels were renumbered with the void class, not changed in meaning
+        label = project.read_label(project.find("img00.png").id)
+        assert np.array_equal(names_per_pixel(label, project.schema), names_per_pixel(masks["img00.png"], schema3()))
+        assert "classes added from the dataset (2)" in "\n".join(rep.summary_lines())

@@ -108,9 +108,11 @@ def test_outside_clipped_and_malformed_are_problems_naming_the_file(tmp_path):
         shape("x", [[100, 100], [120, 100], [120, 120]]),  # wholly outside: skipped
         shape("x", [[1, 1], [2, 2]]),                       # a polygon of two points
         shape("x", [[1, 1], ["a", 2], [3, 3]]),             # not numbers
+        shape("x", [[1, 1], [1e30, 2], [3, 1e30]]),         # absurd coordinates
         "nonsense",
     ], image="a.png")
-    (tmp_path / "b.json").write_text("{ not json")
+    (tmp_path / "b.json").write_text('{"version": "5.5.0", "flags": {}, "shapes": [{"label": "x", ')  # cut short
+    (tmp_path / "classes.json").write_text('{"classes": []}')   # not labelme: left alone
     (tmp_path / "c.json").write_text(json.dumps({"shapes": "no"}))
     result, items = read_one(tmp_path)
     assert [i.image for i in items] == ["a.png"]
@@ -120,7 +122,9 @@ def test_outside_clipped_and_malformed_are_problems_naming_the_file(tmp_path):
     assert any(f == "a.json" and "outside" in r for f, r in reasons)
     assert any(f == "a.json" and "clipped" in r for f, r in reasons)
     assert any(f == "a.json" and "needs at least 3 points" in r for f, r in reasons)
-    assert sum(f == "a.json" for f, _ in reasons) >= 5
+    assert any(f == "a.json" and "beyond" in r for f, r in reasons)
+    assert sum(f == "a.json" for f, _ in reasons) >= 6
+    assert not any(f == "classes.json" for f, _ in reasons)
     assert items[0].mask[39, 49] == 0  # the clipped shape is there
 
 
@@ -227,8 +231,9 @@ ORACLE = _labelme_shape_module()
 
 @pytest.mark.skipif(ORACLE is None, reason="labelme is not installed (it needs PyQt5); "
                                            "set LABELME_SRC to a labelme source tree to run")
-def test_reader_agrees_with_labelme_shape_to_mask(tmp_path):
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_reader_agrees_with_labelme_shape_to_mask(tmp_path, seed):
+    rng = np.random.default_rng(seed)
     shapes = []
     for i in range(40):
         kind = ["polygon", "rectangle", "circle", "line", "linestrip", "point"][i % 6]
@@ -242,3 +247,45 @@ def test_reader_agrees_with_labelme_shape_to_mask(tmp_path):
     for s in shapes:
         expected[ORACLE["shape_to_mask"]((40, 50), s["points"], s["shape_type"])] = values[s["label"]]
     assert (item.mask == expected).all()
+
+
+def test_labelme_3_file_without_shape_type_or_size(tmp_path):
+    # labelme 3.x: no shape_type (a polygon), line_color / fill_color keys, no image size
+    Image.fromarray(np.zeros((30, 44, 3), np.uint8)).save(tmp_path / "old.jpg")
+    doc = {"shapes": [{"label": "bus", "line_color": None, "fill_color": None,
+                       "points": [[2.5, 3.25], [20.75, 3.5], [20.5, 18.0]]}],
+           "lineColor": [0, 255, 0, 128], "fillColor": [255, 0, 0, 128],
+           "imagePath": "old.jpg", "imageData": None}
+    (tmp_path / "old.json").write_text(json.dumps(doc, indent=2))
+    assert labelme.detect(tmp_path)
+    result, (item,) = read_one(tmp_path)
+    assert item.image == "old.jpg" and item.mask.shape == (30, 44)
+    assert item.mask[5, 18] == 0 and item.mask[15, 5] == NOT_LABELLED
+    assert not result.problems
+
+
+def test_background_first_is_written_for_labelme2voc_and_reads_back(tmp_path):
+    m = project_mask()
+    m[0:3, :] = NOT_LABELLED                       # not labelled along the top, uncovered
+    out = tmp_path / "out"
+    labelme.write(out, [ExportItem("frame.png", tmp_path / "none.png", m)], CLASSES, images="none")
+    lines = (out / "labels.txt").read_text().splitlines()
+    assert lines[:2] == ["__ignore__", "_background_"] and lines[2:] == ["road", "car"]
+    doc = json.loads((out / "frame.json").read_text())
+    used = {s["label"] for s in doc["shapes"]}
+    assert used <= set(lines) and "_background_" in used       # labelme2voc finds every label
+    result, (item,) = read_one(out)
+    back = {c.value: c.name for c in result.classes}
+    assert back[0] == "background"
+    assert (item.mask[0:3] == NOT_LABELLED).all()                # not made background
+    names = {0: "background", 1: "road", 2: "car"}
+    same = np.vectorize(lambda v: names.get(v, "-"))(m) == np.vectorize(lambda v: back.get(v, "-"))(item.mask)
+    assert same.all()
+
+
+def test_hidden_folders_are_not_searched(tmp_path):
+    labelme_file(tmp_path / "img.json", [shape("cat", [[1, 1], [9, 1], [9, 9]])])
+    (tmp_path / ".workbench").mkdir()
+    labelme_file(tmp_path / ".workbench" / "stale.json", [shape("dog", [[1, 1], [9, 1], [9, 9]])])
+    result, items = read_one(tmp_path)
+    assert [i.image for i in items] == ["img.png"] and [c.name for c in result.classes] == ["cat"]

@@ -113,3 +113,23 @@ def test_round_trip_on_camvid_masks(convention, order):
         regions = raster.vectorise(m, convention, order=order)
         back = raster.rasterise(regions, *m.shape, convention, order=order)
         assert raster.agreement(m, back) >= 0.99, path.name
+
+
+def test_coordinates_far_outside_are_refused_not_overflowed():
+    with pytest.raises(ValueError, match="beyond"):
+        raster.as_points([[1, 1], [1e30, 1], [1, 1e30]])
+    # within the limit, an edge far outside still fills what is inside the image
+    canvas = np.zeros((10, 10), np.uint8)
+    raster.paint_polygon(canvas, np.array([[-9e5, -9e5], [9e5, -9e5], [9e5, 9e5], [-9e5, 9e5]]), 1, raster.AREA)
+    assert canvas.all()
+
+
+@pytest.mark.parametrize("order", ["document", "area"])
+def test_keyhole_polygons_keep_not_labelled_holes_without_void_shapes(order):
+    m = synthetic()
+    regions = raster.vectorise(m, raster.AREA, order=order, keyhole=True)
+    assert all(r.value != NOT_LABELLED for r in regions)
+    back = raster.rasterise(regions, *m.shape, raster.AREA, order=order)
+    assert (back == m).all()
+    with pytest.raises(ValueError):
+        raster.vectorise(m, raster.LABELME, keyhole=True)

@@ -128,6 +128,7 @@ def project_mask() -> np.ndarray:
     m[38, :] = 3
     m[0, 0] = 7
     m[2:4, 45:48] = NOT_LABELLED
+    m[18:22, 20:26] = NOT_LABELLED    # a not-labelled hole in the road
     return m
 
 
@@ -149,7 +150,7 @@ def test_write_then_read(tmp_path):
     lut = np.full(256, NOT_LABELLED, np.uint8)
     lut[[0, 1, 2]] = [0, 3, 7]
     for item in items.values():
-        assert raster.agreement(m, lut[item.mask]) == 1.0
+        assert (lut[item.mask] == m).all()   # the not-labelled hole too: keyhole polygons
     for line in (out / "labels" / "train" / "f2.txt").read_text().splitlines():
         coords = [float(v) for v in line.split()[1:]]
         assert len(coords) >= 6 and len(coords) % 2 == 0 and all(0 <= v <= 1 for v in coords)
@@ -176,3 +177,13 @@ def test_camvid_round_trip_keeps_99_percent(tmp_path):
     result = yolo.read(out, image_size=lambda name: (360, 480))
     for item in result.items:
         assert raster.agreement(masks[item.image + ".png"], item.mask) >= 0.99
+
+
+def test_absurd_coordinates_are_a_problem(tmp_path):
+    root = tmp_path / "bare"
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "c.txt").write_text("0 0.1 0.1 1e9 0.1 0.9 0.9\n0 0.1 0.1 0.9 0.1 0.9 0.9\n")
+    result = yolo.read(root, image_size=lambda name: (10, 20))
+    (item,) = list(result.items)
+    assert (item.mask == 0).sum() > 0
+    assert any("line 1" in p.reason and "beyond" in p.reason for p in result.problems)

@@ -52,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "__ignore__ understood, as labelme's labels.txt and VOC's class_names.txt); "
                         "default: the classes SRC carries, else the project's, else classes.json in "
                         "SRC or its parent, else inferred from the mask values")
+    p.add_argument("--add-classes", action="store_true",
+                   help="add the dataset's classes the project lacks (default: their pixels are "
+                        "left not labelled and the classes listed)")
     p.add_argument("--state-dir", metavar="DIR",
                    help="keep project state here instead of IMAGES/.workbench")
     p.add_argument("--overwrite", action="store_true",
@@ -170,7 +173,8 @@ def _run_format(args: argparse.Namespace, src: Path) -> int:
         print(f"format:  {spec.title} ({spec.name}){' (detected)' if fmt == 'auto' else ''}")
         with progress_bar(f"import {kind}", unit="mask") as bar:
             rep = import_labels(project, src, format=spec.name, classes=given, as_=kind,
-                                overwrite=bool(getattr(args, "overwrite", False)), on_progress=bar)
+                                overwrite=bool(getattr(args, "overwrite", False)),
+                                add_classes=bool(getattr(args, "add_classes", False)), on_progress=bar)
         print(f"classes: {project.schema.num_classes}")
         for line in rep.summary_lines(SHOW_AT_MOST):
             print(line)

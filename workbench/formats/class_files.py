@@ -1,5 +1,6 @@
-"""Class files a dataset ships: a ``classes.json`` (our layout, CamVid's) or a plain list
-of names, one a line (labelme's ``labels.txt``, VOC's ``class_names.txt``).
+"""Class files a dataset ships: a ``classes.json`` (our layout, CamVid's), a plain list
+of names, one a line (labelme's ``labels.txt``, VOC's ``class_names.txt``), or a list of
+``R G B name`` lines (the original CamVid's ``label_colors.txt``).
 
 In a names file the line number is the class value, counted over the lines that are
 classes: ``__ignore__`` (labelme's first line) is not a class -- its pixels are not
@@ -10,6 +11,7 @@ starting with ``#`` are skipped.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from workbench.atomic import atomic_write_text
@@ -60,6 +62,31 @@ def parse_names(text: str, where: str | Path) -> list[DatasetClass]:
     return out
 
 
+COLOUR_LINE = re.compile(r"^\s*(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})\s+(\S.*?)\s*$")
+
+
+def parse_colour_names(text: str, where: str | Path) -> list[DatasetClass]:
+    """CamVid's ``label_colors.txt`` (``R G B Name`` a line) as classes with colours.
+
+    ``Void`` is void; values are line order (the file's masks are colour masks).
+    """
+    out: list[DatasetClass] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        m = COLOUR_LINE.match(raw)
+        if m is None or any(int(v) > 255 for v in m.groups()[:3]):
+            raise InputError(f"line {lineno}: expected 'R G B name', got {raw.strip()!r:.60}", where)
+        name = m.group(4)
+        if len(out) >= NOT_LABELLED:
+            raise InputError(f"more than {NOT_LABELLED} classes (line {lineno})", where)
+        out.append(DatasetClass(name, len(out), tuple(int(v) for v in m.groups()[:3]),
+                                void=name_key(name) in ("void", "unlabelled", "unlabeled")))
+    if not out:
+        raise InputError("the colour list names no class", where)
+    return out
+
+
 def from_schema(schema: ClassSchema) -> list[DatasetClass]:
     """The classes of a schema as a dataset's classes (values = mask indices)."""
     return [DatasetClass(c.name, c.index, tuple(c.color), c.void) for c in schema.classes if not c.retired]
@@ -78,6 +105,9 @@ def read_class_file(path: str | Path) -> list[DatasetClass]:
         except RecursionError:
             raise InputError("not a class file: JSON nested too deeply", path) from None
         return from_schema(ClassSchema.from_dict(data, path))
+    first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    if COLOUR_LINE.match(first):
+        return parse_colour_names(text, path)
     return parse_names(text, path)
 
 
@@ -86,12 +116,23 @@ def schema_from_classes(classes: list[DatasetClass], name: str = "") -> ClassSch
     void ones after them (their pixels stay void, not unlabelled)."""
     from workbench.classes import ClassInfo, default_color
 
-    trainable = sorted((c for c in classes if not c.void), key=lambda c: c.value)
-    void = sorted((c for c in classes if c.void), key=lambda c: c.value)
+    # a name listed twice (a hand-written label map) is one class: values are mapped by
+    # name, so both values land on it
+    seen: set[str] = set()
+    unique = []
+    for c in sorted(classes, key=lambda c: c.value):
+        key = name_key(c.name) or f"class {c.value}"
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    trainable = [c for c in unique if not c.void]
+    void = [c for c in unique if c.void]
+    if not trainable:
+        raise InputError("the dataset's classes are all void: there is nothing to train on")
     infos = []
     for i, c in enumerate(trainable + void):
         color = c.color if c.color is not None else default_color(i)
-        infos.append(ClassInfo(i, c.name, tuple(int(v) for v in color), c.void))
+        infos.append(ClassInfo(i, c.name.strip() or f"class {c.value}", tuple(int(v) for v in color), c.void))
     return ClassSchema(infos, None, name)
 
 

@@ -1,9 +1,10 @@
 """COCO: instances and stuff JSON, with polygons and RLE (compressed and uncompressed).
 
-Reading: SRC is a COCO JSON file, or a folder holding them (directly or in
-``annotations/``); a file whose name says ``train`` / ``val`` / ``test`` gives its images
-that split. Categories are classes, matched by name (their ids are only the file's own
-numbering). Each annotation is decoded with pycocotools and painted in file order, so
+Reading: SRC is a COCO JSON file, or a folder holding them (directly, in
+``annotations/``, or in Roboflow's ``train/ valid/ test/``); a file whose name (or
+folder) says ``train`` / ``val`` / ``test`` gives its images that split. Categories are classes, matched by name (their ids are only the file's own
+numbering); a category that only names other categories' supercategory and that no
+annotation uses (Roboflow lists one as id 0) is not a class. Each annotation is decoded with pycocotools and painted in file order, so
 **a later annotation covers an earlier one** where they overlap (as labelme and CVAT
 draw). ``iscrowd`` regions (RLE of a group of objects) are painted with their category,
 like any other; pixels no annotation covers are not labelled. Polygon points outside
@@ -34,7 +35,8 @@ from workbench.formats.base import (NOT_LABELLED, DatasetClass, ExportClass, Exp
 
 HEAD_BYTES = 1 << 20
 MAX_JSON_BYTES = 2 << 30
-SPLIT_WORDS = (("train", "train"), ("val", "val"), ("test", "test"))
+SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
 
 
 def _looks_coco(path: Path) -> bool:
@@ -64,7 +66,9 @@ def coco_files(src: Path) -> list[Path]:
     if src.is_file():
         return [src] if _looks_coco(src) else []
     out: list[Path] = []
-    for folder in (src, src / "annotations"):
+    # Roboflow: <split>/_annotations.coco.json beside the split's images
+    splits = [src / name for name in ("train", "valid", "val", "test")]
+    for folder in (src, src / "annotations", *splits):
         if folder.is_dir():
             out += [p for p in sorted(folder.glob("*.json")) if _looks_coco(p)]
     return out
@@ -76,13 +80,12 @@ def detect(src: Path) -> bool:
 
 
 def split_of(path: Path) -> str | None:
-    """The split a file's name says (``instances_val2017.json`` -> val)."""
-    words = re.split(r"[^a-z]+", path.stem.lower())
-    for word in words:
-        for key, split in SPLIT_WORDS:
-            if word.startswith(key):
-                return split
-    return None
+    """The split a file's name says (``instances_val2017.json`` -> val), else its folder's
+    (Roboflow's ``valid/_annotations.coco.json`` -> val)."""
+    for word in re.split(r"[^a-z]+", path.stem.lower()):   # "instances_val2017" -> "val"
+        if word in SPLIT_WORDS:
+            return SPLIT_WORDS[word]
+    return SPLIT_WORDS.get(path.parent.name.lower())       # the folder only by its whole name
 
 
 def _load(path: Path) -> dict:
@@ -114,6 +117,12 @@ def _classes(datas: list[tuple[Path, dict]], problems: list[Problem]
     for n, (path, data) in enumerate(datas):
         cats = sorted((c for c in data.get("categories", []) if isinstance(c, dict)),
                       key=lambda c: c.get("id", 0) if isinstance(c.get("id"), int) else 0)
+        # Roboflow's exports list the supercategory itself as a category (id 0) that no
+        # annotation uses: a heading, not a class
+        used = {a.get("category_id") for a in data.get("annotations", []) if isinstance(a, dict)}
+        supers = {name_key(c["supercategory"]) for c in cats if isinstance(c.get("supercategory"), str)}
+        cats = [c for c in cats if c.get("id") in used
+                or not (isinstance(c.get("name"), str) and name_key(c["name"]) in supers)]
         for cat in cats:
             cid, name = cat.get("id"), cat.get("name")
             if not isinstance(cid, int) or not isinstance(name, str) or not name.strip():

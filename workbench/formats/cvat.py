@@ -13,21 +13,26 @@ they are listed, not painted. Pixels no shape covers are not labelled. Labels th
 ``<meta>`` does not list are added after the listed ones and reported; a label named
 ``__ignore__`` paints "not labelled". ``subset`` (Train / Validation / Test) gives the split.
 
-SRC is the XML file or a folder holding ``annotations.xml`` (or one ``*.xml``).
+SRC is the XML file, a folder holding ``annotations.xml`` (or one ``*.xml``), or the zip
+CVAT downloads (its ``annotations.xml`` is read in place).
 
 Write: ``annotations.xml`` with every project class in ``<meta><task><labels>`` and one
 ``<polygon>`` per region (traced as raster.vectorise does, z_order 0, document order
 is paint order), images under ``images/`` unless "none". CVAT polygons have no holes:
-a hole is rebuilt by the shapes drawn after it; a not-labelled hole is written as a
-``__ignore__`` polygon (a label CVAT accepts like any other).
+a hole is rebuilt by the shapes drawn after it. CVAT cannot paint "not labelled" (and
+refuses labels its task lacks), so a region with a not-labelled hole is written as a
+``<mask>`` of its exact pixels instead of a polygon.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -49,10 +54,22 @@ SUBSETS = {"train": "Train", "val": "Validation", "test": "Test"}   # CVAT's def
 MAX_XML_BYTES = 2 * 1024 ** 3
 
 
+def _zip_member(path: Path) -> str | None:
+    """The annotations.xml inside a CVAT export zip, or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == XML_NAME]
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return min(names, key=len) if names else None
+
+
 def find_xml(src: Path) -> Path | None:
-    """The CVAT XML file for ``src`` (the file itself, or the one in a folder)."""
+    """The CVAT XML file for ``src`` (the file itself, the one in a folder, or a CVAT zip)."""
     src = Path(src)
     if src.is_file():
+        if src.suffix.lower() == ".zip":
+            return src if _zip_member(src) is not None else None
         return src if src.suffix.lower() == ".xml" else None
     if not src.is_dir():
         return None
@@ -68,11 +85,25 @@ def detect(src: Path) -> bool:
     if path is None:
         return False
     try:
-        with open(path, "rb") as fh:
+        with _open_xml(path) as fh:
             head = fh.read(4096).decode("utf-8", "replace")
-    except OSError:
+    except (OSError, zipfile.BadZipFile):
         return False
     return "<annotations" in head and ("<version>1.1</version>" in head or "<meta" in head or "<image " in head)
+
+
+def _open_xml(path: Path) -> IO[bytes]:
+    """The XML's bytes: the file, or the annotations.xml of a zip (read into memory, as
+    the parser would hold the whole tree anyway)."""
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            member = _zip_member(path)
+            if member is None:
+                raise OSError(f"no {XML_NAME} in the zip")
+            if zf.getinfo(member).file_size > MAX_XML_BYTES:
+                raise OSError("its annotations.xml is too large to be a CVAT annotation file")
+            return io.BytesIO(zf.read(member))
+    return open(path, "rb")
 
 
 def _colour(text: str | None) -> tuple[int, int, int] | None:
@@ -107,8 +138,7 @@ def _meta_labels(root: ET.Element) -> list[tuple[str, tuple[int, int, int] | Non
 
 def _floats(el: ET.Element, *keys: str) -> list[float]:
     vals = [float(el.attrib[k]) for k in keys]
-    if not all(math.isfinite(v) for v in vals):
-        raise ValueError("coordinates that are not finite numbers")
+    raster.check_coords(np.asarray(vals))
     return vals
 
 
@@ -134,7 +164,8 @@ def _box_polygon(el: ET.Element) -> np.ndarray:
 
 def _ellipse_polygon(el: ET.Element) -> np.ndarray:
     cx, cy, rx, ry = _floats(el, "cx", "cy", "rx", "ry")
-    n = max(32, int(4 * math.pi * max(abs(rx), abs(ry), 1) / 4))
+    # about one vertex per pixel of circumference, within 32..720
+    n = min(720, max(32, int(2 * math.pi * max(abs(rx), abs(ry), 1))))
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     pts = np.stack([rx * np.cos(t), ry * np.sin(t)], axis=1)
     angle = math.radians(float(el.attrib.get("rotation", 0) or 0))
@@ -145,16 +176,24 @@ def _ellipse_polygon(el: ET.Element) -> np.ndarray:
 
 
 def decode_rle(rle: str, width: int, height: int) -> np.ndarray:
-    """A CVAT mask RLE (runs over the box, row-major, 0s first) as a bool ``height x width``."""
+    """A CVAT mask RLE (runs over the box, row-major, 0s first) as a bool ``height x width``.
+
+    Runs that stop short leave the rest of the box 0, as CVAT's own ``rle2Mask`` does;
+    runs past the box are an error.
+    """
     counts = [int(v) for v in rle.replace(" ", "").split(",") if v != ""]
     if any(c < 0 for c in counts):
         raise ValueError("negative run length")
-    if sum(counts) != width * height:
-        raise ValueError(f"the runs add up to {sum(counts)} pixels, the {width}x{height} box has "
-                         f"{width * height}")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"an empty {width}x{height} box")
+    total = sum(counts)
+    if total > width * height:
+        raise ValueError(f"the runs add up to {total} pixels, the {width}x{height} box has {width * height}")
     values = np.zeros(len(counts), bool)
     values[1::2] = True
-    return np.repeat(values, counts).reshape(height, width)
+    flat = np.zeros(width * height, bool)
+    flat[:total] = np.repeat(values, counts)
+    return flat.reshape(height, width)
 
 
 def encode_rle(stencil: np.ndarray) -> str:
@@ -177,11 +216,12 @@ def read(src: Path, *, image_size: ImageSize | None = None,
     if path.stat().st_size > MAX_XML_BYTES:
         raise InputError("too large to be a CVAT annotation file", path)
     try:
-        root = ET.parse(path).getroot()
+        with _open_xml(path) as fh:
+            root = ET.parse(fh).getroot()
     except ET.ParseError as exc:
         raise InputError(f"not valid XML ({exc})", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path) from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
     if root.tag != "annotations":
         raise InputError(f"not a CVAT annotation file: the root element is <{root.tag}>, not <annotations>", path)
     problems: list[Problem] = []
@@ -271,6 +311,8 @@ def _read_image(el: ET.Element, where: str, by_name: dict[str, int], image_size:
             if shape.tag == "mask":
                 left, top = int(float(shape.attrib["left"])), int(float(shape.attrib["top"]))
                 bw, bh = int(float(shape.attrib["width"])), int(float(shape.attrib["height"]))
+                if bw * bh > 4 * h * w:
+                    raise ValueError(f"a {bw}x{bh} mask box, far larger than the {w}x{h} image")
                 stencil = decode_rle(shape.attrib["rle"], bw, bh)
                 r0, c0, r1, c1 = max(top, 0), max(left, 0), min(top + bh, h), min(left + bw, w)
                 if r0 >= r1 or c0 >= c1:
@@ -328,7 +370,6 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     rep = WriteReport()
     names = {c.value: c.name for c in classes}
     body: list[str] = []
-    needs_ignore = False
     count = 0
     for item in items:
         mask = np.asarray(item.mask, dtype=np.uint8)
@@ -338,26 +379,23 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.AREA, values=[v for v in present if v in names],
-                                   void_regions=True)
         subset = f" subset={quoteattr(SUBSETS.get(item.split, item.split))}" if item.split else ""
         body.append(f"  <image id=\"{count}\" name={quoteattr(item.name)} width=\"{w}\" height=\"{h}\"{subset}>")
-        for r in regions:
-            label = "__ignore__" if r.value == NOT_LABELLED else names[r.value]
-            needs_ignore |= r.value == NOT_LABELLED
-            pts = ";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in r.points)
-            body.append(f"    <polygon label={quoteattr(label)} source=\"manual\" occluded=\"0\" "
-                        f"points=\"{pts}\" z_order=\"0\">\n    </polygon>")
+        for value, shape in _shapes(mask, [v for v in present if v in names]):
+            label = quoteattr(names[value])
+            if isinstance(shape, tuple):
+                left, top, stencil = shape
+                body.append(f"    <mask label={label} source=\"manual\" occluded=\"0\" rle=\"{encode_rle(stencil)}\" "
+                            f"left=\"{left}\" top=\"{top}\" width=\"{stencil.shape[1]}\" "
+                            f"height=\"{stencil.shape[0]}\" z_order=\"0\">\n    </mask>")
+            else:
+                pts = ";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in shape)
+                body.append(f"    <polygon label={label} source=\"manual\" occluded=\"0\" "
+                            f"points=\"{pts}\" z_order=\"0\">\n    </polygon>")
         body.append("  </image>")
-        if images != "none":
-            dst = out / "images" / item.name
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / item.name, images)
         count += 1
     labels = [(c.name, _hex(c.color)) for c in sorted(classes, key=lambda c: c.value)]
-    if needs_ignore:
-        labels.append(("__ignore__", "#000000"))
     head = ["<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<annotations>", "  <version>1.1</version>",
             "  <meta>", "    <task>", "      <name>segmentation-workbench export</name>",
             f"      <size>{count}</size>", "      <mode>annotation</mode>", "      <labels>"]
@@ -372,6 +410,37 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     rep.files.append(path)
     rep.written = count
     return rep
+
+
+def _shapes(mask: np.ndarray, values: list[int]) -> list[tuple[int, np.ndarray | tuple[int, int, np.ndarray]]]:
+    """The shapes that paint ``mask`` in CVAT: (value, polygon) or (value, (left, top, stencil)).
+
+    Polygons, traced as raster.vectorise does. CVAT has no way to paint "not labelled" and
+    refuses labels a task does not have, so a polygon that would cover not-labelled pixels
+    (a hole in a region) is written as a ``<mask>`` of its pixels less those: exact, and
+    still one shape of the class.
+    """
+    regions = raster.vectorise(mask, raster.AREA, values=values, void_regions=True)
+    void = mask == NOT_LABELLED
+    out: list = []
+    needs_masks = any(r.value == NOT_LABELLED for r in regions)
+    for r in regions:
+        if r.value == NOT_LABELLED:
+            continue
+        if needs_masks:
+            cover = np.zeros(mask.shape, np.uint8)
+            raster.paint_polygon(cover, r.points, 1, raster.AREA)
+            hit = cover.astype(bool)
+            if (hit & void).any():
+                keep = hit & ~void
+                rows, cols = np.nonzero(keep)
+                if len(rows) == 0:
+                    continue
+                top, left = int(rows.min()), int(cols.min())
+                out.append((r.value, (left, top, keep[top:rows.max() + 1, left:cols.max() + 1])))
+                continue
+        out.append((r.value, r.points))
+    return out
 
 
 def _escape(text: str) -> str:

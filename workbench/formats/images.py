@@ -11,8 +11,13 @@ import os
 import shutil
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from workbench.atomic import atomic_open
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.formats.base import WriteReport
 
 MODES = ("copy", "link", "none")
 
@@ -51,7 +56,7 @@ def place_image(src: Path, dst: Path, mode: str) -> bool:
 LINK_NOTE = "links are refused here: images were copied instead"
 
 
-def place_into(report, src: Path, dst: Path, mode: str) -> None:
+def place_into(report: "WriteReport", src: Path, dst: Path, mode: str) -> None:
     """``place_image`` for a writer: records ``dst`` in ``report.files`` and a link fallback once."""
     if mode == "none":
         return

@@ -4,8 +4,10 @@ Reading: SRC is either a folder of masks (``trainannot/``) or a dataset root hol
 ``<split>annot/`` folders (``trainannot/``, ``valannot/``, ``testannot/``, whose name
 gives the split). Each mask's pixel values are class values; an RGB colour mask is
 decoded through the class colours. Classes come from a ``classes.json`` in SRC or its
-parent (CamVid keeps one beside ``trainannot/``); without one the values are taken as
-they are (the project's own numbering).
+parent (CamVid keeps one beside ``trainannot/``), or the original CamVid's
+``label_colors.txt`` (``R G B name`` lines; its ``<stem>_L.png`` colour masks pair with
+``<stem>.png``); without one the values are taken as they are (the project's own
+numbering).
 
 Writing: ``<out>/<split>/<image>`` (the images, per ``images=``),
 ``<out>/<split>annot/<stem>.png`` (grayscale, value = project class index, void classes
@@ -22,7 +24,7 @@ from workbench.errors import InputError
 from workbench.formats import images as image_files
 from workbench.formats.base import (DatasetClass, ExportClass, ExportItem, FormatSpec, ImageSize,
                                     Problem, ReadItem, ReadResult, WriteReport)
-from workbench.formats.class_files import from_schema, write_classes_json
+from workbench.formats.class_files import from_schema, read_class_file, write_classes_json
 from workbench.formats.pngfiles import list_pngs, read_values, write_png
 
 ANNOT = "annot"
@@ -38,11 +40,15 @@ def mask_folders(src: Path) -> list[tuple[Path, str | None]]:
     return [(src, split if split in SPLITS else None)]
 
 
+CLASS_FILES = ("classes.json", "label_colors.txt")   # ours / SegNet's; the original CamVid's
+
+
 def find_classes(src: Path) -> Path | None:
-    """The classes.json that describes ``src``'s masks, if any."""
+    """The class file that describes ``src``'s masks (in it or its parent), if any."""
     for folder in (src, src.parent):
-        if (folder / "classes.json").is_file():
-            return folder / "classes.json"
+        for name in CLASS_FILES:
+            if (folder / name).is_file():
+                return folder / name
     return None
 
 
@@ -66,7 +72,8 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         raise InputError("not a folder of index masks", src)
     cls_path = find_classes(src)
     if classes is None and cls_path is not None:
-        classes = from_schema(ClassSchema.load(cls_path))
+        classes = (from_schema(ClassSchema.load(cls_path)) if cls_path.suffix == ".json"
+                   else read_class_file(cls_path))
     result = ReadResult(classes=classes, items=[])
 
     def items() -> Iterator[ReadItem]:

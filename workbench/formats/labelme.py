@@ -12,9 +12,12 @@ except when a ``labels.txt`` (or ``class_names.txt``) beside the files lists
 Classes: the names of that labels file, in its order, when there is one; otherwise every
 label found, sorted. Embedded ``imageData`` is never needed (the project has the image):
 it is read only to learn the size of an image when ``imageHeight``/``imageWidth`` are
-missing. Written files carry ``imageData: null`` and an ``imagePath`` to the image
+missing (labelme 3.x files have neither: then the image beside the file gives the size). Written files carry ``imageData: null`` and an ``imagePath`` to the image
 placed beside them (or its name when images are not placed); a ``labels.txt`` lists the
-classes. Not-labelled holes inside a region are written as ``__ignore__`` polygons.
+classes (``__ignore__`` first; a first class named background as ``_background_``, as
+labelme2voc requires, its shapes labelled so). Not-labelled holes inside a region are
+written as ``__ignore__`` polygons (with a background class: every not-labelled pixel,
+since labelme2voc makes uncovered pixels background).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from workbench.formats import raster
 from workbench.formats.base import (NOT_LABELLED, DatasetClass, ExportClass, ExportItem, FormatSpec,
                                     ImageSize, Problem, ReadItem, ReadResult, WriteReport)
 from workbench.formats.class_files import BACKGROUND_NAMES, IGNORE_NAMES, parse_names, write_names
+from workbench.imageio import image_size as file_image_size
 
 LABELME_VERSION = "5.5.0"  # the file version we write (readers accept any 4.x / 5.x file)
 LABEL_FILES = ("labels.txt", "class_names.txt")
@@ -44,11 +48,21 @@ AREA_SHAPES = {"polygon": 3, "rectangle": 2, "circle": 2, "line": 2, "linestrip"
 
 
 def _json_files(src: Path) -> list[Path]:
+    """The labelme files of a source: a folder's JSON files that name "shapes" near the top
+    (other JSON beside them -- classes.json, an export's record, a COCO file -- is not
+    labelme and is left alone; a damaged labelme file still names "shapes" and is reported)."""
     if src.is_file():
         return [src] if src.suffix.lower() == ".json" else []
     if not src.is_dir():
         return []
-    return sorted(p for p in src.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in _visible_json(src) if _looks_like_labelme(p))
+
+
+def _visible_json(src: Path) -> Iterator[Path]:
+    """JSON files under ``src``, hidden files and folders (a project's .workbench/) left out."""
+    for p in src.rglob("*.json"):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(src).parts):
+            yield p
 
 
 def _looks_like_labelme(path: Path) -> bool:
@@ -58,7 +72,7 @@ def _looks_like_labelme(path: Path) -> bool:
             head = fh.read(4096).decode("utf-8", "replace")
     except OSError:
         return False
-    return '"shapes"' in head and any(k in head for k in ('"imagePath"', '"version"', '"label"'))
+    return '"shapes"' in head
 
 
 def detect(src: Path) -> bool:
@@ -68,12 +82,7 @@ def detect(src: Path) -> bool:
         return src.suffix.lower() == ".json" and _looks_like_labelme(src)
     if not src.is_dir():
         return False
-    for i, path in enumerate(_json_files(src)):
-        if i >= 20:
-            break
-        if _looks_like_labelme(path):
-            return True
-    return False
+    return any(_looks_like_labelme(p) for p in _visible_json(src))
 
 
 def _labels_file(src: Path) -> Path | None:
@@ -170,8 +179,11 @@ def read(src: Path, *, image_size: ImageSize | None = None,
         except InputError as exc:
             problems.append(Problem(str(path), exc.problem))
             continue
-        if data.get("imageHeight") and data.get("imageWidth"):
-            data.pop("imageData", None)  # not needed: do not hold every embedded image in memory
+        embedded = data.pop("imageData", None)  # never hold every embedded image in memory
+        if not (data.get("imageHeight") and data.get("imageWidth")) and isinstance(embedded, str):
+            size = _size_from_image_data(embedded)
+            if size is not None:
+                data["imageHeight"], data["imageWidth"] = size
         for shape in data["shapes"]:
             label = shape.get("label") if isinstance(shape, dict) else None
             if isinstance(label, str) and label.lower() not in IGNORE_NAMES:
@@ -211,6 +223,15 @@ def _rasterise_file(root: Path, path: Path, data: dict, by_name: dict[str, int],
         own = None
     if own is None and isinstance(data.get("imageData"), str):
         own = _size_from_image_data(data["imageData"])
+    if own is None and size is None and isinstance(data.get("imagePath"), str):
+        # labelme 3.x files carry no size: the image beside the file gives it (header only)
+        beside = path.parent / data["imagePath"].replace("\\", "/")
+        try:
+            if beside.is_file():
+                bw, bh = file_image_size(beside)
+                own = (bh, bw)
+        except Exception:  # noqa: BLE001 - unreadable image: "no size", reported below
+            own = None
     if size is not None and own is not None and tuple(own) != tuple(size):
         problems.append(Problem(str(path), f"made for a {own[1]}x{own[0]} image but {name} is "
                                            f"{size[1]}x{size[0]}; skipped"))
@@ -317,6 +338,14 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     image_files.check_mode(images)
     rep = WriteReport()
     names = {c.value: c.name for c in classes}
+    ordered = sorted(classes, key=lambda c: c.value)
+    # labelme2voc wants labels.txt to start __ignore__, _background_ (and shapes of the
+    # background class labelled so); its pixels no shape covers are then background, so
+    # every not-labelled pixel gets an __ignore__ shape as well
+    background = ordered[0].value if ordered and ordered[0].name.strip().lower() in (
+        {"background"} | BACKGROUND_NAMES) else None
+    if background is not None:
+        names[background] = "_background_"
     for item in items:
         mask = np.asarray(item.mask, dtype=np.uint8)
         h, w = mask.shape
@@ -325,24 +354,26 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.LABELME, values=[v for v in present if v in names],
-                                   void_regions=True)
-        shapes = [_shape("__ignore__" if r.value == NOT_LABELLED else names[r.value], r.points)
-                  for r in regions]
+        values = [v for v in present if v in names]
+        spare = next((v for v in range(NOT_LABELLED) if v not in present), None)
+        if background is not None and spare is not None and (mask == NOT_LABELLED).any():
+            # not-labelled pixels as a class of their own, traced like the others
+            traced = np.where(mask == NOT_LABELLED, spare, mask).astype(np.uint8)
+            regions = raster.vectorise(traced, raster.LABELME, values=values + [spare])
+            void = {spare, NOT_LABELLED}
+        else:
+            regions = raster.vectorise(mask, raster.LABELME, values=values, void_regions=True)
+            void = {NOT_LABELLED}
+        shapes = [_shape("__ignore__" if r.value in void else names[r.value], r.points) for r in regions]
         rel = Path(item.name)
         json_path = out / rel.with_suffix(".json")
-        if images != "none":
-            dst = out / rel
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / rel, images)
         doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": rel.name,
                "imageData": None, "imageHeight": h, "imageWidth": w}
         atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         rep.files.append(json_path)
         rep.written += 1
-    ordered = [c.name for c in sorted(classes, key=lambda c: c.value)]
-    write_names(out / "labels.txt", ordered, ignore_line=True)
+    write_names(out / "labels.txt", [names[c.value] for c in ordered], ignore_line=True)
     rep.files.append(out / "labels.txt")
     return rep
 

@@ -18,7 +18,9 @@ CVAT (by z_order, then document order) and our YOLO reader resolve overlaps.
 Vectorising a mask (:func:`vectorise`) gives, for each connected region of each value,
 its outer boundary (``cv2.findContours``, ``RETR_CCOMP``), ordered by decreasing area so
 that whatever fills a hole (another class) is drawn after the region around it. Holes are
-thus rebuilt by the shapes drawn after them. The result is then painted back with the
+thus rebuilt by the shapes drawn after them; a not-labelled hole, which nothing fills,
+is said the format's way (labelme ``__ignore__`` shapes from ``void_regions``, YOLO keyhole
+rings from ``keyhole``, CVAT masks). The result is then painted back with the
 format's own rule and any pixel that comes out wrong (a not-labelled hole, diagonal
 touches) gets a correction shape drawn last, so the round trip is exact or very nearly.
 In the AREA convention the boundary is traced on a mask upsampled x2, which puts the
@@ -41,6 +43,10 @@ from workbench.formats.base import NOT_LABELLED
 AREA = "area"
 LABELME = "labelme"
 CONVENTIONS = (AREA, LABELME)
+
+# a coordinate further than this (pixels) is corrupt data, not a shape: PIL's integer
+# arithmetic overflows long before floats do, and no image is a million pixels wide
+MAX_COORD = 1_000_000.0
 
 # labelme.utils.shape_to_mask defaults (what labelme2voc draws lines and points with)
 LABELME_LINE_WIDTH = 10
@@ -69,9 +75,16 @@ def as_points(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
         arr = arr.reshape(-1, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError("points are not (x, y) pairs")
+    check_coords(arr)
+    return arr
+
+
+def check_coords(arr: np.ndarray) -> None:
+    """ValueError for coordinates that are not finite or lie beyond ``MAX_COORD``."""
     if not np.all(np.isfinite(arr)):
         raise ValueError("points that are not finite numbers")
-    return arr
+    if arr.size and float(np.abs(arr).max()) > MAX_COORD:
+        raise ValueError(f"coordinates beyond {MAX_COORD:,.0f} px: not a shape on an image")
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -130,8 +143,9 @@ def _area_spans(points: np.ndarray, height: int, width: int, canvas: np.ndarray,
         ri, ki = np.nonzero(pair)
         if len(ri) == 0:
             continue
-        c_from = np.ceil(xs[ri, ki] - 0.5).astype(np.int64)
-        c_to = np.floor(xs[ri, ki + 1] - 0.5).astype(np.int64)
+        # clip the floats before the cast: an edge far outside must not overflow int64
+        c_from = np.ceil(np.clip(xs[ri, ki], -2.0, width + 2.0) - 0.5).astype(np.int64)
+        c_to = np.floor(np.clip(xs[ri, ki + 1], -2.0, width + 2.0) - 0.5).astype(np.int64)
         c_from = np.clip(c_from, 0, width)
         c_to = np.clip(c_to, -1, width - 1)
         ok = c_from <= c_to
@@ -161,16 +175,29 @@ def paint_polygon(canvas: np.ndarray, points: np.ndarray, value: int, convention
         return
     if len(points) == 0:
         return
-    _pil_paint(canvas, lambda draw: draw.polygon([tuple(p) for p in points], fill=1, outline=1)
-               if len(points) > 2 else draw.line([tuple(p) for p in points], fill=1, width=1), value)
+    xy = [tuple(map(float, p)) for p in points]
+    _pil_paint(canvas, xy, 1, lambda d, q: d.polygon(q, fill=1, outline=1) if len(q) > 2 else d.line(q, fill=1),
+               value)
 
 
-def _pil_paint(canvas: np.ndarray, draw_fn, value: int) -> int:
-    # PIL draws the shape as labelme does; the stencil is then applied to the canvas
-    stencil = Image.new("L", (canvas.shape[1], canvas.shape[0]), 0)
-    draw_fn(ImageDraw.Draw(stencil))
+def _pil_paint(canvas: np.ndarray, xy: list[tuple[float, float]], reach: float, draw_fn, value: int) -> int:
+    """Draw with PIL (as labelme does) on a stencil over just the shape's box, then paint.
+
+    The stencil's origin is a whole pixel, so the shifted shape rasterises exactly as it
+    would on the full image; ``reach`` is how far the drawing goes past the points.
+    """
+    h, w = canvas.shape
+    xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+    x0 = max(math.floor(min(xs) - reach) - 2, 0)
+    y0 = max(math.floor(min(ys) - reach) - 2, 0)
+    x1 = min(math.ceil(max(xs) + reach) + 3, w)
+    y1 = min(math.ceil(max(ys) + reach) + 3, h)
+    if x0 >= x1 or y0 >= y1:
+        return 0
+    stencil = Image.new("L", (x1 - x0, y1 - y0), 0)
+    draw_fn(ImageDraw.Draw(stencil), [(x - x0, y - y0) for x, y in xy])
     covered = np.asarray(stencil, dtype=bool)
-    canvas[covered] = value
+    canvas[y0:y1, x0:x1][covered] = value
     return int(covered.sum())
 
 
@@ -183,22 +210,30 @@ def paint_labelme_shape(canvas: np.ndarray, shape_type: str, points: np.ndarray,
     """
     xy = [tuple(map(float, p)) for p in points]
     if shape_type == "polygon":
-        return _pil_paint(canvas, lambda d: d.polygon(xy, fill=1, outline=1), value)
+        return _pil_paint(canvas, xy, 1, lambda d, q: d.polygon(q, fill=1, outline=1), value)
     if shape_type == "rectangle":
-        (x0, y0), (x1, y1) = xy
-        return _pil_paint(canvas, lambda d: d.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))),
-                                                 outline=1, fill=1), value)
+        def rect(d, q):
+            (a, b), (c, e) = q
+            d.rectangle(((min(a, c), min(b, e)), (max(a, c), max(b, e))), outline=1, fill=1)
+        return _pil_paint(canvas, xy, 1, rect, value)
     if shape_type == "circle":
         (cx, cy), (px, py) = xy
         r = math.hypot(cx - px, cy - py)
-        return _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1),
-                          value)
+
+        def circle(d, q):
+            (qx, qy) = q[0]
+            d.ellipse(((qx - r, qy - r), (qx + r, qy + r)), outline=1, fill=1)
+        return _pil_paint(canvas, xy, r + 1, circle, value)
     if shape_type in ("line", "linestrip"):
-        return _pil_paint(canvas, lambda d: d.line(xy=xy, fill=1, width=LABELME_LINE_WIDTH), value)
-    if shape_type == "point":
-        (cx, cy), r = xy[0], LABELME_POINT_RADIUS
-        return _pil_paint(canvas, lambda d: d.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=1, fill=1),
+        return _pil_paint(canvas, xy, LABELME_LINE_WIDTH, lambda d, q: d.line(xy=q, fill=1, width=LABELME_LINE_WIDTH),
                           value)
+    if shape_type == "point":
+        r = LABELME_POINT_RADIUS
+
+        def point(d, q):
+            (qx, qy) = q[0]
+            d.ellipse(((qx - r, qy - r), (qx + r, qy + r)), outline=1, fill=1)
+        return _pil_paint(canvas, xy, r + 1, point, value)
     raise ValueError(f"shape_type {shape_type!r} is not a labelme area shape")
 
 
@@ -232,8 +267,27 @@ def rasterise(regions: Iterable[Region], height: int, width: int, convention: st
     return canvas
 
 
-def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
-    """Outer boundaries of the 8-connected regions of a boolean mask, in ``convention``."""
+def _keyhole(outer: np.ndarray, holes: list[np.ndarray]) -> np.ndarray:
+    """One ring: ``outer`` with each hole spliced in by a bridge there and back.
+
+    Under the even-odd rule a bridge is two coincident edges and crosses every scan line
+    twice, so it covers nothing; the hole's ring toggles its inside off. (Ultralytics'
+    converters join a region's rings the same way, into one line per region.)
+    """
+    ring = outer
+    for hole in holes:
+        if len(ring) * len(hole) <= 4_000_000:
+            d = ((ring[:, None, :] - hole[None, :, :]) ** 2).sum(axis=-1)
+            i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        else:  # a huge pair: the nearest ring vertex to the hole's first one is enough
+            i, j = int(np.argmin(((ring - hole[0]) ** 2).sum(axis=1))), 0
+        ring = np.concatenate([ring[:i + 1], hole[j:], hole[:j + 1], ring[i:]])
+    return ring
+
+
+def _outer_contours(binary: np.ndarray, convention: str, keyhole: bool = False) -> list[np.ndarray]:
+    """Outer boundaries of the 8-connected regions of a boolean mask, in ``convention``
+    (with ``keyhole``, AREA only: each with its holes spliced in)."""
     if convention == AREA:
         # trace on a x2 mask: vertices land a quarter pixel inside the pixel edges
         up = np.repeat(np.repeat(binary.astype(np.uint8), 2, axis=0), 2, axis=1)
@@ -245,11 +299,18 @@ def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
         scale, offset = 1.0, 0.0
     if hierarchy is None:
         return []
+    holes: dict[int, list[np.ndarray]] = {}
+    if keyhole:
+        for k, (contour, (_n, _p, _c, parent)) in enumerate(zip(contours, hierarchy[0])):
+            if parent != -1:
+                holes.setdefault(int(parent), []).append(contour.reshape(-1, 2).astype(np.float64) * scale + offset)
     out = []
-    for contour, (_next, _prev, _child, parent) in zip(contours, hierarchy[0]):
+    for k, (contour, (_next, _prev, _child, parent)) in enumerate(zip(contours, hierarchy[0])):
         if parent != -1:
-            continue  # a hole: rebuilt by the shapes drawn after this one
+            continue  # a hole: rebuilt by the shapes drawn after this one (or spliced in)
         pts = contour.reshape(-1, 2).astype(np.float64) * scale + offset
+        if k in holes:
+            pts = _keyhole(pts, holes[k])
         if len(pts) < 3:
             if convention == AREA:
                 continue  # cannot happen: a pixel traced at x2 is a 2x2 block, 4 vertices
@@ -261,7 +322,7 @@ def _outer_contours(binary: np.ndarray, convention: str) -> list[np.ndarray]:
 
 
 def _regions_of(mask: np.ndarray, values: Iterable[int], convention: str,
-                where: np.ndarray | None = None) -> list[tuple[float, Region]]:
+                where: np.ndarray | None = None, keyhole: bool = False) -> list[tuple[float, Region]]:
     found = []
     for v in values:
         binary = mask == v
@@ -269,13 +330,13 @@ def _regions_of(mask: np.ndarray, values: Iterable[int], convention: str,
             binary &= where
         if not binary.any():
             continue
-        for pts in _outer_contours(binary, convention):
+        for pts in _outer_contours(binary, convention, keyhole):
             found.append((polygon_area(pts), Region(int(v), pts)))
     return found
 
 
 def vectorise(mask: np.ndarray, convention: str = AREA, *, order: str = "document",
-              void_regions: bool = False, values: Iterable[int] | None = None,
+              void_regions: bool = False, keyhole: bool = False, values: Iterable[int] | None = None,
               max_corrections: int = 3) -> list[Region]:
     """Polygons that paint ``mask`` back (in ``convention`` and read ``order``).
 
@@ -285,15 +346,20 @@ def vectorise(mask: np.ndarray, convention: str = AREA, *, order: str = "documen
     region) get correction regions of value 255, which the format writes as "not
     labelled" (labelme's ``__ignore__``); without them such holes take the class around
     them (for a format with no way to say void).
+    ``keyhole`` (AREA only): each region's holes are spliced into its ring by zero-width
+    bridges, so a region leaves its holes unpainted whatever is (or is not) drawn there:
+    the way to keep not-labelled holes in a format with one ring per shape and no void.
     """
     _check(convention)
+    if keyhole and convention != AREA:
+        raise ValueError("keyhole polygons need the AREA convention (an outline would draw the bridges)")
     mask = np.asarray(mask, dtype=np.uint8)
     height, width = mask.shape
     if values is None:
         values = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
     values = sorted(set(int(v) for v in values) - {NOT_LABELLED})
     wanted = np.isin(mask, values)
-    found = _regions_of(mask, values, convention)
+    found = _regions_of(mask, values, convention, keyhole=keyhole)
     found.sort(key=lambda item: -item[0])  # big first: whatever fills a hole comes after
     regions = [r for _, r in found]
     painted = rasterise(regions, height, width, convention, order=order)
@@ -306,7 +372,7 @@ def vectorise(mask: np.ndarray, convention: str = AREA, *, order: str = "documen
             void_wrong = (mask == NOT_LABELLED) & (painted != NOT_LABELLED)
         if not wrong.any() and (void_wrong is None or not void_wrong.any()):
             break
-        fixes = _regions_of(mask, values, convention, where=wrong)
+        fixes = _regions_of(mask, values, convention, where=wrong, keyhole=keyhole)
         if void_wrong is not None and void_wrong.any():
             fixes += _regions_of(mask, [NOT_LABELLED], convention, where=void_wrong)
         if not fixes:

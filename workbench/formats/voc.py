@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from workbench.errors import InputError
 from workbench.formats import images as image_files
 from workbench.formats.base import (NOT_LABELLED, DatasetClass, ExportClass, ExportItem, FormatSpec,
@@ -139,10 +141,8 @@ def mask_files(root: Path) -> list[Path]:
     return list_pngs(root / MASKS, ".npy")
 
 
-def read_npy(path: Path):
+def read_npy(path: Path) -> np.ndarray:
     """A labelme2voc ``.npy`` class array (int32, -1 = ignore) as a mask; never unpickles."""
-    import numpy as np
-
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -191,8 +191,6 @@ def read(src: Path, *, image_size: ImageSize | None = None) -> ReadResult:
 def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
           images: str = "copy") -> WriteReport:
     """Write the VOC layout under ``out``."""
-    import numpy as np
-
     out = Path(out)
     rep = WriteReport()
     lut = np.full(256, NOT_LABELLED, np.uint8)

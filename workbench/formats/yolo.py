@@ -6,8 +6,10 @@ numbers is a detection box ``cx cy w h`` and is painted as that rectangle). Coor
 are read in the AREA convention of :mod:`workbench.formats.raster` (``x * width`` on the
 continuous image plane; pixels whose centre is inside are covered). Overlaps are
 resolved as Ultralytics does when it rasterises a label file: larger polygons first,
-smaller ones on top. Pixels no polygon covers are not labelled (YOLO has no void: a
-not-labelled hole inside a region comes back as that region's class).
+smaller ones on top. Pixels no polygon covers are not labelled. YOLO has no void, and
+one line is one ring: a region with holes is written as one ring with each hole spliced
+in by a zero-width bridge (as Ultralytics' converters join rings), so a not-labelled hole
+stays not labelled.
 
 ``data.yaml`` gives ``names`` (a list, or a mapping index -> name) and the splits
 ``train`` / ``val`` / ``test``: folders of images (or ``.txt`` lists of images),
@@ -291,10 +293,12 @@ def _read_label(name: str, lab: Path, img: Path | None, split: str | None, known
             problems.append(Problem(where, f"line {lineno}: {len(coords)} coordinates, neither a polygon "
                                            f"(an even number, at least 6) nor a box (4); skipped"))
             continue
-        if not np.all(np.isfinite(pts)):
-            problems.append(Problem(where, f"line {lineno}: coordinates that are not finite numbers; skipped"))
-            continue
         pts = pts * [w, h]
+        try:
+            raster.check_coords(pts)
+        except ValueError as exc:
+            problems.append(Problem(where, f"line {lineno}: {exc}; skipped"))
+            continue
         placed = raster.placement(pts, h, w, raster.AREA)
         if placed == "outside":
             problems.append(Problem(where, f"line {lineno}: the polygon lies outside the image; skipped"))
@@ -346,18 +350,15 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         if stray:
             rep.problems.append(Problem(item.name, f"values no class names, not written: "
                                                    f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.AREA, order="area", values=[v for v in present if v in index])
+        regions = raster.vectorise(mask, raster.AREA, order="area", keyhole=True,
+                                   values=[v for v in present if v in index])
         lines = [f"{index[r.value]} " + " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in r.points)
                  for r in regions]
         rel = Path(item.name)
         lab = out / "labels" / split / rel.with_suffix(".txt")
         atomic_write_text(lab, "".join(line + "\n" for line in lines))
         rep.files.append(lab)
-        if images != "none":
-            dst = out / "images" / split / rel
-            if not image_files.place_image(item.image_path, dst, images) and images == "link":
-                rep.problems.append(Problem(str(dst), "links refused here: the image was copied"))
-            rep.files.append(dst)
+        image_files.place_into(rep, item.image_path, out / "images" / split / rel, images)
         rep.written += 1
     path = out / "data.yaml"
     atomic_write_text(path, _yaml_text([c.name for c in ordered], splits))

@@ -7,12 +7,14 @@ ignored), never by number:
 
 * a project with no labels, ground truth or models of its own yet **adopts** the
   dataset's classes (names, colours, void flags; trainable classes renumbered 0..K-1
-  in the dataset's order, void classes after them);
+  in the dataset's order, void classes after them) once the source turns out to hold a
+  mask for one of its images;
 * otherwise the project's classes stay as they are: a dataset class the project does
   not have is **left not labelled** (255) and listed with the files that use it, so
   nothing in the project changes behind the person's back. Add the class (class
-  setup, or ``--classes``) and import again: imported labels are replaced, a person's
-  are kept unless ``overwrite``;
+  setup, or ``add_classes=True`` / ``--add-classes``, which adds each at the first
+  mask that uses it) and import again: imported labels are replaced, a person's are
+  kept unless ``overwrite``;
 * a void dataset class the project does not name is not labelled (255).
 
 Replaced labels go to the label history (``project.importer.store_mask``, the rule the
@@ -36,7 +38,8 @@ import numpy as np
 from workbench.classes import UNLABELLED, ClassSchema, name_key
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
-from workbench.formats.base import DatasetClass, ExportClass, ExportItem, Problem, ReadItem
+from workbench.formats.base import (DatasetClass, ExportClass, ExportItem, ImageSize, Problem, ReadItem,
+                                    ReadResult)
 from workbench.formats.class_files import from_schema, read_class_file, schema_from_classes
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
@@ -50,8 +53,9 @@ SHOW_AT_MOST = 20
 EXPORT_MARKER = ".workbench-export.json"   # hidden: formats that list *.json (labelme) skip dot-files
 STATUS_CHOICES = ("verified", "labelled", "all")
 SPLIT_CHOICES = ("train", "val", "test", "all")
-# suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png)
-IMAGE_SUFFIXES = ("_leftImg8bit",)
+# suffixes a format adds to an image's stem (Cityscapes: aachen_000000_000019_leftImg8bit.png;
+# the original CamVid's colour labels: 0001TP_006690_L.png)
+IMAGE_SUFFIXES = ("_leftImg8bit", "_L")
 
 
 def _listing(items: list[str], limit: int = SHOW_AT_MOST, indent: str = "  ") -> list[str]:
@@ -110,6 +114,7 @@ class InterchangeReport:
     unknown_classes: dict[str, list[str]] = field(default_factory=dict)   # class name -> files
     problems: list[Problem] = field(default_factory=list)
     adopted_classes: list[str] = field(default_factory=list)    # names, when the project took the dataset's
+    added_classes: list[str] = field(default_factory=list)      # dataset classes added (add_classes=True)
     splits_set: int = 0
     cancelled: bool = False
 
@@ -127,6 +132,9 @@ class InterchangeReport:
         if self.adopted_classes:
             lines.append(f"classes taken from the dataset ({len(self.adopted_classes)}): "
                          + ", ".join(self.adopted_classes))
+        if self.added_classes:
+            lines.append(f"classes added from the dataset ({len(self.added_classes)}): "
+                         + ", ".join(self.added_classes))
         if self.splits_set:
             lines.append(f"splits set from the dataset: {self.splits_set} image(s)")
         if self.kept:
@@ -219,7 +227,7 @@ def class_lut(classes: list[DatasetClass] | None, schema: ClassSchema
     return lut, defined, unknown
 
 
-def _image_size(project: "Project"):
+def _image_size(project: "Project") -> "ImageSize":
     def size(image: str) -> tuple[int, int] | None:
         rec = match_image(project, image)
         if rec is None:
@@ -239,7 +247,8 @@ def _resolve(src: str | Path, format: str) -> tuple[Path, "registry.FormatSpec"]
     return path, spec
 
 
-def _read(spec, path: Path, project: "Project | None", given: list[DatasetClass] | None):
+def _read(spec: "registry.FormatSpec", path: Path, project: "Project | None",
+          given: list[DatasetClass] | None) -> "ReadResult":
     # An index folder without a classes.json holds the project's own numbering: read it
     # with the project's classes (names to match by, colours for RGB masks).
     kwargs: dict = {}
@@ -290,7 +299,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
 # ----- import ---------------------------------------------------------------------------
 def import_labels(project: "Project", src: str | Path, *, images: Iterable[str | int] | None = None,
                   format: str = "auto", classes: str | Path | list[DatasetClass] | None = None,
-                  as_: str = "labels", overwrite: bool = False,
+                  as_: str = "labels", overwrite: bool = False, add_classes: bool = False,
                   status: Status | str = Status.VERIFIED,
                   on_progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None) -> InterchangeReport:
@@ -299,7 +308,9 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     ``images`` limits the import to those project images (names, stems or ids);
     ``classes`` (a classes.json / names file, or DatasetClass list) names the dataset's
     values instead of what the format carries. See the module docstring for how
-    classes are mapped. One bad file is a problem naming it; the rest go on; each mask
+    classes are mapped; ``add_classes`` adds a dataset class the project lacks (as a
+    new trainable class, with the dataset's colour) at the first mask that uses it,
+    instead of leaving its pixels not labelled. One bad file is a problem naming it; the rest go on; each mask
     is committed on its own, so a cancelled import keeps what it did.
     """
     kind = normalise_kind(as_)
@@ -309,13 +320,15 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     result = _read(spec, path, project, given)
     rep = InterchangeReport(format=spec.name, kind=kind, source=path)
     ds_classes = given if given is not None else result.classes
+    adopt: ClassSchema | None = None
     if ds_classes is not None and is_blank(project):
-        adopted = schema_from_classes(ds_classes, name=project.schema.name)
-        if [(c.name, c.void) for c in adopted.classes] != [(c.name, c.void) for c in project.schema.classes]:
-            project.save_schema(adopted)
-            rep.adopted_classes = [c.name for c in adopted.classes]
-    schema = project.schema
-    lut, defined, unknown = class_lut(ds_classes, schema)
+        try:
+            adopt = schema_from_classes(ds_classes, name=project.schema.name)
+        except InputError as exc:
+            raise InputError(exc.problem, path) from None
+        if [(c.name, c.void) for c in adopt.classes] == [(c.name, c.void) for c in project.schema.classes]:
+            adopt = None
+    mapping = _Mapping(ds_classes, project)
     only: set[int] | None = None
     if images is not None:
         only = set()
@@ -343,9 +356,19 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
             break
         if item is None:
             break
+        rec = match_image(project, item.image)
+        if only is not None and (rec is None or rec.id not in only):
+            continue
+        if adopt is not None and rec is not None:
+            # the dataset's classes are taken once a mask is found for an image of the
+            # project: a source that names none of its images changes nothing
+            project.save_schema(adopt)
+            rep.adopted_classes = [c.name for c in adopt.classes]
+            mapping.refresh()
+            adopt = None
         rep.total += 1
-        _import_one(project, item, rep, kind=kind, lut=lut, defined=defined, unknown=unknown,
-                    status=status, overwrite=overwrite, only=only, seen=seen, splits=splits)
+        _import_one(project, item, rep, kind=kind, mapping=mapping, add_classes=add_classes,
+                    status=status, overwrite=overwrite, seen=seen, splits=splits)
         report(on_progress, rep.total, None, f"importing {label}", imported=rep.imported,
                problems=len(rep.problems))
     rep.problems[:0] = result.problems
@@ -355,15 +378,33 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     return rep
 
 
+class _Mapping:
+    """Dataset value -> project value, rebuilt when the project's classes change."""
+
+    def __init__(self, classes: list[DatasetClass] | None, project: "Project") -> None:
+        self.classes, self.project = classes, project
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.lut, self.defined, self.unknown = class_lut(self.classes, self.project.schema)
+
+    def add(self, values: list[int], rep: InterchangeReport) -> None:
+        """Add the dataset classes of ``values`` to the project."""
+        by_value = {c.value: c for c in self.classes or []}
+        for v in values:
+            c = by_value[v]
+            self.project.add_class(c.name, c.color)
+            rep.added_classes.append(c.name)
+        self.refresh()
+
+
 def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, kind: str,
-                lut: np.ndarray, defined: np.ndarray, unknown: dict[int, str], status: Status | str,
-                overwrite: bool, only: set[int] | None, seen: dict[int, str],
+                mapping: _Mapping, add_classes: bool, status: Status | str,
+                overwrite: bool, seen: dict[int, str],
                 splits: dict[str, list[int]]) -> None:
     rec = match_image(project, item.image)
     if rec is None:
         rep.unmatched.append(item.source if item.source == item.image else f"{item.image} ({item.source})")
-        return
-    if only is not None and rec.id not in only:
         return
     if rec.id in seen:
         rep.problems.append(Problem(item.source, f"another mask for image {rec.name} was used: {seen[rec.id]}"))
@@ -384,19 +425,26 @@ def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, k
                                                  f"is {hw[1]}x{hw[0]}"))
         return
     present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
-    bad = [int(v) for v in present if not defined[v]]
+    bad = [int(v) for v in present if not mapping.defined[v]]
     if bad:
         shown = ", ".join(map(str, bad[:8])) + (" ..." if len(bad) > 8 else "")
         rep.problems.append(Problem(item.source, f"values that no class of the dataset names: {shown}"))
         return
+    if add_classes:
+        new = [int(v) for v in present if int(v) in mapping.unknown]
+        if new:
+            try:
+                mapping.add(new, rep)
+            except WorkbenchError as exc:
+                rep.problems.append(Problem(item.source, f"cannot add the dataset's classes: {exc}"))
     for v in present:
-        name = unknown.get(int(v))
+        name = mapping.unknown.get(int(v))
         if name is not None:
             files = rep.unknown_classes.setdefault(name, [])
             if len(files) < 1000:
                 files.append(item.source)
     try:
-        outcome = store_mask(project, rec, lut[mask], kind=kind, status=parse_status(status),
+        outcome = store_mask(project, rec, mapping.lut[mask], kind=kind, status=parse_status(status),
                              source="import", overwrite=overwrite)
     except WorkbenchError as exc:
         rep.problems.append(Problem(item.source, str(exc)))
