@@ -95,6 +95,7 @@ class ImportDialog(QDialog):
         self.mapping = QTableWidget(0, 3)
         self.mapping.setHorizontalHeaderLabels(["Dataset class", "Value", "In this project"])
         self.mapping.verticalHeader().hide()
+        self.mapping.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)   # compact rows
         self.mapping.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.mapping.horizontalHeader().setStretchLastSection(True)
         self.add_missing_button = QPushButton("Add the missing classes to the project")
