@@ -44,26 +44,33 @@ def test_elision_keeps_the_end_of_the_stem_and_the_extension() -> None:
     assert long_a.startswith("Seq") and long_a.endswith("00000.png")
 
 
-def test_the_list_draws_camvid_names_with_their_end_and_the_full_name_as_tooltip(window, qtbot) -> None:
+def test_the_list_draws_camvid_names_with_their_end_and_the_full_name_as_tooltip(make_window, qtbot,
+                                                                                  tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "camvid"
+    folder.mkdir()
+    for name in ("0001TP_006690.png", "0001TP_006720.png"):
+        Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(folder / name)
+    window = make_window(folder)
     panel = window.list_panel
-    row = 0
-    idx = panel.proxy.index(row, COL_NAME)
-    source = panel.model.row_of(int(panel.proxy.data(idx, Qt.ItemDataRole.UserRole + 2)))
-    # Give the first image a CamVid-like long name, as the model shows it, then draw it narrow.
-    rec = panel.model.record(source)
-    panel.model._records[source] = type(rec)(**{**rec.__dict__, "name": "0001TP_006690.png"})
     panel.table.setColumnWidth(COL_NAME, 110)
-    window.docks["images"].resize(200, 600)
     delegate = panel.table.itemDelegateForColumn(COL_NAME)
-    option = QStyleOptionViewItem()
-    option.initFrom(panel.table)
-    option.rect = panel.table.visualRect(idx)
-    option.rect.setWidth(110)
-    option.widget = panel.table
-    delegate.initStyleOption(option, idx)
-    assert ELLIPSIS in option.text and option.text.endswith("690.png")
-    assert QFontMetrics(option.font).horizontalAdvance(option.text) <= 110
-    assert "0001TP_006690.png" in panel.proxy.data(idx, Qt.ItemDataRole.ToolTipRole)
+    shown = []
+    for row in range(2):
+        idx = panel.proxy.index(row, COL_NAME)
+        option = QStyleOptionViewItem()
+        option.initFrom(panel.table)
+        option.rect = panel.table.visualRect(idx)
+        option.rect.setWidth(110)                      # a narrow column, as in the report
+        option.widget = panel.table
+        delegate.initStyleOption(option, idx)
+        assert QFontMetrics(option.font).horizontalAdvance(option.text) <= 110
+        shown.append(option.text)
+        assert panel.proxy.data(idx, Qt.ItemDataRole.ToolTipRole).startswith(idx.data())   # the full name
+    assert all(ELLIPSIS in t for t in shown)
+    assert shown[0].endswith("690.png") and shown[1].endswith("720.png") and shown[0] != shown[1]
 
 
 # ----- multi-select: split and status of many images at once ----------------------------------

@@ -168,6 +168,11 @@ class ImageListModel(QAbstractTableModel):
         if changed:
             self.refresh([image_id])
 
+    @property
+    def project(self) -> Project | None:
+        """The project shown (None: none)."""
+        return self._project
+
     def record(self, row: int) -> ImageRecord:
         """The record shown in ``row`` of this (source) model."""
         return self._records[row]
@@ -509,7 +514,7 @@ class ImageListPanel(QWidget):
             menu.deleteLater()
 
     def _project(self) -> Project | None:
-        project = self.model._project
+        project = self.model.project
         if project is None or project.read_only:
             if project is not None:
                 self.failed.emit(f"Cannot change images: the project is read-only ({project.read_only_reason})")
