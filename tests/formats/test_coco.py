@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from workbench.errors import InputError
 from workbench.formats import coco
 from workbench.formats.base import NOT_LABELLED
 
@@ -149,3 +151,28 @@ def test_noise_masks_survive_the_rle_round_trip(tmp_path):
         for ann in oracle.loadAnns(oracle.getAnnIds(imgIds=[img["id"]])):
             got[oracle.annToMask(ann).astype(bool)] = ann["category_id"] - 1
         assert np.array_equal(got, masks[img["file_name"]])
+
+
+def test_polygon_export_is_decoded_by_pycocotools(tmp_path):
+    """Polygons (keyhole rings for holes): pycocotools paints the project's pixels back."""
+    from workbench.formats import raster
+
+    folder = tmp_path / "images"
+    names = make_images(folder, 3)
+    masks = {n: synthetic_mask(24, 32, i) for i, n in enumerate(names)}
+    out = tmp_path / "coco"
+    coco.write(out, export_items(folder, masks), export_classes3(), images="none", segmentation="polygons")
+    for split in ("train", "val", "test"):
+        oracle = COCO(str(out / "annotations" / f"instances_{split}.json"))
+        for img in oracle.dataset["images"]:
+            anns = oracle.loadAnns(oracle.getAnnIds(imgIds=[img["id"]]))
+            assert anns and all(isinstance(a["segmentation"], list) for a in anns)
+            got = np.full((img["height"], img["width"]), NOT_LABELLED, np.uint8)
+            for ann in anns:                                       # in file order, as our reader paints
+                got[oracle.annToMask(ann).astype(bool)] = ann["category_id"] - 1
+            expect = masks[img["file_name"]].copy()
+            expect[expect == 3] = NOT_LABELLED
+            assert raster.agreement(expect, got) >= 0.99
+            assert np.array_equal(got, expect)                     # exact on these masks
+    with pytest.raises(InputError, match="rle or polygons"):
+        coco.write(out, [], export_classes3(), segmentation="lines")

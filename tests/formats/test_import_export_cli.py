@@ -61,6 +61,14 @@ def test_cli_messages_and_exit_codes(tmp_path, capsys):
     assert "exported 1 of 1" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["export", str(folder), "--format", "pascal", "--out", str(tmp_path / "o3")])
+    capsys.readouterr()
+    assert cli.main(["export", str(folder), "--format", "voc", "--out", str(tmp_path / "o5"),
+                     "--coco-polygons"]) == 2
+    assert "--coco-polygons is for --format coco" in capsys.readouterr().err
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    assert cli.main(["export", str(bare), "--format", "voc", "--out", str(tmp_path / "o4")]) == 2
+    assert "no project here yet" in capsys.readouterr().err and not (bare / ".workbench").exists()
 
 
 def test_cli_import_lists_unknown_classes_with_exit_1(tmp_path, capsys):
@@ -125,3 +133,31 @@ def test_camvid_index_import_then_every_format_round_trips(tmp_path, capsys):
         with Project.open(images, state_dir=state) as back:
             for rec in back.images():
                 assert np.array_equal(names_per_pixel(back.read_label(rec.id), back.schema), ref[rec.name]), fmt
+    # COCO as polygons: pycocotools-compatible rings, every labelled pixel back on these frames
+    out = tmp_path / "out-coco-polygons"
+    assert cli.main(["export", str(images), "--format", "coco", "--coco-polygons", "--out", str(out),
+                     "--images", "none"]) == 0
+    state = tmp_path / "state-coco-polygons"
+    for src_path in sorted((out / "annotations").glob("*.json")):
+        assert cli.main(["import", str(images), "--masks", str(src_path), "--state-dir", str(state)]) == 0
+    with Project.open(images, state_dir=state) as back:
+        for rec in back.images():
+            got, want = names_per_pixel(back.read_label(rec.id), back.schema), ref[rec.name]
+            assert (got[want != ""] == want[want != ""]).mean() >= 0.99
+
+
+def test_cli_dry_run_says_what_the_source_is_and_writes_nothing(tmp_path, capsys):
+    folder, _ = labelled_project(tmp_path)
+    out = tmp_path / "voc"
+    cli.main(["export", str(folder), "--format", "voc", "--out", str(out), "--images", "none"])
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(folder / "img00.png", other / "img00.png")
+    capsys.readouterr()
+    assert cli.main(["import", str(other), "--masks", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "format: Pascal VOC (voc)" in text and "masks: 3 (test 1, train 1, val 1)" in text
+    assert "no project at" in text and not (other / ".workbench").exists()
+    assert cli.main(["import", str(folder), "--masks", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "images in the project: 3; not in the project: 0" in text

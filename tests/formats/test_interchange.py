@@ -348,3 +348,21 @@ def test_add_classes_adds_what_the_masks_use_and_keeps_the_rest(tmp_path):
         label = project.read_label(project.find("img00.png").id)
         assert np.array_equal(names_per_pixel(label, project.schema), names_per_pixel(masks["img00.png"], schema3()))
         assert "classes added from the dataset (2)" in "\n".join(rep.summary_lines())
+
+
+def test_a_held_out_image_keeps_its_split_unless_overwrite(tmp_path):
+    folder = tmp_path / "images"
+    names = make_images(folder, 2)
+    src = tmp_path / "voc"
+    _voc_source(src, names)
+    sets = src / "ImageSets" / "Segmentation"
+    sets.mkdir(parents=True)
+    (sets / "train.txt").write_text("img00\n")
+    (sets / "val.txt").write_text("img01\n")
+    with Project.open(folder) as project:
+        project.set_split(project.find("img00.png").id, "test")           # held out by a person
+        rep = ix.import_labels(project, src)
+        assert project.find("img00.png").split.value == "test" and project.find("img01.png").split.value == "val"
+        assert rep.splits_set == 1 and rep.splits_kept == ["img00.png (test; the dataset says train)"]
+        ix.import_labels(project, src, overwrite=True)
+        assert project.find("img00.png").split.value == "train"

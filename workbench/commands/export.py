@@ -35,6 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="which split to export (default: all)")
     p.add_argument("--images", default="copy", choices=["copy", "link", "none"],
                    help="put the images beside the labels: copy (default), link (symlinks), none")
+    p.add_argument("--coco-polygons", action="store_true",
+                   help="COCO only: polygons (one per region, holes as keyholes) instead of RLE, "
+                        "for tools that read no RLE")
     p.add_argument("--state-dir", metavar="DIR",
                    help="the project's state folder, when it is not PROJECT/.workbench")
     p.set_defaults(func=run)
@@ -45,12 +48,18 @@ def run(args: argparse.Namespace) -> int:
     """Run the export; 0 when every selected label was written, 1 otherwise."""
     from workbench.workflows.interchange import export_labels
 
-    with Project.open(args.project, state_dir=args.state_dir) as project:
+    options = None
+    if getattr(args, "coco_polygons", False):
+        if args.format != "coco":
+            raise WorkbenchError("--coco-polygons is for --format coco")
+        options = {"segmentation": "polygons"}
+    # create=False: exporting a folder that is no project yet says so rather than making one
+    with Project.open(args.project, state_dir=args.state_dir, create=False) as project:
         if not project.images():
             raise WorkbenchError("the project has no images", project.folder)
         with progress_bar(f"export {args.format}", unit="image") as bar:
             rep = export_labels(project, args.out, format=args.format, status=args.status,
-                                split=args.split, images=args.images, on_progress=bar)
+                                split=args.split, images=args.images, options=options, on_progress=bar)
     for line in rep.summary_lines(SHOW_AT_MOST):
         print(line)
     if rep.selected == 0:

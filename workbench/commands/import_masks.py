@@ -52,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "__ignore__ understood, as labelme's labels.txt and VOC's class_names.txt); "
                         "default: the classes SRC carries, else the project's, else classes.json in "
                         "SRC or its parent, else inferred from the mask values")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only say what SRC is: its format, the classes it carries, how many masks "
+                        "and how many name images of the project; import nothing")
     p.add_argument("--add-classes", action="store_true",
                    help="add the dataset's classes the project lacks (default: their pixels are "
                         "left not labelled and the classes listed)")
@@ -140,9 +143,33 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.masks).expanduser()
     if not src.exists():
         raise InputError("label source not found", src)
+    if getattr(args, "dry_run", False):
+        return _run_detect(args, src)
     if not _is_plain_mask_folder(src, getattr(args, "format", "auto") or "auto"):
         return _run_format(args, src)
     return _run_folder(args)
+
+
+def _run_detect(args: argparse.Namespace, src: Path) -> int:
+    """``--dry-run``: what SRC holds and how it pairs with the project; writes nothing."""
+    from workbench.workflows.interchange import detect_source
+
+    fmt = args.format or "auto"
+    try:
+        project = Project.open(args.images, state_dir=args.state_dir, create=False)
+    except WorkbenchError:
+        project = None  # no project yet: creating one is not a dry run's business
+    try:
+        with progress_bar("reading", unit="mask") as bar:
+            found = detect_source(src, project, format=fmt, on_progress=bar)
+    finally:
+        if project is not None:
+            project.close()
+    for line in found.summary_lines(SHOW_AT_MOST):
+        print(line)
+    if project is None:
+        print(f"(no project at {args.images} yet: pairing with its images not checked)")
+    return 1 if found.problems else 0
 
 
 def _open_writable(args: argparse.Namespace, schema: ClassSchema | None) -> Project:

@@ -11,8 +11,11 @@ like any other; pixels no annotation covers are not labelled. Polygon points out
 the image are listed as a problem and clipped, as pycocotools rasterises them.
 
 Writing: ``annotations/instances_<split>.json`` and the images under ``images/<split>/``
-(``file_name`` is the base name). One annotation per image and class, its segmentation
-a compressed RLE (exact: pycocotools decodes it back to the project's pixels),
+(``file_name`` is the base name). By default one annotation per image and class, its
+segmentation a compressed RLE (exact: pycocotools decodes it back to the project's
+pixels); with ``segmentation="polygons"`` one polygon annotation per connected region
+(``raster.vectorise``, holes spliced in as keyholes, larger regions first so painting in
+order rebuilds the mask),
 ``iscrowd`` 0, ``area`` and ``bbox`` from the RLE; category id = class index + 1, with a
 ``color`` key (an extension other tools ignore). Void classes and not-labelled pixels
 get no annotation.
@@ -249,10 +252,34 @@ def encode_mask(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+SEGMENTATIONS = ("rle", "polygons")
+
+
+def _polygon_annotations(mask: np.ndarray, values: list[int]) -> list[tuple[int, list[float]]]:
+    """(value, flat polygon) per region, in painting order (larger first, later over earlier).
+
+    ``raster.vectorise`` in the AREA convention (pycocotools' own), holes spliced in as
+    keyholes, so pycocotools paints exactly the region (checked on CamVid: every pixel).
+    """
+    from workbench.formats import raster
+
+    regions = raster.vectorise(mask, raster.AREA, keyhole=True, values=values)
+    return [(r.value, [round(float(v), 2) for v in r.points.reshape(-1)]) for r in regions
+            if r.value in values]
+
+
 def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
-          images: str = "copy") -> WriteReport:
-    """Write ``annotations/instances_<split>.json`` (and images) under ``out``."""
+          images: str = "copy", segmentation: str = "rle") -> WriteReport:
+    """Write ``annotations/instances_<split>.json`` (and images) under ``out``.
+
+    ``segmentation``: "rle" (default: one compressed RLE per image and class, exact) or
+    "polygons" (one polygon per connected region, holes as keyholes, painted in order;
+    for tools that read no RLE).
+    """
     from pycocotools import mask as mask_utils
+
+    if segmentation not in SEGMENTATIONS:
+        raise InputError(f"unknown COCO segmentation {segmentation!r}; choose rle or polygons")
 
     out = Path(out)
     rep = WriteReport()
@@ -273,6 +300,15 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         name = Path(item.name).name
         doc["images"].append({"id": image_id, "file_name": name, "height": int(h), "width": int(w)})
         values = np.flatnonzero((np.bincount(item.mask.ravel(), minlength=256) > 0) & writable)
+        if segmentation == "polygons":
+            for v, poly in _polygon_annotations(item.mask, [int(x) for x in values]):
+                coded = mask_utils.merge(mask_utils.frPyObjects([poly], int(h), int(w)))
+                ann_id += 1
+                doc["annotations"].append({
+                    "id": ann_id, "image_id": image_id, "category_id": int(v) + 1, "iscrowd": 0,
+                    "area": float(mask_utils.area(coded)),
+                    "bbox": [float(b) for b in mask_utils.toBbox(coded)], "segmentation": [poly]})
+            values = []
         for v in values:
             rle = encode_mask(item.mask == v)
             ann_id += 1

@@ -19,7 +19,9 @@ ignored), never by number:
 
 Replaced labels go to the label history (``project.importer.store_mask``, the rule the
 folder importer follows too). Splits the format records (VOC ImageSets, Cityscapes and
-CamVid split folders) are given to the images whose label was imported.
+CamVid split folders, COCO file names) are given to the images whose label was
+imported, except that an image already out of ``train`` (a held-out test image) keeps
+its split unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workbench.classes import UNLABELLED, ClassSchema, name_key
+from workbench.classes import UNLABELLED, ClassSchema
 from workbench.errors import CancelledError, InputError, WorkbenchError
 from workbench.formats import registry
 from workbench.formats.base import (DatasetClass, ExportClass, ExportItem, ImageSize, Problem, ReadItem,
@@ -44,7 +46,7 @@ from workbench.formats.class_files import from_schema, read_class_file, schema_f
 from workbench.formats.images import check_mode
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project.importer import check_image_complete, normalise_kind, store_mask
-from workbench.project.records import ImageRecord, Status, parse_split, parse_status
+from workbench.project.records import ImageRecord, Split, Status, parse_split, parse_status
 
 if TYPE_CHECKING:
     from workbench.project.project import Project
@@ -116,6 +118,7 @@ class InterchangeReport:
     adopted_classes: list[str] = field(default_factory=list)    # names, when the project took the dataset's
     added_classes: list[str] = field(default_factory=list)      # dataset classes added (add_classes=True)
     splits_set: int = 0
+    splits_kept: list[str] = field(default_factory=list)        # images left in the split a person chose
     cancelled: bool = False
 
     @property
@@ -137,6 +140,10 @@ class InterchangeReport:
                          + ", ".join(self.added_classes))
         if self.splits_set:
             lines.append(f"splits set from the dataset: {self.splits_set} image(s)")
+        if self.splits_kept:
+            lines.append(f"kept the split of {len(self.splits_kept)} image(s) not in train "
+                         f"(use overwrite to take the dataset's):")
+            lines += _listing(self.splits_kept, limit)
         if self.kept:
             lines.append(f"kept {len(self.kept)} label(s) made or changed by a person (use overwrite to replace):")
             lines += _listing(self.kept, limit)
@@ -457,7 +464,12 @@ def _import_one(project: "Project", item: ReadItem, rep: InterchangeReport, *, k
     rep.imported += 1
     rep.imported_names.append(rec.name)
     if kind == "labels" and item.split in ("train", "val", "test") and item.split != rec.split.value:
-        splits.setdefault(item.split, []).append(rec.id)
+        # an image a person moved out of train (a held-out test image) stays where it is
+        # unless overwrite: the dataset's split must not leak it into training
+        if rec.split == Split.TRAIN or overwrite:
+            splits.setdefault(item.split, []).append(rec.id)
+        else:
+            rep.splits_kept.append(f"{rec.name} ({rec.split.value}; the dataset says {item.split})")
 
 
 # ----- export ---------------------------------------------------------------------------
@@ -504,7 +516,7 @@ def check_out_dir(project: "Project", out: Path, format: str) -> None:
 
 
 def export_labels(project: "Project", out: str | Path, *, format: str, status: str = "verified",
-                  split: str = "all", images: str = "copy",
+                  split: str = "all", images: str = "copy", options: dict | None = None,
                   on_progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None) -> ExportReport:
     """Write the project's labels in ``format`` under ``out``; images per ``images``.
@@ -513,9 +525,15 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
     (images without a label too, as all not-labelled masks). A non-empty ``out`` is
     refused unless it is an earlier export of the same format (recognised by its
     ``.workbench-export.json``), whose files are then replaced one by one, atomically.
+    ``options`` go to the format's writer (COCO: ``{"segmentation": "polygons"}``).
     """
     spec = registry.get(format)
     check_mode(images)
+    if options:
+        accepted = inspect.signature(spec.write).parameters
+        unknown = sorted(k for k in options if k not in accepted)
+        if unknown:
+            raise WorkbenchError(f"the {spec.name} format has no option {', '.join(unknown)}")
     out = Path(out).expanduser()
     recs = select_images(project, status, split)
     check_out_dir(project, out, spec.name)
@@ -546,7 +564,7 @@ def export_labels(project: "Project", out: str | Path, *, format: str, status: s
         report(on_progress, len(recs), len(recs), f"exporting {spec.name}")
 
     try:
-        wrote = spec.write(out, items(), export_classes(project.schema), images=images)
+        wrote = spec.write(out, items(), export_classes(project.schema), images=images, **(options or {}))
     except CancelledError:
         rep.cancelled = True
         return rep
