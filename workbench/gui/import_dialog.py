@@ -71,6 +71,7 @@ class ImportDialog(QDialog):
         # Called before importing; False stops it (the window saves the open image's edits here).
         self.before_import = before_import
         self._running = ""                         # "detect" or "import" while the worker runs
+        self._detected_key: tuple = ()             # (source, format, classes file) last read
         self.detected: interchange.DetectedSource | None = None
         self.report: interchange.InterchangeReport | None = None
 
@@ -141,9 +142,9 @@ class ImportDialog(QDialog):
         self.folder_button.clicked.connect(self._choose_folder)
         self.file_button.clicked.connect(self._choose_file)
         self.classes_button.clicked.connect(self._choose_classes)
-        self.source.editingFinished.connect(self.detect)
+        self.source.editingFinished.connect(lambda: self.detect())
         self.format.currentIndexChanged.connect(lambda _i: self.detect())
-        self.classes_file.editingFinished.connect(self.detect)
+        self.classes_file.editingFinished.connect(lambda: self.detect())
         self.import_button.clicked.connect(self.start_import)
         self.add_missing_button.clicked.connect(self.add_missing_classes)
         self.close_button.clicked.connect(self.close)
@@ -176,14 +177,18 @@ class ImportDialog(QDialog):
     def set_source(self, path: str | Path) -> None:
         """Use ``path`` as the source and detect what it holds."""
         self.source.setText(str(path))
-        self.detect()
+        self.detect(force=True)
 
     # ----- detect ---------------------------------------------------------------------------
-    def detect(self) -> None:
+    def detect(self, force: bool = False) -> None:
         """Read the source in the worker: its format, classes and how many masks name project images."""
         text = self.source.text().strip()
         if not text or self.progress.busy:
             return
+        key = (text, self.format.currentData(), self.classes_file.text().strip())
+        if not force and self.detected is not None and key == self._detected_key:
+            return                     # editingFinished also fires on focus loss: do not read it again
+        self._detected_key = key
         self.detected = None
         self.detected_label.setText("Reading the source…")
         self._running = "detect"
