@@ -46,6 +46,11 @@ def dataset(tmp_path: Path) -> tuple[Path, Path]:
     return images, root
 
 
+def _mapping(dialog) -> dict[str, str]:
+    """{dataset class: what it becomes} as the dialog's table shows it."""
+    return {dialog.mapping.item(r, 0).text(): dialog.mapping.item(r, 2).text() for r in range(dialog.mapping.rowCount())}
+
+
 def _click(button) -> None:
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
 
@@ -101,7 +106,7 @@ def test_a_class_the_project_lacks_is_named_with_its_files_and_a_persons_label_i
     project.close()
     window = make_window(images)
     dialog = _open_import(window, qtbot, root)
-    rows = {dialog.mapping.item(r, 0).text(): dialog.mapping.item(r, 2).text() for r in range(dialog.mapping.rowCount())}
+    rows = _mapping(dialog)
     assert rows["Road"] == "1: Road" and rows["Car"].startswith("NOT IN THE PROJECT")
     _import(dialog, qtbot)
     text = dialog.summary.toPlainText()
@@ -116,7 +121,7 @@ def test_a_class_the_project_lacks_is_named_with_its_files_and_a_persons_label_i
     assert car is not None and not car.void, dialog.summary.toPlainText()
     assert any("Car" in window.palette.list.item(r).text() for r in range(window.palette.list.count()))
     assert not dialog.add_missing_button.isVisible()
-    rows = {dialog.mapping.item(r, 0).text(): dialog.mapping.item(r, 2).text() for r in range(dialog.mapping.rowCount())}
+    rows = _mapping(dialog)
     assert rows["Car"] == f"{car.index}: Car"
     _import(dialog, qtbot)
     again = project.read_label(project.find("0001TP_001690").id)

@@ -88,7 +88,8 @@ def elide_keeping_end(name: str, fits: Callable[[str], bool]) -> str:
 class NameDelegate(QStyledItemDelegate):
     """Draws image names elided in the middle, keeping the end of the stem (issue 12.7)."""
 
-    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+    def initStyleOption(self, option: QStyleOptionViewItem,  # noqa: N802 (Qt override)
+                        index: QModelIndex | QPersistentModelIndex) -> None:
         """Replace the name by the version that fits the text rectangle."""
         super().initStyleOption(option, index)
         if not option.text:

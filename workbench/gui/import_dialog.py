@@ -156,7 +156,8 @@ class ImportDialog(QDialog):
 
     # ----- choices --------------------------------------------------------------------------
     def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of labels (index PNGs, VOC, Cityscapes, labelme, YOLO…)")
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder of labels (index PNGs, VOC, Cityscapes, labelme, YOLO…)")
         if folder:
             self.set_source(folder)
 
