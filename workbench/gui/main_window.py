@@ -11,7 +11,9 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMes
 
 from workbench.errors import WorkbenchError
 from workbench.gui.canvas import Canvas
+from workbench.gui.export_dialog import ExportDialog
 from workbench.gui.help_dialog import ShortcutsDialog
+from workbench.gui.import_dialog import ImportDialog
 from workbench.gui.image_list import ImageListModel, ImageListPanel
 from workbench.gui.label_history_dialog import show_label_history
 from workbench.gui.metrics_controller import MetricsController
@@ -94,7 +96,7 @@ class MainWindow(QMainWindow):
         self._initial_view_state()
         self.resize(1400, 900)
         self.resizeDocks([self.docks["images"], self.docks["classes"]], [400, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["classes"], self.docks["training"]], [180, 500], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["classes"], self.docks["training"]], [260, 420], Qt.Orientation.Vertical)
         self.restoreGeometry(QByteArray(app_settings().value("geometry", QByteArray())))
         self.restoreState(QByteArray(app_settings().value("window_state", QByteArray())))
 
@@ -110,6 +112,7 @@ class MainWindow(QMainWindow):
         ws, ma, c = self.workspace, self.model_actions, self.canvas
         slots = {
             "open_folder": self.choose_folder, "save": ws.save, "quit": self.close,
+            "import_labels": self.import_labels, "export_labels": self.export_labels,
             "next_image": ws.next_image, "prev_image": ws.prev_image, "verify_next": ws.verify_next,
             "focus_filter": self.list_panel.search.setFocus,
             "brush_smaller": self._brush_smaller, "brush_larger": self._brush_larger,
@@ -128,6 +131,7 @@ class MainWindow(QMainWindow):
         slots["next_error"] = c.next_error_region
         for n in range(1, 10):
             slots[f"class_{n}"] = partial(self.palette.select_nth, n)
+        slots["class_picker"] = self.palette.pick_class
         return slots
 
     def _evaluate(self) -> None:
@@ -172,6 +176,15 @@ class MainWindow(QMainWindow):
         self.toolbars.opacity.valueChanged.connect(self._on_opacity)
         self.training.started.connect(self._on_jobs_changed)
         self.training.finished.connect(self._on_jobs_changed)
+        # Image list: bulk split / status edits; rows hold still while Predict all runs (issue 12.9).
+        self.list_panel.imagesEdited.connect(self.events.images)
+        self.list_panel.failed.connect(self.notifier.error)
+        self.list_panel.message.connect(self.notifier.info)
+        self.predictions.batchProgress.connect(self.list_panel.hold_order)
+        self.predictions.batchFinished.connect(self.list_panel.release_order)
+        # File > Import labels… / Export…; the Metrics panel's "Import ground truth…" opens the same dialog.
+        self.metrics_panel.importRequested.connect(partial(self.import_labels, "ground-truth"))
+        self.events.schemaChanged.connect(self.palette.reload)
 
     def _initial_view_state(self) -> None:
         a = self.actions_by_id
@@ -300,6 +313,38 @@ class MainWindow(QMainWindow):
 
     def _on_jobs_changed(self, *_args: object) -> None:
         self.actions_by_id["retrain"].setEnabled(not self.training.running)
+
+    def import_labels(self, as_: str = "labels") -> None:
+        """File > Import labels… (preset to ground truth from the Metrics panel)."""
+        if self.project is None:
+            self.notifier.info("Open an image folder first.", 4000)
+            return
+        self.import_dialog = ImportDialog(self.project, self, as_=as_ if isinstance(as_, str) else "labels",
+                                          before_import=self._before_class_remap)
+        self.import_dialog.imported.connect(self._after_import)
+        self.import_dialog.classesAdded.connect(self.events.schema)
+        self.import_dialog.setModal(True)
+        self.import_dialog.show()
+
+    def export_labels(self) -> None:
+        """File > Export labels…."""
+        if self.project is None:
+            self.notifier.info("Open an image folder first.", 4000)
+            return
+        self.export_dialog = ExportDialog(self.project, self, before_export=self._before_class_remap)
+        self.export_dialog.setModal(True)
+        self.export_dialog.show()
+
+    def _after_import(self, report) -> None:
+        # Announce what the import changed; the open image is re-read if it got a new label.
+        if report.adopted_classes:
+            self.events.schema()
+        self.events.images(None)
+        name = self.project.get(self.session.image_id).name if self.session.image_id is not None else None
+        if name in report.imported_names and report.kind == "labels":
+            self._after_class_remap()
+        if report.kind == "ground-truth" and report.imported and self.predictions.has_model:
+            self.model_actions.evaluate()
 
     def show_shortcuts(self) -> None:
         """Help > Keyboard shortcuts."""

@@ -1,4 +1,4 @@
-"""Model commands: Predict all, Retrain, Cancel, Evaluate, import ground truth, training settings,
+"""Model commands: Predict all, Retrain, Cancel, Evaluate, training settings,
 and the Models panel's actions (use a version, delete one, edit its note, promotion policy).
 
 Slots for buttons and menu items; each catches ``WorkbenchError`` and shows it. The
@@ -10,7 +10,7 @@ the panels and the canvas follow.
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
 
 from workbench.errors import WorkbenchError
 from workbench.gui.image_list import ImageListPanel
@@ -60,7 +60,6 @@ class ModelActions(QObject):
         training.finished.connect(self._on_training_finished)
         training.failed.connect(self._on_failed)
         metrics_panel.evaluateRequested.connect(self.evaluate)
-        metrics_panel.importRequested.connect(self.import_ground_truth)
         metrics_panel.imageRequested.connect(workspace.open_image)
         metrics.imported.connect(self._on_imported)
         metrics.failed.connect(self._on_failed)
@@ -180,15 +179,6 @@ class ModelActions(QObject):
             self.metrics.evaluate()
         except WorkbenchError as exc:
             self.notifier.error(f"Cannot evaluate: {exc}")
-
-    def import_ground_truth(self) -> None:
-        """Ask for a folder of reference masks and import it as ground truth."""
-        folder = QFileDialog.getExistingDirectory(self.window, "Folder of ground-truth masks")
-        if folder:
-            try:
-                self.metrics.import_ground_truth(folder)
-            except WorkbenchError as exc:
-                self.notifier.error(str(exc))
 
     def _on_imported(self, report) -> None:
         problems = f", {len(report.problems)} problem(s): {report.problems[0][0]}: {report.problems[0][1]}" \

@@ -11,10 +11,11 @@ panel is locked (``set_locked``): the run trains on the classes it started with.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QColorDialog, QHBoxLayout, QInputDialog, QLabel, QListWidget,
+from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QListWidget,
                                QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 from workbench.errors import WorkbenchError
@@ -51,13 +52,21 @@ class PalettePanel(QWidget):
         self.before_remap: Callable[[], bool] = lambda: True
         self.list = QListWidget()
         self.list.setAccessibleName("classes")
-        self.list.setMinimumHeight(48)  # two rows of buttons below must not force a taller window
+        self.list.setMinimumHeight(20)  # three rows of buttons below must not force a taller window
         self.add_button = QPushButton("Add")
         self.rename_button = QPushButton("Rename")
         self.color_button = QPushButton("Colour")
         self.delete_button = QPushButton("Delete")
         self.up_button = QPushButton("Up")
         self.down_button = QPushButton("Down")
+        # Class setup (issue 10): load from a file, void on / off, a picker past key 9.
+        self.load_button = QPushButton("Load…")
+        self.void_button = QPushButton("Void")
+        self.pick_button = QPushButton("Find…")
+        self.load_button.setToolTip("Load the classes from a classes.json or a names file (one a line: VOC "
+                                    "class_names.txt, labelme labels.txt); classes are matched by name")
+        self.void_button.setToolTip("Mark the class void (not trained, not scored) or trained again")
+        self.pick_button.setToolTip("Find a class by name (key C): for classes past the number keys 1-9")
         self.delete_button.setToolTip("Delete the class: its pixels become not labelled, or another class")
         self.up_button.setToolTip("Move the class up one index (stored labels are renumbered)")
         self.down_button.setToolTip("Move the class down one index (stored labels are renumbered)")
@@ -65,18 +74,21 @@ class PalettePanel(QWidget):
         self.lock_label.setWordWrap(True)
         self.lock_label.hide()
         self._buttons = (self.add_button, self.rename_button, self.color_button, self.delete_button,
-                         self.up_button, self.down_button)
-        row1, row2 = QHBoxLayout(), QHBoxLayout()
+                         self.up_button, self.down_button, self.load_button, self.void_button)
+        row1, row2, row3 = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
         for b in self._buttons[:3]:
             row1.addWidget(b)
-        for b in self._buttons[3:]:
+        for b in self._buttons[3:6]:
             row2.addWidget(b)
+        for b in (self.load_button, self.void_button, self.pick_button):
+            row3.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.list)
         layout.addWidget(self.lock_label)
         layout.addLayout(row1)
         layout.addLayout(row2)
+        layout.addLayout(row3)
         self.list.currentRowChanged.connect(self._on_row)
         self.add_button.clicked.connect(self.add_class)
         self.rename_button.clicked.connect(self.rename_current)
@@ -84,6 +96,9 @@ class PalettePanel(QWidget):
         self.delete_button.clicked.connect(self.delete_current)
         self.up_button.clicked.connect(lambda: self.move_current(-1))
         self.down_button.clicked.connect(lambda: self.move_current(+1))
+        self.load_button.clicked.connect(lambda: self.load_classes())
+        self.void_button.clicked.connect(self.toggle_void_current)
+        self.pick_button.clicked.connect(self.pick_class)
 
     def set_project(self, project: Project | None) -> None:
         """Show ``project``'s classes (and say so if classes.json was renumbered by hand)."""
@@ -162,6 +177,25 @@ class PalettePanel(QWidget):
         """One of ``choices``, or None if cancelled."""
         value, ok = QInputDialog.getItem(self, title, label, choices, 0, False)
         return value if ok else None
+
+    def ask_file(self) -> str | None:
+        """A class file chosen by the person, or None."""
+        from workbench.gui.class_setup import CLASS_FILE_FILTER
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load classes", "", CLASS_FILE_FILTER)
+        return path or None
+
+    def ask_class(self) -> int | None:
+        """A class chosen in the searchable picker, or None."""
+        from workbench.gui.class_setup import ClassPicker
+
+        picker = ClassPicker(self.project.schema, self.current_class(), self)
+        self.picker = picker                     # reachable by tests while it is open
+        try:
+            return picker.chosen if picker.exec() else None
+        finally:
+            self.picker = None
+            picker.deleteLater()
 
     def confirm(self, title: str, text: str) -> bool:
         """Yes / No; No is the default."""
@@ -284,15 +318,93 @@ class PalettePanel(QWidget):
         if self._remap(lambda: self.project.move_class(c.id, dest)):
             self.select_class(dest)
 
+    # ----- class setup (class_setup.py) --------------------------------------------------------
+    def pick_class(self) -> None:
+        """Choose the class to paint with by name (key C)."""
+        if self.project is None:
+            return
+        index = self.ask_class()
+        if index is not None:
+            self.select_class(index)
+
+    def load_classes(self, path: str | None = None) -> bool:
+        """Replace the classes by those of a classes.json or names file, after confirming."""
+        from workbench.gui.class_setup import schema_from_file
+
+        if self._refused():
+            return False
+        path = path or self.ask_file()
+        if not path:
+            return False
+        try:
+            new = schema_from_file(path, self.project.schema)
+        except (WorkbenchError, ValueError) as exc:
+            self.failed.emit(f"Could not load the classes: {exc}")
+            return False
+        old = self.project.schema
+        kept = [c.name for c in new.classes if old.by_id(c.id) is not None]
+        dropped = [c.name for c in old.classes if new.by_id(c.id) is None and not c.retired]
+        void = [c.name for c in new.classes if c.void]
+        text = (f"Use the {len(new.classes)} classes of {Path(path).name}?\n\n"
+                + ", ".join(f"{c.index}: {c.name}" for c in new.classes)
+                + (f"\n\nVoid (not trained, not scored): {', '.join(void)}" if void else "")
+                + (f"\n\nKept by name (their pixels keep their class): {', '.join(kept)}" if kept else "")
+                + (f"\n\nRemoved: {', '.join(dropped)} (refused if stored labels use them)" if dropped else ""))
+        if not self.confirm("Load classes", text):
+            return False
+        if not self._remap(lambda: self.project.save_schema(new)):
+            return False
+        if self.list.count():
+            self.list.setCurrentRow(0)
+        return True
+
+    def toggle_void_current(self) -> None:
+        """Mark the selected class void (not trained, not scored), or trained again, after confirming."""
+        from workbench.gui.class_setup import with_void
+
+        index = self.current_class()
+        if self._refused() or index is None:
+            return
+        schema = self.project.schema
+        c = schema.by_index(index)
+        if c.retired:
+            self.failed.emit(f"{c.name!r} is a retired value, not a class: delete it or merge it instead")
+            return
+        files, pixels = self.project.class_usage(c.id)
+        last = schema.num_classes - 1
+        if c.void:
+            text = (f"Train {c.name!r} again?\n\nIts {_count(pixels, 'pixel')} in "
+                    f"{_count(len(files), 'label file')} are trained on and scored from the next Retrain.")
+        else:
+            text = (f"Mark {c.name!r} void?\n\nIts {_count(pixels, 'pixel')} in {_count(len(files), 'label file')} "
+                    "keep their value but are no longer trained on or scored (like 'not labelled').")
+            if index != last:
+                text += (f"\nIt first moves to index {last} (after the other trained classes): the classes "
+                         "after it move down one index and stored labels are renumbered (every pixel keeps its class).")
+        text += "\nModels trained before no longer match the classes (retrain)."
+        if not self.confirm("Void class", text):
+            return
+        if not c.void and index != last:
+            if not self._remap(lambda: self.project.move_class(c.id, last)):
+                return
+            index = last
+        try:
+            new = with_void(self.project.schema, index, not c.void)
+        except ValueError as exc:
+            self.failed.emit(f"Could not change the classes: {exc}")
+            return
+        if self._edit(lambda s: None, new):
+            self.select_class(index)
+
     def apply(self, change) -> bool:
         """Apply ``change(schema_copy)`` and save it through the project; False on failure."""
         if self._refused():
             return False
         return self._edit(change)
 
-    def _edit(self, change) -> bool:
-        schema = self.project.schema.copy()
+    def _edit(self, change, schema=None) -> bool:
         try:
+            schema = self.project.schema.copy() if schema is None else schema
             change(schema)
             self.project.save_schema(schema)
         except (WorkbenchError, ValueError, KeyError) as exc:

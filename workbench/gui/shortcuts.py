@@ -36,6 +36,8 @@ class Shortcut:
 SHORTCUTS: tuple[Shortcut, ...] = (
     # File
     Shortcut("open_folder", "&Open Folder…", ("Ctrl+O",), "File"),
+    Shortcut("import_labels", "&Import labels…", ("Ctrl+I",), "File"),
+    Shortcut("export_labels", "&Export labels…", ("Ctrl+Shift+E",), "File"),
     Shortcut("save", "&Save label", ("Ctrl+S",), "File"),
     Shortcut("quit", "&Quit", ("Ctrl+Q",), "File"),
     # Navigation (labelme)
@@ -49,6 +51,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("brush_smaller", "Smaller brush", ("[",), "Tools"),
     Shortcut("brush_larger", "Larger brush", ("]",), "Tools"),
     *(Shortcut(f"class_{i}", f"Class {i}", (str(i),), "Classes") for i in range(1, 10)),
+    Shortcut("class_picker", "("class_picker", "&Choose class by name… (classes past 9)", ("C",)Choose class by name… (classes past 9)", ("K",), "Classes"),
     # Edit
     Shortcut("undo", "&Undo", ("Ctrl+Z",), "Edit"),
     Shortcut("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),

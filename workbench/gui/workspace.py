@@ -122,17 +122,29 @@ class Workspace(QObject):
             pass  # saveFailed already showed it
 
     def verify_next(self) -> None:
-        """Save the current label as verified and open the next image."""
+        """Save the current label as verified and open the next image of the same split.
+
+        It stays within the current image's split and the list's filter (issue 12.10:
+        it used to walk from train into val images) and says so in the status bar.
+        """
         if self.session.editor is None:
             return
+        image_id = self.session.image_id
         try:
             self.session.verify()
         except WorkbenchError as exc:
-            if self.session.image_id not in self._save_failed:
+            if image_id not in self._save_failed:
                 self.notifier.error(str(exc))
             return
-        self.events.images([self.session.image_id])
-        self.next_image()
+        self.events.images([image_id])
+        split = self.project.get(image_id).split.value
+        scope = f"{split} images" + (f", list filter: {f}" if (f := self.panel.describe_filter()) else "")
+        target = self.panel.next_in_split(image_id)
+        if target is None:
+            self.notifier.info(f"Verified {self._name(image_id)}. No more {scope} after it in the list.", 8000)
+            return
+        self.open_image(target)
+        self.notifier.info(f"Verified {self._name(image_id)}; next: {self._name(target)} ({scope}).", 8000)
 
     def undo(self) -> None:
         """Undo the last edit on this image."""
