@@ -67,7 +67,7 @@ def with_void(schema: ClassSchema, index: int, void: bool) -> ClassSchema:
 
 
 class ClassPicker(QDialog):
-    """Type to filter the classes, Enter to choose: for classes 10 and above (key C)."""
+    """Type to filter the classes, Enter to choose: for classes 10 and above (key K)."""
 
     def __init__(self, schema: ClassSchema, current: int | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)

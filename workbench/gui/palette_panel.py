@@ -66,7 +66,7 @@ class PalettePanel(QWidget):
         self.load_button.setToolTip("Load the classes from a classes.json or a names file (one a line: VOC "
                                     "class_names.txt, labelme labels.txt); classes are matched by name")
         self.void_button.setToolTip("Mark the class void (not trained, not scored) or trained again")
-        self.pick_button.setToolTip("Find a class by name (key C): for classes past the number keys 1-9")
+        self.pick_button.setToolTip("Find a class by name (key K): for classes past the number keys 1-9")
         self.delete_button.setToolTip("Delete the class: its pixels become not labelled, or another class")
         self.up_button.setToolTip("Move the class up one index (stored labels are renumbered)")
         self.down_button.setToolTip("Move the class down one index (stored labels are renumbered)")
@@ -320,7 +320,7 @@ class PalettePanel(QWidget):
 
     # ----- class setup (class_setup.py) --------------------------------------------------------
     def pick_class(self) -> None:
-        """Choose the class to paint with by name (key C)."""
+        """Choose the class to paint with by name (key K)."""
         if self.project is None:
             return
         index = self.ask_class()

@@ -51,7 +51,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("brush_smaller", "Smaller brush", ("[",), "Tools"),
     Shortcut("brush_larger", "Larger brush", ("]",), "Tools"),
     *(Shortcut(f"class_{i}", f"Class {i}", (str(i),), "Classes") for i in range(1, 10)),
-    Shortcut("class_picker", "("class_picker", "&Choose class by name… (classes past 9)", ("C",)Choose class by name… (classes past 9)", ("K",), "Classes"),
+    Shortcut("class_picker", "&Choose class by name… (classes past 9)", ("K",), "Classes"),
     # Edit
     Shortcut("undo", "&Undo", ("Ctrl+Z",), "Edit"),
     Shortcut("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
