@@ -10,6 +10,7 @@ evaluation; another current model).
 from __future__ import annotations
 
 import time
+from html import escape
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -90,6 +91,8 @@ class MetricsPanel(QWidget):
         self.per_image.cellClicked.connect(self._on_image_clicked)
         self._image_ids: dict[str, int] = {}
         self.last_report: EvaluationReport | None = None
+        self._activity = ""                     # the running job's summary line
+        self._summary_before: str | None = None  # the summary it replaced
 
     def set_project(self, project: Project | None) -> None:
         """Show ``project``'s newest recorded evaluation and history."""
@@ -104,13 +107,31 @@ class MetricsPanel(QWidget):
             self._show_recorded()
 
     def set_busy(self, busy: bool) -> None:
-        """Disable the buttons while a job runs."""
+        """Disable the buttons while a job runs; a job that ended without a report leaves the summary as it was."""
         self.evaluate_button.setEnabled(not busy)
         self.import_button.setEnabled(not busy)
         if busy:
-            self.summary.setText("Evaluating…")
-        elif self.summary.text() == "Evaluating…":   # ended without a report
-            self.summary.setText("Evaluation stopped (see the status bar).")
+            if self._summary_before is None:
+                self._summary_before = self.summary.text()
+            return
+        if self._activity and self.summary.text() == self._activity:   # cancelled: nothing to say
+            self.summary.setText(self._summary_before or "No evaluation yet.")
+        self._activity = ""
+        self._summary_before = None
+
+    def show_activity(self, text: str) -> None:
+        """What the running job does, in the summary line until it ends."""
+        if self._summary_before is None:
+            self._summary_before = self.summary.text()
+        self._activity = text
+        self.summary.setText(text)
+
+    def show_failure(self, message: str) -> None:
+        """Why the last job failed, here (the banner above the image holds it too, until dismissed)."""
+        before = self._summary_before if self._summary_before is not None else self.summary.text()
+        self._activity = ""
+        self.summary.setText(f"<span style='color:#b00020'><b>Failed:</b> {escape(message)}</span>"
+                             + (f"<br>{before}" if before else ""))
 
     # ----- event slots -------------------------------------------------------------------
     def show_evaluation(self, evaluation) -> None:
