@@ -14,10 +14,10 @@ from html import escape
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
+from workbench.gui.confusion_view import ConfusionView
 from workbench.metrics import EvaluationReport
 from workbench.project import Project
 
@@ -66,16 +66,14 @@ class MetricsPanel(QWidget):
         self.evaluate_button = QPushButton("Evaluate on val")
         self.import_button = QPushButton("Import ground truth…")
         self.classes = _table(["Class", "IoU"])
-        self.confusion = QTableWidget(0, 0)
-        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion.setToolTip("Rows: reference class; columns: predicted class. "
-                                  "Cells are % of the row's pixels.")
+        self.confusion_view = ConfusionView()
+        self.confusion = self.confusion_view.table
         self.per_image = _table(["Image", "mIoU"])
         self.per_image.setSortingEnabled(True)
         self.history = _table(["Version", "Split", "mIoU", "Pixel acc.", "Images", "When"])
         self.tabs = QTabWidget()
         self.tabs.addTab(self.classes, "Classes")
-        self.tabs.addTab(self.confusion, "Confusion")
+        self.tabs.addTab(self.confusion_view, "Confusion")
         self.tabs.addTab(self.per_image, "Images")
         self.tabs.addTab(self.history, "History")
         buttons = QHBoxLayout()
@@ -99,9 +97,9 @@ class MetricsPanel(QWidget):
         self.project = project
         self.last_report = None
         self.summary.setText("No evaluation yet.")
-        for t in (self.classes, self.per_image, self.confusion):
+        for t in (self.classes, self.per_image):
             t.setRowCount(0)
-        self.confusion.setColumnCount(0)
+        self.confusion_view.clear()
         self.refresh_history()
         if project is not None:
             self._show_recorded()
@@ -230,26 +228,7 @@ class MetricsPanel(QWidget):
             self.classes.setItem(row, 1, NumericItem(iou))
 
     def _fill_confusion(self, names: list[str], matrix: np.ndarray) -> None:
-        k = len(names)
-        cols = names + (["(none)"] if matrix.shape[1] > k else [])
-        self.confusion.setRowCount(k)
-        self.confusion.setColumnCount(len(cols))
-        self.confusion.setHorizontalHeaderLabels(cols)
-        self.confusion.setVerticalHeaderLabels(names)
-        rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
-        frac = np.divide(matrix, rows, out=np.zeros(matrix.shape, np.float64), where=rows > 0)
-        for r in range(k):
-            for c in range(len(cols)):
-                f = float(frac[r, c])
-                item = QTableWidgetItem(f"{100 * f:.0f}")
-                item.setToolTip(f"{names[r]} → {cols[c]}: {int(matrix[r, c])} pixels ({100 * f:.1f}%)")
-                # White to blue scale; the diagonal is what a good model fills.
-                shade = int(255 - 200 * f)
-                item.setBackground(QBrush(QColor(shade, shade, 255)))
-                item.setForeground(QBrush(QColor("white" if f > 0.6 else "black")))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.confusion.setItem(r, c, item)
-        self.confusion.resizeColumnsToContents()
+        self.confusion_view.show_matrix(names, matrix)
 
     def _on_image_clicked(self, row: int, _col: int) -> None:
         item = self.per_image.item(row, 0)
