@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 from workbench.errors import WorkbenchError
 from workbench.gui.image_list import ImageListPanel
 from workbench.gui.metrics_controller import MetricsController
+from workbench.gui.memory import release_memory
 from workbench.gui.metrics_panel import MetricsPanel
 from workbench.gui.models_panel import POLICY_TEXT, CandidateBanner, ModelsPanel
 from workbench.gui.notifier import Notifier
@@ -63,6 +64,7 @@ class ModelActions(QObject):
         metrics_panel.importRequested.connect(self.import_ground_truth)
         metrics_panel.imageRequested.connect(workspace.open_image)
         metrics.imported.connect(self._on_imported)
+        metrics.evaluated.connect(release_memory)
         metrics.failed.connect(self._on_metrics_failed)
         metrics.activity.connect(metrics_panel.show_activity)
         metrics.busyChanged.connect(metrics_panel.set_busy)
@@ -102,6 +104,7 @@ class ModelActions(QObject):
 
     def _on_batch_finished(self, outcome) -> None:
         self.status.show_batch(0, 0)
+        release_memory()     # Predict all's own model and its tensors are gone: give the pages back
         if outcome is None:
             return
         problems = f"; {len(outcome.problems)} problem(s), first: {outcome.problems[0]}" if outcome.problems else ""
@@ -144,6 +147,7 @@ class ModelActions(QObject):
     def _on_training_finished(self, outcome) -> None:
         self._lock_classes(None)
         self.status.show_training("")
+        release_memory()     # the run's model copy, optimizer and batches are gone: give the pages back
         message = getattr(outcome, "app_message", "") or outcome.message   # the app's wording: no command
         self.training_panel.show_outcome(message)
         if outcome.version is not None and not outcome.promoted:
