@@ -123,7 +123,9 @@ def build_project(camvid: Path, dest: Path) -> Path:
         shutil.copy(f, images)
         shutil.copy(camvid / "valannot" / f.name, gt)
     shutil.copy(camvid / "classes.json", masks / "classes.json")
-    with Project.open(images) as p:
+    from workbench.classes import ClassSchema
+
+    with Project.open(images, schema=ClassSchema.load(camvid / "classes.json")) as p:
         p.import_masks(masks)
         p.import_masks(gt, as_="ground-truth")
         p.set_split([p.find(f.stem).id for f in val], "val")
@@ -208,10 +210,9 @@ def main() -> None:
     settle(app)
     record("after Predict all (idle)")
     window.model_actions.retrain()
-    if not window.training.running:
-        sys.exit(f"Retrain did not start: {window.notifier.last_error}")
     wait_for(app, lambda: not window.training.running, 1800)
-    print(f"Retrain: {window.training_panel.status.text()}", flush=True)
+    settle(app, 0.5)
+    print(f"Retrain: {window.training_panel.status.text()} {window.notifier.last_error or ''}", flush=True)
     record("Retrain 1 epoch (peak during)")
     settle(app)
     record("after Retrain (idle)")
