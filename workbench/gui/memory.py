@@ -34,11 +34,12 @@ def _malloc_trim():
     return _libc.malloc_trim if _libc else None
 
 
-def release_memory() -> bool:
-    """Collect garbage and return the C heap's free pages to the system; True if trimmed."""
+def release_memory(*_args: object, collect: bool = True) -> bool:
+    """Collect garbage (unless ``collect`` is False) and return the C heap's free pages; True if trimmed."""
     if not ENABLED:
         return False
-    gc.collect()
+    if collect:
+        gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False
