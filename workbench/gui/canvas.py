@@ -203,7 +203,10 @@ class Canvas(QWidget):
         the labels) or "errors" (magenta where the prediction disagrees with the reference)."""
         if mode not in VIEW_MODES:
             raise ValueError(f"view mode must be one of {', '.join(VIEW_MODES)}, not {mode!r}")
-        self._set_and_update("_view", mode)
+        if self._view != mode:
+            self._view = mode
+            self._recolour_prediction()
+            self.update()
 
     view_mode = property(lambda self: self._view, doc="The view: labels, ground_truth or errors.")
 
@@ -232,8 +235,11 @@ class Canvas(QWidget):
             self.update()
 
     def set_labels_visible(self, on: bool) -> None:
-        """Show or hide the label overlay."""
-        self._set_and_update("_show_labels", bool(on))
+        """Show or hide the label overlay (the prediction then shows under the labels too)."""
+        if self._show_labels != bool(on):
+            self._show_labels = bool(on)
+            self._recolour_prediction()
+            self.update()
 
     def set_prediction_visible(self, on: bool) -> None:
         """Show or hide the prediction overlay."""
@@ -465,11 +471,13 @@ class Canvas(QWidget):
     def _rebuild_labels(self) -> None:
         if not self._editable():
             self._labels_layer = None
+            self._recolour_prediction()
             return
         h, w = self._editor.shape
         if self._labels_layer is None or self._labels_layer.shape != (h, w):
             self._labels_layer = LayerBuffer(h, w)
         colour_labels(self._labels_layer.array, self._editor.mask, self._lut, (0, 0, h, w), outline=self._outline)
+        self._recolour_prediction()      # the prediction is hidden under the (new) labels
 
     def _rebuild_prediction(self) -> None:
         p = self._pred
@@ -478,8 +486,28 @@ class Canvas(QWidget):
             return
         if self._pred_layer is None or self._pred_layer.shape != p.shape:
             self._pred_layer = LayerBuffer(*p.shape)
-        self._pred_layer.array[...] = self._lut[p]
+        self._colour_prediction((0, 0, *p.shape))
         self._rebuild_reference()
+
+    def _prediction_under_labels_hidden(self) -> bool:
+        # Where a person labelled, the solid label alone is drawn: no stripes through it. With
+        # the labels hidden (Ctrl+L), as outlines, or in a reference view, the whole prediction shows.
+        return self._show_labels and not self._outline and self._view == "labels" and self._editable()
+
+    def _colour_prediction(self, box: BBox) -> None:
+        """Recolour ``box`` of the prediction layer (transparent under labels, see above)."""
+        p, layer = self._pred, self._pred_layer
+        if p is None or layer is None or layer.shape != p.shape:
+            return
+        y0, x0, y1, x1 = box
+        colours = self._lut[p[y0:y1, x0:x1]]
+        if self._prediction_under_labels_hidden() and self._editor.shape == p.shape:
+            colours[self._editor.mask[y0:y1, x0:x1] != UNLABELLED] = 0
+        layer.array[y0:y1, x0:x1] = colours
+
+    def _recolour_prediction(self) -> None:
+        if self._pred_layer is not None:
+            self._colour_prediction((0, 0, *self._pred_layer.shape))
 
     def _rebuild_reference(self) -> None:
         # The reference in class colours, and the error mask against the prediction.
@@ -517,6 +545,8 @@ class Canvas(QWidget):
         if self._labels_layer is None or not self._editable():
             return
         written = colour_labels(self._labels_layer.array, self._editor.mask, self._lut, bbox, outline=self._outline)
+        if self._pred_layer is not None and self._prediction_under_labels_hidden():
+            self._colour_prediction(bbox)
         if self._show_labels:
             self.update(self.view_rect_of(written))
 
