@@ -278,6 +278,17 @@ def test_classes_menu_lists_the_project_classes(window, qtbot) -> None:
     assert class_menu_texts(window)[-1] == f"{len(names) + 1}  mitochondrion"
     qtbot.keyClick(window, Qt.Key.Key_2)
     assert window.canvas.current_class == window.project.schema.by_name(names[1]).index
+    # past nine classes (CamVid has 11) the menu still lists every class, without a number key
+    for i in range(11 - len(names) - 1):
+        window.project.add_class(f"extra {i}")
+    window.palette.reload()
+    window.events.schema()
+    texts = class_menu_texts(window)
+    assert len(texts) == 11 and texts[9] == "10  extra 4" and texts[10] == "11  extra 5"
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "Classes")
+    eleventh = [a for a in menu.actions() if a.isVisible()][10]
+    eleventh.trigger()
+    assert window.canvas.current_class == window.project.schema.by_name("extra 5").index
 
 
 # ----- 14: a folder without labels says what to do first -----------------------------------

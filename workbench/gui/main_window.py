@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindo
 
 from workbench.errors import WorkbenchError
 from workbench.gui.canvas import Canvas
-from workbench.gui.class_menu import label_class_actions
+from workbench.gui.class_menu import ClassMenu
 from workbench.gui.first_steps import FirstSteps
 from workbench.gui.help_dialog import ShortcutsDialog
 from workbench.gui.image_list import ImageListModel, ImageListPanel
@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
         self.reference_view.set_errors(on)
 
     def _label_class_actions(self, *_args: object) -> None:
-        label_class_actions(self.actions_by_id, self.project.schema if self.project is not None else None)
+        self.class_menu.show_schema(self.project.schema if self.project is not None else None)
 
     def _evaluate(self) -> None:
         # The person asked for numbers: bring the Metrics tab to the front to show them.
@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
                 self.recent_menu.aboutToShow.connect(self._fill_recent)
                 menus["File"].addSeparator()
             menus[s.group].addAction(self.actions_by_id[s.id])
+        self.class_menu = ClassMenu(menus["Classes"], self.actions_by_id, self.palette.select_nth)
         view = menus["View"]
         view.addSeparator()
         for dock in self.docks.values():
