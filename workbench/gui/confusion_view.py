@@ -57,9 +57,8 @@ class VerticalLabel(QLabel):
         return QSize(s.height(), s.width())
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        """Transposed."""
-        s = super().minimumSizeHint()
-        return QSize(s.height(), s.width())
+        """One line wide, no minimum height: the title may clip but never makes the dock taller."""
+        return QSize(super().minimumSizeHint().height(), 0)
 
 
 class ConfusionView(QWidget):

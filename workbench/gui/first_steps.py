@@ -8,7 +8,7 @@ run trains it says so instead of "No model yet" (issue 12.3).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from workbench.errors import WorkbenchError
@@ -79,6 +79,10 @@ class FirstSteps(Strip):
         self.text.setText(first_steps_text(labelled, self.training))
         self.retrain_button.setVisible(labelled > 0 and not self.training and not project.read_only)
         self.show()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """Never make the window taller or wider than it was: on a small window the strip clips."""
+        return QSize(0, 0)
 
     def _dismiss(self) -> None:
         # Dismiss keeps it hidden for this project (it comes back when another project opens).
