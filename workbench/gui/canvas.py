@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
+    QBrush,
     QColor,
+    QImage,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -40,6 +42,9 @@ from workbench.errors import InputError
 from workbench.gui.overlay import (
     LayerBuffer,
     colour_labels,
+    error_lut,
+    error_mask,
+    hatch_tile,
     heat_lut,
     normalise_uncertainty,
     premultiplied_lut,
@@ -49,6 +54,7 @@ from workbench.gui.tool_feedback import busy_badge_rect, paint_busy_badge, paint
 from workbench.gui.tools import Tool, tool_cursor
 from workbench.gui.workers import Job, JobError, JobRunner
 
+VIEW_MODES = ("labels", "ground_truth", "errors")
 MIN_ZOOM = 1 / 64
 MAX_ZOOM = 64.0
 WHEEL_STEP = 1.25          # zoom factor per wheel notch (120 units of angleDelta)
@@ -101,6 +107,13 @@ class Canvas(QWidget):
         self._pred_layer: LayerBuffer | None = None
         self._uncert: np.ndarray | None = None
         self._uncert_layer: LayerBuffer | None = None
+        # reference views (issue 12.8): ground truth instead of labels, or the model's errors
+        self._ref: np.ndarray | None = None
+        self._ref_layer: LayerBuffer | None = None
+        self._err_layer: LayerBuffer | None = None
+        self._error_counts: tuple[int, int] | None = None   # (wrong, compared) pixels
+        self._view = "labels"
+        self._hatch = QBrush(hatch_tile())
         # display options
         self._label_opacity = 0.5
         self._pred_opacity = 0.5
@@ -217,6 +230,29 @@ class Canvas(QWidget):
         self._rebuild_uncertainty()
         self.update()
 
+    def set_reference(self, mask: np.ndarray | None) -> None:
+        """The mask the ground-truth and error views show: imported ground truth, or the label."""
+        self._ref = None if mask is None else np.ascontiguousarray(mask, np.uint8)
+        self._rebuild_reference()
+        self.update()
+
+    def set_view_mode(self, mode: str) -> None:
+        """"labels" (labels solid, prediction hatched), "ground_truth" (the reference instead of
+        the labels) or "errors" (magenta where the prediction disagrees with the reference)."""
+        if mode not in VIEW_MODES:
+            raise ValueError(f"view mode must be one of {', '.join(VIEW_MODES)}, not {mode!r}")
+        if self._view != mode:
+            self._view = mode
+            self._recolour_prediction()
+            self.update()
+
+    view_mode = property(lambda self: self._view, doc="The view: labels, ground_truth or errors.")
+
+    @property
+    def error_counts(self) -> tuple[int, int] | None:
+        """(pixels the model gets wrong, pixels compared) for the reference, or None."""
+        return self._error_counts
+
     @property
     def class_lut(self) -> np.ndarray:
         """(256,) uint32 premultiplied ARGB colour of each class value (for tool previews)."""
@@ -242,8 +278,11 @@ class Canvas(QWidget):
             self.update()
 
     def set_labels_visible(self, on: bool) -> None:
-        """Show or hide the label overlay."""
-        self._set_and_update("_show_labels", bool(on))
+        """Show or hide the label overlay (the prediction then shows under the labels too)."""
+        if self._show_labels != bool(on):
+            self._show_labels = bool(on)
+            self._recolour_prediction()
+            self.update()
 
     def set_prediction_visible(self, on: bool) -> None:
         """Show or hide the prediction overlay."""
@@ -525,11 +564,13 @@ class Canvas(QWidget):
     def _rebuild_labels(self) -> None:
         if not self._editable():
             self._labels_layer = None
+            self._recolour_prediction()
             return
         h, w = self._editor.shape
         if self._labels_layer is None or self._labels_layer.shape != (h, w):
             self._labels_layer = LayerBuffer(h, w)
         colour_labels(self._labels_layer.array, self._editor.mask, self._lut, (0, 0, h, w), outline=self._outline)
+        self._recolour_prediction()      # the prediction is hidden under the (new) labels
 
     def _rebuild_prediction(self) -> None:
         p = self._pred
@@ -538,7 +579,50 @@ class Canvas(QWidget):
             return
         if self._pred_layer is None or self._pred_layer.shape != p.shape:
             self._pred_layer = LayerBuffer(*p.shape)
-        self._pred_layer.array[...] = self._lut[p]
+        self._colour_prediction((0, 0, *p.shape))
+        self._rebuild_reference()
+
+    def _prediction_under_labels_hidden(self) -> bool:
+        # Where a person labelled, the solid label alone is drawn: no stripes through it. With
+        # the labels hidden (Ctrl+L), as outlines, or in a reference view, the whole prediction shows.
+        return self._show_labels and not self._outline and self._view == "labels" and self._editable()
+
+    def _colour_prediction(self, box: BBox) -> None:
+        """Recolour ``box`` of the prediction layer (transparent under labels, see above)."""
+        p, layer = self._pred, self._pred_layer
+        if p is None or layer is None or layer.shape != p.shape:
+            return
+        y0, x0, y1, x1 = box
+        colours = self._lut[p[y0:y1, x0:x1]]
+        if self._prediction_under_labels_hidden() and self._editor.shape == p.shape:
+            colours[self._editor.mask[y0:y1, x0:x1] != UNLABELLED] = 0
+        layer.array[y0:y1, x0:x1] = colours
+
+    def _recolour_prediction(self) -> None:
+        if self._pred_layer is not None:
+            self._colour_prediction((0, 0, *self._pred_layer.shape))
+
+    def _rebuild_reference(self) -> None:
+        # The reference in class colours, and the error mask against the prediction.
+        ref = self._ref
+        self._error_counts = None
+        if ref is None or self._image is None or ref.shape != self._image.shape:
+            self._ref_layer = self._err_layer = None
+            return
+        if self._ref_layer is None or self._ref_layer.shape != ref.shape:
+            self._ref_layer = LayerBuffer(*ref.shape)
+        self._ref_layer.array[...] = self._lut[ref]
+        p = self._pred
+        if p is None or p.shape != ref.shape:
+            self._err_layer = None
+            return
+        ignore = tuple(self._schema.ignore_values) if self._schema is not None else (UNLABELLED,)
+        wrong = error_mask(p, ref, ignore)
+        compared = int(ref.size - np.isin(ref, np.asarray(ignore, np.uint8)).sum())
+        self._error_counts = (int(wrong.sum()), compared)
+        if self._err_layer is None or self._err_layer.shape != ref.shape:
+            self._err_layer = LayerBuffer(*ref.shape)
+        self._err_layer.array[...] = error_lut()[wrong.view(np.uint8)]
 
     def _rebuild_uncertainty(self) -> None:
         u = self._uncert
@@ -554,6 +638,8 @@ class Canvas(QWidget):
         if self._labels_layer is None or not self._editable():
             return
         written = colour_labels(self._labels_layer.array, self._editor.mask, self._lut, bbox, outline=self._outline)
+        if self._pred_layer is not None and self._prediction_under_labels_hidden():
+            self._colour_prediction(bbox)
         if self._show_labels:
             self.update(self.view_rect_of(written))
 
@@ -586,19 +672,53 @@ class Canvas(QWidget):
             # Nearest neighbour when magnifying keeps label edges crisp; smooth when shrinking.
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 1)
             painter.drawImage(target, self._image.qimage, source)
-            # One-pixel outlines vanish at half opacity: draw them twice as strong.
-            label_opacity = min(1.0, 2 * self._label_opacity) if self._outline else self._label_opacity
-            for layer, shown, opacity in (
-                (self._pred_layer, self._show_pred, self._pred_opacity),
-                (self._labels_layer, self._show_labels, label_opacity),
-                (self._uncert_layer, self._show_uncert, self._uncert_opacity),
-            ):
-                if layer is not None and shown and opacity > 0:
+            for layer, opacity, hatched in self._visible_layers():
+                if hatched:
+                    self._paint_hatched(painter, layer, target, source, opacity)
+                else:
                     painter.setOpacity(opacity)
                     painter.drawImage(target, layer.qimage, source)
             painter.setOpacity(1.0)
         self._paint_tool_feedback(painter)
         painter.end()
+
+    def _visible_layers(self) -> list[tuple[LayerBuffer, float, bool]]:
+        """(layer, opacity, hatched) bottom to top for the current view.
+
+        Labels are solid and the prediction hatched, so what a person painted and what the
+        model suggests differ at a glance (issue 12.8); the ground-truth view puts the
+        reference where the labels were; the error view shows only where the model is wrong.
+        """
+        # One-pixel outlines vanish at half opacity: draw them twice as strong (and the stripes).
+        label_opacity = min(1.0, 2 * self._label_opacity) if self._outline else self._label_opacity
+        pred = (self._pred_layer, self._show_pred, min(1.0, 1.6 * self._pred_opacity), True)
+        if self._view == "errors":
+            layers = [(self._err_layer, True, 0.85, False)]
+        elif self._view == "ground_truth":
+            layers = [pred, (self._ref_layer, True, self._label_opacity, False)]
+        else:
+            layers = [pred, (self._labels_layer, self._show_labels, label_opacity, False)]
+        layers.append((self._uncert_layer, self._show_uncert, self._uncert_opacity, False))
+        return [(layer, opacity, hatched) for layer, shown, opacity, hatched in layers
+                if layer is not None and shown and opacity > 0]
+
+    def _paint_hatched(self, painter: QPainter, layer: LayerBuffer, target: QRectF, source: QRectF,
+                       opacity: float) -> None:
+        """Draw ``layer`` only on diagonal stripes fixed to the widget (so they line up across repaints)."""
+        area = target.toAlignedRect().intersected(self.rect())
+        if area.isEmpty():
+            return
+        tile = QImage(area.size(), QImage.Format.Format_ARGB32_Premultiplied)
+        tile.fill(0)
+        p = QPainter(tile)
+        p.translate(-area.left(), -area.top())       # widget coordinates: the stripes' origin is the widget's
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 1)
+        p.drawImage(target, layer.qimage, source)
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
+        p.fillRect(area, self._hatch)
+        p.end()
+        painter.setOpacity(opacity)
+        painter.drawImage(area.topLeft(), tile)
 
     def _paint_tool_feedback(self, painter: QPainter) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget
 
 from workbench.errors import WorkbenchError
 from workbench.gui.canvas import Canvas
 from workbench.gui.export_dialog import ExportDialog
+from workbench.gui.class_menu import ClassMenu
+from workbench.gui.first_steps import FirstSteps
 from workbench.gui.help_dialog import ShortcutsDialog
 from workbench.gui.import_dialog import ImportDialog
 from workbench.gui.image_list import ImageListModel, ImageListPanel
@@ -26,6 +28,7 @@ from workbench.gui.prediction_service import PredictionService
 from workbench.gui.preferences import add_recent_project, app_settings, recent_projects
 from workbench.gui.project_events import ProjectEvents
 from workbench.gui.project_state import restore_ui_state, save_ui_state
+from workbench.gui.reference_view import ReferenceView
 from workbench.gui.session import EditSession
 from workbench.editing.tool_table import TOOLS
 from workbench.gui.shortcuts import SHORTCUTS, make_actions, tool_action_id
@@ -53,12 +56,14 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas()
         self.banner = MessageBanner()
         self.candidate = CandidateBanner()
+        self.first_steps = FirstSteps()
         centre = QWidget()
         column = QVBoxLayout(centre)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self.banner)
         column.addWidget(self.candidate)
+        column.addWidget(self.first_steps)
         column.addWidget(self.canvas, 1)
         self.setCentralWidget(centre)
         self.session = EditSession(self)
@@ -91,6 +96,9 @@ class MainWindow(QMainWindow):
         self.docks["training"].raise_()
         self.actions_by_id = make_actions(self, self._slots())
         self.toolbars = ToolBars(self, self.actions_by_id, self.canvas)
+        self.reference_view = ReferenceView(self.workspace, self.canvas, self.status_fields.legend, self.notifier,
+                                            self.actions_by_id["view_ground_truth"],
+                                            self.actions_by_id["view_errors"], self)
         self._build_menus()
         self._connect()
         self._initial_view_state()
@@ -122,7 +130,8 @@ class MainWindow(QMainWindow):
             "fit": c.fit_to_window, "toggle_labels": c.set_labels_visible,
             "toggle_prediction": c.set_prediction_visible, "toggle_uncertainty": c.set_uncertainty_visible,
             "toggle_outline": c.set_outline_mode,
-            "predict_all": ma.predict_all, "retrain": ma.retrain, "cancel_jobs": ma.cancel_all,
+            "view_ground_truth": self._view_ground_truth, "view_errors": self._view_errors,
+            "predict_all": ma.predict_all, "retrain": self._retrain, "cancel_jobs": ma.cancel_all,
             "evaluate": self._evaluate, "settings": ma.edit_settings, "show_models": self.show_models,
             "help_shortcuts": self.show_shortcuts, "label_history": partial(show_label_history, ws, self),
         }
@@ -133,6 +142,21 @@ class MainWindow(QMainWindow):
             slots[f"class_{n}"] = partial(self.palette.select_nth, n)
         slots["class_picker"] = self.palette.pick_class
         return slots
+
+    def _retrain(self) -> None:
+        # Ctrl+R with another tab in front gave no feedback (issue 12.11): show the run.
+        self.docks["training"].show()
+        self.docks["training"].raise_()
+        self.model_actions.retrain()
+
+    def _view_ground_truth(self, on: bool) -> None:
+        self.reference_view.set_ground_truth(on)
+
+    def _view_errors(self, on: bool) -> None:
+        self.reference_view.set_errors(on)
+
+    def _label_class_actions(self, *_args: object) -> None:
+        self.class_menu.show_schema(self.project.schema if self.project is not None else None)
 
     def _evaluate(self) -> None:
         # The person asked for numbers: bring the Metrics tab to the front to show them.
@@ -154,12 +178,23 @@ class MainWindow(QMainWindow):
                 self.recent_menu.aboutToShow.connect(self._fill_recent)
                 menus["File"].addSeparator()
             menus[s.group].addAction(self.actions_by_id[s.id])
+        self.class_menu = ClassMenu(menus["Classes"], self.actions_by_id, self.palette.select_nth)
         view = menus["View"]
         view.addSeparator()
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:
+        # One reset path (issue 12.3): opening (or closing) a project resets every per-project
+        # view, in this order, from the project-opened event.
+        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel,
+                     self.training_panel, self.notifier, self.first_steps, self.status_fields,
+                     self.reference_view):
+            self.events.projectOpened.connect(part.set_project)
+        self.events.projectOpened.connect(self.candidate.hide)
+        self.events.projectOpened.connect(self.model_actions.show_models)
+        self.events.projectOpened.connect(self._label_class_actions)
+        self.events.schemaChanged.connect(self._label_class_actions)
         self.palette.classSelected.connect(self.canvas.set_current_class)
         self.palette.schemaChanged.connect(self.events.schema)
         self.events.schemaChanged.connect(self.list_model.refresh)
@@ -185,6 +220,12 @@ class MainWindow(QMainWindow):
         # File > Import labels… / Export…; the Metrics panel's "Import ground truth…" opens the same dialog.
         self.metrics_panel.importRequested.connect(partial(self.import_labels, "ground-truth"))
         self.events.schemaChanged.connect(self.palette.reload)
+        self.training.started.connect(partial(self.first_steps.set_training, True))
+        self.training.finished.connect(self._on_training_finished)
+        self.first_steps.retrainRequested.connect(self._retrain)
+        self.events.currentModelChanged.connect(self.first_steps.refresh)
+        self.events.imagesChanged.connect(self.first_steps.refresh)
+        self.predictions.batchFinished.connect(self._focus_canvas)
 
     def _initial_view_state(self) -> None:
         a = self.actions_by_id
@@ -210,11 +251,7 @@ class MainWindow(QMainWindow):
             project.close()
             return False
         self.project = project
-        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel,
-                     self.training_panel):
-            part.set_project(project)
-        self.candidate.hide()
-        self.model_actions.show_models()
+        self.events.project_opened(project)   # every per-project view resets from this one signal
         self.setWindowTitle(f"{project.folder.name} - Segmentation Workbench" + (" [read-only]" if project.read_only else ""))
         add_recent_project(project.folder)
         restore_ui_state(project, self.list_panel, self.workspace)
@@ -250,11 +287,7 @@ class MainWindow(QMainWindow):
             self.list_model.thumbnails.shutdown(CLOSE_WAIT_MS)
         save_ui_state(self.project, self.list_panel, self.workspace)
         # Detach every part first: results still queued from workers are then dropped.
-        for part in (self.workspace, self.training, self.metrics, self.palette, self.metrics_panel,
-                     self.training_panel):
-            part.set_project(None)
-        self.candidate.hide()
-        self.model_actions.show_models()
+        self.events.project_opened(None)
         if stopped:  # a worker still running keeps using the database: leave it open
             self.project.close()
         self.project = None
@@ -310,6 +343,15 @@ class MainWindow(QMainWindow):
         self.session.set_project(self.project)
         if image_id is not None:
             self.workspace.open_image(image_id)
+
+    def _on_training_finished(self, *_args: object) -> None:
+        self.first_steps.set_training(False)
+
+    def _focus_canvas(self, *_args: object) -> None:
+        # A job ended (its Cancel button hid): the keys go back to the canvas, never to a text box.
+        focus = QApplication.focusWidget()
+        if focus is None or not focus.isVisible() or focus is self.status_fields.cancel:
+            self.canvas.setFocus()
 
     def _on_jobs_changed(self, *_args: object) -> None:
         self.actions_by_id["retrain"].setEnabled(not self.training.running)

@@ -21,6 +21,7 @@ class MetricsController(QObject):
     progress = Signal(object)         # Progress
     failed = Signal(str)
     busyChanged = Signal(bool)
+    activity = Signal(str)            # what the running job does ("Evaluating v3 on val…")
 
     def __init__(self, events: ProjectEvents, device: str = "auto", parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,8 +52,10 @@ class MetricsController(QObject):
             raise WorkbenchError(f"there is no model version {version}")
         if self.busy:
             raise WorkbenchError("an evaluation is already running")
+        which = f"v{version}" if version is not None else f"v{self.project.current_model().version}"
         self._start(Job(evaluate_project, self.project, version=version, split=split,
                         record=not self.project.read_only, device=self.device), self._on_evaluated)
+        self.activity.emit(f"Evaluating {which} on {split}…")
 
     def import_ground_truth(self, folder: str | Path) -> None:
         """Import ``folder``'s masks as reference ground truth, then (caller) evaluate."""
@@ -61,6 +64,7 @@ class MetricsController(QObject):
         if self.busy:
             raise WorkbenchError("an evaluation is already running")
         self._start(Job(self.project.import_masks, folder, as_="ground-truth"), self._on_imported)
+        self.activity.emit(f"Importing ground truth from {Path(folder).name}…")
 
     def cancel(self) -> None:
         """Stop the running job."""
@@ -102,4 +106,5 @@ class MetricsController(QObject):
             self.failed.emit(err.message + (f"\n\n{err.details}" if err.details else ""))
 
     def _on_finished(self) -> None:
-        self.busyChanged.emit(False)
+        if not self.busy:   # an evaluation started from the import's result keeps the panel busy
+            self.busyChanged.emit(False)

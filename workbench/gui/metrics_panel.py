@@ -10,13 +10,14 @@ evaluation; another current model).
 from __future__ import annotations
 
 import time
+from html import escape
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
+from workbench.gui.confusion_view import ConfusionView
 from workbench.metrics import EvaluationReport
 from workbench.project import Project
 
@@ -65,16 +66,14 @@ class MetricsPanel(QWidget):
         self.evaluate_button = QPushButton("Evaluate on val")
         self.import_button = QPushButton("Import ground truth…")
         self.classes = _table(["Class", "IoU"])
-        self.confusion = QTableWidget(0, 0)
-        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion.setToolTip("Rows: reference class; columns: predicted class. "
-                                  "Cells are % of the row's pixels.")
+        self.confusion_view = ConfusionView()
+        self.confusion = self.confusion_view.table
         self.per_image = _table(["Image", "mIoU"])
         self.per_image.setSortingEnabled(True)
         self.history = _table(["Version", "Split", "mIoU", "Pixel acc.", "Images", "When"])
         self.tabs = QTabWidget()
         self.tabs.addTab(self.classes, "Classes")
-        self.tabs.addTab(self.confusion, "Confusion")
+        self.tabs.addTab(self.confusion_view, "Confusion")
         self.tabs.addTab(self.per_image, "Images")
         self.tabs.addTab(self.history, "History")
         buttons = QHBoxLayout()
@@ -90,27 +89,47 @@ class MetricsPanel(QWidget):
         self.per_image.cellClicked.connect(self._on_image_clicked)
         self._image_ids: dict[str, int] = {}
         self.last_report: EvaluationReport | None = None
+        self._activity = ""                     # the running job's summary line
+        self._summary_before: str | None = None  # the summary it replaced
 
     def set_project(self, project: Project | None) -> None:
         """Show ``project``'s newest recorded evaluation and history."""
         self.project = project
         self.last_report = None
         self.summary.setText("No evaluation yet.")
-        for t in (self.classes, self.per_image, self.confusion):
+        for t in (self.classes, self.per_image):
             t.setRowCount(0)
-        self.confusion.setColumnCount(0)
+        self.confusion_view.clear()
         self.refresh_history()
         if project is not None:
             self._show_recorded()
 
     def set_busy(self, busy: bool) -> None:
-        """Disable the buttons while a job runs."""
+        """Disable the buttons while a job runs; a job that ended without a report leaves the summary as it was."""
         self.evaluate_button.setEnabled(not busy)
         self.import_button.setEnabled(not busy)
         if busy:
-            self.summary.setText("Evaluating…")
-        elif self.summary.text() == "Evaluating…":   # ended without a report
-            self.summary.setText("Evaluation stopped (see the status bar).")
+            if self._summary_before is None:
+                self._summary_before = self.summary.text()
+            return
+        if self._activity and self.summary.text() == self._activity:   # cancelled: nothing to say
+            self.summary.setText(self._summary_before or "No evaluation yet.")
+        self._activity = ""
+        self._summary_before = None
+
+    def show_activity(self, text: str) -> None:
+        """What the running job does, in the summary line until it ends."""
+        if self._summary_before is None:
+            self._summary_before = self.summary.text()
+        self._activity = text
+        self.summary.setText(text)
+
+    def show_failure(self, message: str) -> None:
+        """Why the last job failed, here (the banner above the image holds it too, until dismissed)."""
+        before = self._summary_before if self._summary_before is not None else self.summary.text()
+        self._activity = ""
+        self.summary.setText(f"<span style='color:#b00020'><b>Failed:</b> {escape(message)}</span>"
+                             + (f"<br>{before}" if before else ""))
 
     # ----- event slots -------------------------------------------------------------------
     def show_evaluation(self, evaluation) -> None:
@@ -209,26 +228,7 @@ class MetricsPanel(QWidget):
             self.classes.setItem(row, 1, NumericItem(iou))
 
     def _fill_confusion(self, names: list[str], matrix: np.ndarray) -> None:
-        k = len(names)
-        cols = names + (["(none)"] if matrix.shape[1] > k else [])
-        self.confusion.setRowCount(k)
-        self.confusion.setColumnCount(len(cols))
-        self.confusion.setHorizontalHeaderLabels(cols)
-        self.confusion.setVerticalHeaderLabels(names)
-        rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
-        frac = np.divide(matrix, rows, out=np.zeros(matrix.shape, np.float64), where=rows > 0)
-        for r in range(k):
-            for c in range(len(cols)):
-                f = float(frac[r, c])
-                item = QTableWidgetItem(f"{100 * f:.0f}")
-                item.setToolTip(f"{names[r]} → {cols[c]}: {int(matrix[r, c])} pixels ({100 * f:.1f}%)")
-                # White to blue scale; the diagonal is what a good model fills.
-                shade = int(255 - 200 * f)
-                item.setBackground(QBrush(QColor(shade, shade, 255)))
-                item.setForeground(QBrush(QColor("white" if f > 0.6 else "black")))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.confusion.setItem(r, c, item)
-        self.confusion.resizeColumnsToContents()
+        self.confusion_view.show_matrix(names, matrix)
 
     def _on_image_clicked(self, row: int, _col: int) -> None:
         item = self.per_image.item(row, 0)

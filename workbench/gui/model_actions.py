@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
 from workbench.errors import WorkbenchError
 from workbench.gui.image_list import ImageListPanel
 from workbench.gui.metrics_controller import MetricsController
+from workbench.gui.memory import release_memory
 from workbench.gui.metrics_panel import MetricsPanel
 from workbench.gui.models_panel import POLICY_TEXT, CandidateBanner, ModelsPanel
 from workbench.gui.notifier import Notifier
@@ -62,7 +63,9 @@ class ModelActions(QObject):
         metrics_panel.evaluateRequested.connect(self.evaluate)
         metrics_panel.imageRequested.connect(workspace.open_image)
         metrics.imported.connect(self._on_imported)
-        metrics.failed.connect(self._on_failed)
+        metrics.evaluated.connect(release_memory)
+        metrics.failed.connect(self._on_metrics_failed)
+        metrics.activity.connect(metrics_panel.show_activity)
         metrics.busyChanged.connect(metrics_panel.set_busy)
         models_panel.useRequested.connect(self.use_version)
         models_panel.deleteRequested.connect(self.delete_version)
@@ -100,6 +103,7 @@ class ModelActions(QObject):
 
     def _on_batch_finished(self, outcome) -> None:
         self.status.show_batch(0, 0)
+        release_memory()     # Predict all's own model and its tensors are gone: give the pages back
         if outcome is None:
             return
         problems = f"; {len(outcome.problems)} problem(s), first: {outcome.problems[0]}" if outcome.problems else ""
@@ -131,14 +135,18 @@ class ModelActions(QObject):
 
     def _on_training_started(self) -> None:
         self.training_panel.set_running(True)
+        self.status.show_training("starting…")
         self.candidate.hide()
         self._lock_classes(TRAINING_LOCK)
 
     def _on_training_progress(self, p: Progress) -> None:
         self.training_panel.show_progress(p)
+        self.status.show_training(self.training_panel.status.text())
 
     def _on_training_finished(self, outcome) -> None:
         self._lock_classes(None)
+        self.status.show_training("")
+        release_memory()     # the run's model copy, optimizer and batches are gone: give the pages back
         message = getattr(outcome, "app_message", "") or outcome.message   # the app's wording: no command
         self.training_panel.show_outcome(message)
         if outcome.version is not None and not outcome.promoted:
@@ -181,14 +189,22 @@ class ModelActions(QObject):
             self.notifier.error(f"Cannot evaluate: {exc}")
 
     def _on_imported(self, report) -> None:
-        problems = f", {len(report.problems)} problem(s): {report.problems[0][0]}: {report.problems[0][1]}" \
-            if report.problems else ""
-        self.notifier.info(f"Imported {report.imported} ground-truth mask(s){problems}.")
-        if self.predictions.has_model:
+        message, details = describe_import(report)
+        if report.problems or not report.imported:
+            # A failed import stays on screen until dismissed, naming each file and why (issue 12.4).
+            self.notifier.error(message, details)
+            self.metrics_panel.show_failure(message)
+        else:
+            self.notifier.info(message, 15000)
+        if self.predictions.has_model and report.imported:
             self.evaluate()
 
     def _on_failed(self, message: str) -> None:
         self.notifier.error(message)
+
+    def _on_metrics_failed(self, message: str) -> None:
+        self.notifier.error(message)
+        self.metrics_panel.show_failure(message.partition("\n\n")[0])
 
     # ----- model versions (Models panel) -----------------------------------------------------
     def show_models(self, *_args: object) -> None:
@@ -278,3 +294,19 @@ class ModelActions(QObject):
             self.show_models()
             return
         self.notifier.info(f"New versions become current: {POLICY_TEXT.get(policy, policy)}.", 5000)
+
+
+def describe_import(report, shown: int = 3) -> tuple[str, str]:
+    """(one-paragraph message, every problem one per line) for a ground-truth import."""
+    parts = [f"Imported {report.imported} of {report.total} ground-truth mask(s)"]
+    if report.problems:
+        first = "; ".join(f"{name}: {why}" for name, why in report.problems[:shown])
+        more = f" (and {len(report.problems) - shown} more, see Details)" if len(report.problems) > shown else ""
+        parts.append(f"{len(report.problems)} could not be imported: {first}{more}")
+    if report.unmatched:
+        parts.append(f"{len(report.unmatched)} mask file(s) match no image by name, e.g. {report.unmatched[0]}")
+    if report.total == 0:
+        parts.append("the folder holds no mask files (PNG masks named like the images)")
+    details = "\n".join([f"{name}: {why}" for name, why in report.problems] +
+                        [f"{name}: no image with this name" for name in report.unmatched])
+    return ". ".join(parts) + ".", details

@@ -71,6 +71,16 @@ class Notifier(QObject):
         self._status = status
         self.last_error: str | None = None
 
+    def set_project(self, _project: object = None) -> None:
+        """Another project is open: the previous project's error is no longer about anything here."""
+        self.clear()
+
+    def clear(self) -> None:
+        """Hide the banner and forget the last error."""
+        self.banner.hide()
+        self.last_error = None
+        self._status.clearMessage()
+
     def info(self, message: str, msecs: int = 6000) -> None:
         """A transient status-bar message."""
         self._status.showMessage(message, msecs)

@@ -105,3 +105,47 @@ def colour_labels(out: np.ndarray, labels: np.ndarray, lut: np.ndarray, box: BBo
     colours[~edge[oy:oy + h, ox:ox + w]] = 0
     out[wb[0]:wb[2], wb[1]:wb[3]] = colours
     return wb
+
+
+# ----- telling labels, prediction and reference apart (issue 12.8) --------------------------
+HATCH_PERIOD = 8     # screen pixels between two stripes of the prediction's hatching
+HATCH_WIDTH = 3      # stripe width: thick enough to carry the class colour, thin enough to see through
+ERROR_RGBA = (255, 0, 170, 255)   # magenta: no class palette uses it for a frequent class
+
+
+def hatch_tile(period: int = HATCH_PERIOD, width: int = HATCH_WIDTH) -> QImage:
+    """A ``period`` x ``period`` tile of opaque diagonal stripes on transparent (a texture brush).
+
+    The canvas keeps the prediction's colours only where this tile is opaque, in screen
+    pixels, so the hatching stays readable at any zoom (image-space stripes would blur away
+    when zoomed out, like one-pixel outlines do).
+    """
+    y, x = np.mgrid[0:period, 0:period]
+    alpha = ((x + y) % period < width).astype(np.uint32) * 0xFF000000
+    tile = QImage(period, period, ARGB32)
+    tile.fill(0)
+    for yy in range(period):
+        for xx in range(period):
+            tile.setPixel(xx, yy, int(alpha[yy, xx]))
+    return tile
+
+
+def error_mask(prediction: np.ndarray, reference: np.ndarray, ignore: tuple[int, ...]) -> np.ndarray:
+    """(H, W) bool: pixels where the model's ``prediction`` disagrees with the ``reference``.
+
+    Pixels the reference leaves unlabelled (255) or marks void (``ignore``) are never errors:
+    the metrics ignore them too.
+    """
+    pred = np.asarray(prediction)
+    ref = np.asarray(reference)
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction {pred.shape} and reference {ref.shape} differ in size")
+    valid = ~np.isin(ref, np.asarray(ignore, ref.dtype)) if ignore else np.ones(ref.shape, bool)
+    return valid & (pred != ref)
+
+
+def error_lut() -> np.ndarray:
+    """(256,) uint32 premultiplied table for an error mask: 0 transparent, 1 magenta."""
+    rgba = np.zeros((2, 4), np.uint8)
+    rgba[1] = ERROR_RGBA
+    return premultiplied_lut(rgba)

@@ -20,6 +20,11 @@ class ProjectEvents(QObject):
     schemaChanged = Signal()               # the class schema was saved
     metricsRecorded = Signal(object)       # a workflows.ProjectEvaluation (version, split, report, pairs)
     modelsChanged = Signal()               # versions added, deleted or annotated
+    projectOpened = Signal(object)         # the Project now open, or None once it was closed
+
+    def project_opened(self, project) -> None:
+        """Another project (or none) is open: every per-project view resets from this one signal."""
+        self.projectOpened.emit(project)
 
     def images(self, image_ids: Iterable[int] | None = None) -> None:
         """Some images (or all, ``None``) changed status, split, label or scores."""

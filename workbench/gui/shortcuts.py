@@ -67,6 +67,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("toggle_prediction", "Show &prediction", ("Ctrl+P",), "View", True),
     Shortcut("toggle_uncertainty", "Show &uncertainty heat map", ("Ctrl+U",), "View", True),
     Shortcut("toggle_outline", "&Outline mode", ("O",), "View", True),
+    Shortcut("view_ground_truth", "Show &ground truth instead of labels (val images)", ("Ctrl+G",), "View", True),
+    Shortcut("view_errors", "Show model &errors (prediction vs ground truth or label)", ("Ctrl+Shift+G",),
+             "View", True),
     # Model
     Shortcut("predict_all", "Predict &all", ("Ctrl+Shift+P",), "Model"),
     Shortcut("retrain", "&Retrain", ("Ctrl+R",), "Model"),

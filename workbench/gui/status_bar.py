@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+from workbench.gui.legend import OverlayLegend
 
 
 class StatusFields(QWidget):
@@ -18,16 +20,33 @@ class StatusFields(QWidget):
         self.saved = QLabel("")
         self.device = QLabel("")
         self.model = QLabel("")
+        self.training = QLabel("")       # the running Retrain, whichever panel is in front (issue 12.11)
+        self.legend = OverlayLegend()    # what solid / hatched / red mean on the canvas (issue 12.8)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(160)
         self.progress.setFormat("Predict all %v/%m")
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop Predict all (Ctrl+.)")
-        for w in (self.cursor, self.under, self.saved, self.progress, self.cancel, self.device, self.model):
+        # Clicking Cancel must not take the keyboard focus: when it hides, Qt would hand the
+        # focus to the next widget, the list's filter box, and D would type "d" (issue 12.1).
+        self.cancel.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        for w in (self.legend, self.cursor, self.under, self.saved, self.training, self.progress, self.cancel,
+                  self.device, self.model):
             bar.addPermanentWidget(w)
         self.progress.hide()
         self.cancel.hide()
+        self.training.hide()
         self.cancel.clicked.connect(self.cancelRequested)
+
+    def set_project(self, _project: object = None) -> None:
+        """Another project is open: no run, no batch of the previous one."""
+        self.show_training("")
+        self.show_batch(0, 0)
+
+    def show_training(self, text: str) -> None:
+        """'Training: epoch 2/10, …' while a Retrain runs; empty hides it."""
+        self.training.setText(f"<b>Training:</b> {text}" if text else "")
+        self.training.setVisible(bool(text))
 
     def show_cursor(self, x: int | None, y: int | None, label: str, prediction: str | None) -> None:
         """Cursor position and the class under it in the labels and in the prediction."""

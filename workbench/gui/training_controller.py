@@ -42,6 +42,7 @@ class TrainingController(QObject):
         self.project: Project | None = None
         self._runner = JobRunner("training", 1, self)
         self._job: Job | None = None
+        self._run_project: Project | None = None   # the project the running job trains
 
     @property
     def running(self) -> bool:
@@ -66,6 +67,7 @@ class TrainingController(QObject):
         # Built here, so that a bad stored setting is said at once, not from the worker.
         config, fine_tune = config_from_settings(project)
         self._job = Job(train_project, project, config, fine_tune=fine_tune)
+        self._run_project = project
         self._job.signals.progress.connect(self._on_progress)
         self._job.signals.returned.connect(self._on_returned)
         self._job.signals.errored.connect(self._on_errored)
@@ -83,11 +85,18 @@ class TrainingController(QObject):
         return self._runner.wait(msecs)
 
     # ----- worker results (GUI thread) -------------------------------------------------------
+    def _stale(self) -> bool:
+        # Signals still queued from a run of a project that was closed (another may be open
+        # now): its curve, "training cancelled" or errors must not land on this one (issue 12.3).
+        return self.project is None or self.project is not self._run_project
+
     def _on_progress(self, p: Progress) -> None:
+        if self._stale():
+            return
         self.progress.emit(p)
 
     def _on_returned(self, outcome) -> None:
-        if self.project is None:   # the project was closed while the run ended
+        if self._stale():          # the project was closed while the run ended
             return
         self.events.training(outcome)
         self.finished.emit(outcome)
@@ -95,6 +104,8 @@ class TrainingController(QObject):
     def _on_errored(self, err: JobError) -> None:
         from workbench.workflows import TrainOutcome
 
+        if self._stale():
+            return
         if err.cancelled:
             message = "training cancelled"
         else:

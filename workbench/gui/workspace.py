@@ -88,8 +88,8 @@ class Workspace(QObject):
         res = self.predictions.request(image_id)
         if res is not None:
             self._on_prediction(res)
-        elif not self.predictions.has_model:
-            self.notifier.info("No model yet: label a few images (train split) and press Retrain.")
+        # Without a model, the first-steps strip above the canvas says what to do (issue 12.14);
+        # a status-bar line here said "No model yet" even while the first run trained (12.3).
         ahead = [i for step in range(1, PREFETCH + 1) if (i := self.panel.neighbour(image_id, step)) is not None]
         self.predictions.prefetch(ahead)
         self._on_dirty(self.session.dirty)
