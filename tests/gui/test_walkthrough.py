@@ -267,7 +267,9 @@ def test_ctrl_r_with_metrics_in_front_shows_the_run(window, qtbot) -> None:
 # ----- 13: the Classes menu lists the project's classes ------------------------------------
 def class_menu_texts(window) -> list[str]:
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "Classes")
-    return [a.text().replace("&", "") for a in menu.actions() if a.isVisible()]
+    # the class entries; the menu also holds "Choose class by name…" (key K) and separators
+    return [a.text().replace("&", "") for a in menu.actions()
+            if a.isVisible() and not a.isSeparator() and "Choose class" not in a.text()]
 
 
 def test_classes_menu_lists_the_project_classes(window, qtbot) -> None:
@@ -286,7 +288,7 @@ def test_classes_menu_lists_the_project_classes(window, qtbot) -> None:
     texts = class_menu_texts(window)
     assert len(texts) == 11 and texts[9] == "10  extra 4" and texts[10] == "11  extra 5"
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "Classes")
-    eleventh = [a for a in menu.actions() if a.isVisible()][10]
+    eleventh = next(a for a in menu.actions() if a.isVisible() and a.text().startswith("11  "))
     eleventh.trigger()
     assert window.canvas.current_class == window.project.schema.by_name("extra 5").index
 
