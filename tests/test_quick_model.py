@@ -72,7 +72,8 @@ def test_the_file_holds_samples_not_pickles_and_refits_the_same_forest(tmp_path:
     header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
     assert set(header) - {"__metadata__"} == {"features", "labels"}
     assert is_quick_model(path)
-    again = QuickModel.load(path, schema=SCHEMA)
+    assert QuickModel.load(path, schema=SCHEMA) is model       # this process fitted it: no refit
+    again = QuickModel.load(path, schema=SCHEMA, cached=False)
     a, b = model.predict(image), again.predict(image)
     assert np.array_equal(a.mask, b.mask) and np.allclose(a.confidence, b.confidence)
     predictor = open_predictor(path, schema=SCHEMA)
@@ -135,8 +136,9 @@ def test_train_quick_project_registers_a_current_quick_version_the_app_and_cli_c
         outcome = predict_project(project, only="all", device="cpu")
         assert not outcome.problems and len(outcome.predicted) == 4
         # a second quick run replaces the quick model, whatever its score (the person's strokes)
-        again = train_quick_project(project, replace=1)
+        again = train_quick_project(project, replace=1, live=True)
         assert again.promoted and project.current_model().version == 2
+        assert again.val_miou is None and "not scored on val while you paint" in again.message
         assert [m.version for m in project.models()] == [2]
 
 

@@ -263,13 +263,15 @@ class QuickModel:
         data = save_bytes({"features": self.features, "labels": self.labels},
                           metadata={"workbench": json.dumps(meta, sort_keys=True, allow_nan=False)})
         atomic_write_bytes(Path(path), data)
+        _remember(Path(path), self)
 
     @classmethod
-    def load(cls, path: str | Path, *, schema: ClassSchema | None = None) -> "QuickModel":
+    def load(cls, path: str | Path, *, schema: ClassSchema | None = None, cached: bool = True) -> "QuickModel":
         """Refit the forest from a quick model file (no unpickling; seconds).
 
         ``schema``: the project's classes; they must be the file's classes (matched by
-        id, as U-Net versions are): a quick model is refitted, never adapted.
+        id, as U-Net versions are): a quick model is refitted, never adapted. ``cached``: reuse
+        the forest this process fitted for this very file (same path, size and mtime).
         """
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
@@ -277,6 +279,9 @@ class QuickModel:
         from workbench.ml.checkpoint import class_match, read_meta
 
         path = Path(path)
+        fitted = _recall(path) if cached else None
+        if fitted is not None and (schema is None or fitted.schema.ids == schema.ids):
+            return fitted      # this process fitted (or loaded) this very file: no second refit
         meta = read_meta(path)
         if meta.arch != ARCH:
             raise InputError(f"not a quick model file (architecture {meta.arch!r})", path)
@@ -302,8 +307,43 @@ class QuickModel:
                 if c.index < file_schema.num_classes:
                     lut[c.index] = schema.by_id(c.id).index
             labels = lut[labels]
-        return cls(schema if schema is not None else file_schema, tensors["features"], labels,
-                   settings, meta.trained_on)
+        model = cls(schema if schema is not None else file_schema, tensors["features"], labels,
+                    settings, meta.trained_on)
+        _remember(path, model)
+        return model
+
+
+# Forests this process fitted, by file identity (path, size, mtime): the live update fits a
+# model, saves it, and the prediction worker then opens the same file; refitting it there
+# would double the wait. Bounded; a file changed on disk has another identity.
+_FITTED: dict[tuple[str, int, int], QuickModel] = {}
+_FITTED_LOCK = threading.Lock()
+_FITTED_MAX = 4
+
+
+def _identity(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def _remember(path: Path, model: QuickModel) -> None:
+    key = _identity(path)
+    if key is None:
+        return
+    with _FITTED_LOCK:
+        _FITTED.pop(key, None)
+        _FITTED[key] = model
+        while len(_FITTED) > _FITTED_MAX:
+            _FITTED.pop(next(iter(_FITTED)))
+
+
+def _recall(path: Path) -> QuickModel | None:
+    key = _identity(path)
+    with _FITTED_LOCK:
+        return _FITTED.get(key) if key is not None else None
 
 
 def prediction_from_probabilities(probs: np.ndarray, *, keep: bool = False) -> QuickPrediction:

@@ -151,11 +151,14 @@ def train_quick_project(project: Project, *, policy: str | None = None,
     fit_s = time.perf_counter() - t0
     check(cancel)
     pairs = val_pairs(project)
-    new_report, new_scores = (score_quick(model, pairs, schema, cancel=cancel, on_progress=on_progress)
-                              if pairs else (None, {}))
     previous = project.current_model()
-    prev_miou, prev_scores, unusable = _previous_score(project, previous, pairs, schema, reuse=live,
-                                                        cancel=cancel)
+    # Live, over a quick model (or none): the new one replaces it whatever it scores, so val
+    # scoring (a second or more per val image) would only delay the canvas; Evaluate scores it.
+    skip_val = live and (previous is None or is_quick(previous))
+    new_report, new_scores = (score_quick(model, pairs, schema, cancel=cancel, on_progress=on_progress)
+                              if pairs and not skip_val else (None, {}))
+    prev_miou, prev_scores, unusable = ((None, {}, None) if skip_val else
+                                        _previous_score(project, previous, pairs, schema, reuse=live, cancel=cancel))
     check(cancel)
     out = project.next_model_path()
     version = int(out.stem[1:])
@@ -168,6 +171,10 @@ def train_quick_project(project: Project, *, policy: str | None = None,
     rule = "always" if is_quick(previous) else policy
     promote, message = model_flows.decide_promotion(rule, project_hint=str(project.folder), **facts)
     app_message = model_flows.decide_promotion(rule, project_hint=None, **facts)[1]
+    if skip_val:
+        promote = True
+        message = app_message = (f"v{version} (quick model, live) is current; not scored on val while you "
+                                 "paint (Evaluate scores it)")
     scores = new_report.scores if new_report is not None else None
     metrics = {
         "kind": "quick", "val_miou": val_miou,
@@ -175,7 +182,8 @@ def train_quick_project(project: Project, *, policy: str | None = None,
         "per_class_iou": list(scores.per_class_iou) if scores is not None else [],
         "previous_val_miou": prev_miou,
         "previous_version": previous.version if previous is not None else None,
-        "val_source": "val split" if pairs else "none", "val_images": len(pairs) if pairs else None,
+        "val_source": ("not scored (live)" if skip_val else "val split") if pairs else "none",
+        "val_images": len(pairs) if pairs and not skip_val else None,
         "trained_on": len(model.trained_on), "samples": int(model.labels.size),
         "classes_seen": model.classes_seen, "fit_seconds": round(fit_s, 3), "live": bool(live),
         "policy": policy, "promoted": promote, "class_names": schema.names, "stopped_by": "epochs",
