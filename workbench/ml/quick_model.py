@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,14 @@ ARCH = "quick"                      # CheckpointMeta.arch of a quick model file
 FEATURE_SET = "filters-v1"          # CheckpointMeta.encoder: which features the samples hold
 SCALES: tuple[float, ...] = (0.7, 1.6, 3.5, 5.0)
 FILTERS_PER_SCALE = 8               # gaussian, |grad|, LoG, DoG, 2 structure-tensor, 2 Hessian eigenvalues
-DEFAULT_TREES = 40
-DEFAULT_MAX_DEPTH = 16
-DEFAULT_PER_CLASS = 4000            # sampled pixels per class over the whole training set
+DEFAULT_TREES = 24
+DEFAULT_MAX_DEPTH = 12
+DEFAULT_PER_CLASS = 2000            # sampled pixels per class over the whole training set
 PREDICT_CHUNK = 65_536              # pixels per predict_proba call (memory bound, cancel points)
+
+# scikit-learn warns about its own joblib use when the forest runs in a worker thread
+# (the app's); it is about configuration propagation, not results. Only that message.
+warnings.filterwarnings("ignore", message=r".*sklearn\.utils\.parallel\.delayed. should be used", category=UserWarning)
 
 
 def feature_count(channels: int = 3, scales: Sequence[float] = SCALES) -> int:
