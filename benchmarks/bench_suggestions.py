@@ -112,7 +112,7 @@ def run(args):
           flush=True)
     results = {"args": vars(args), "machine": f"{platform.processor() or platform.machine()}, "
                f"{os.cpu_count()} cores", "runs": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         start = [int(i) for i in rng.choice(len(tr_imgs), 4, replace=False)]
@@ -175,6 +175,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--camvid", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "camvid"))
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--init-steps", type=int, default=150)
@@ -186,10 +187,11 @@ if __name__ == "__main__":
     ap.add_argument("--val-stride", type=int, default=1, help="judge on every n-th val image")
     ap.add_argument("--strategies", nargs="+", default=["random", "uncertain", "diverse"])
     ap.add_argument("--out", default="/tmp/issue13/bench_suggestions.json")
-    ap.add_argument("--table", help="print the table of a results file and exit")
+    ap.add_argument("--table", nargs="+", help="print the table of one or more results files (runs merged) and exit")
     a = ap.parse_args()
     if a.table:
-        table(json.loads(Path(a.table).read_text()))
+        merged = {"runs": [r for f in a.table for r in json.loads(Path(f).read_text())["runs"]]}
+        table(merged)
     else:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         run(a)
