@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from workbench.classes import UNLABELLED, ClassSchema
+from workbench.classes import ClassSchema
 from workbench.errors import InputError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, check, report
 
@@ -425,7 +425,3 @@ def open_predictor(path: str | Path, *, device: Any = "auto", schema: ClassSchem
 
     return Predictor.from_checkpoint(path, device=device, schema=schema)
 
-
-def unlabelled_like(shape: tuple[int, int]) -> np.ndarray:
-    """An (H, W) mask of 255 (not labelled)."""
-    return np.full(shape, UNLABELLED, np.uint8)

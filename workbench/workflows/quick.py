@@ -35,10 +35,7 @@ def quick_settings(project: Project) -> Any:
     stored = project.settings().get(QUICK_SETTINGS_KEY) or {}
     if not isinstance(stored, dict):
         raise WorkbenchError(f'"{QUICK_SETTINGS_KEY}" in settings.json must be an object', project.settings_path)
-    try:
-        return QuickSettings.from_dict(stored, project.settings_path)
-    except WorkbenchError:
-        raise
+    return QuickSettings.from_dict(stored, project.settings_path)
 
 
 def _training_data(project: Project, overrides: dict[int, np.ndarray]):
