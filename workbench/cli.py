@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "models": "models",
     "sample-data": "sample_data",
     "labels": "labels",
+    # issue 13: frame propagation and suggestions
+    "propagate": "propagate",
+    "suggest": "suggest",
 }
 
 

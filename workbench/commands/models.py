@@ -114,6 +114,8 @@ def format_models(summaries: list, policy: str) -> str:
         note = s.note if s.problem is None else f"{s.note}  [{s.problem}]".strip()
         if s.recovered:
             note = f"[{recovered_label(s)}] {note}".strip()
+        if getattr(s, "kind", "unet") == "quick":   # issue 13
+            note = f"[quick model] {note}".strip()
         lines.append(f"{'*' if s.current else ' '}  {'v' + str(s.version):<8} {parent:<7} {created:<17} "
                      f"{s.trained_on:>6}  {miou:<16} {_size(s.size_bytes):>8}  {note}")
     total = sum(s.size_bytes for s in summaries)

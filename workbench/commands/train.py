@@ -60,6 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="project form: make the new model current only if its val mIoU is at least "
                         "the current model's (better), or always (default: the project's setting, "
                         "set with workbench models PROJECT --policy)")
+    p.add_argument("--quick", action="store_true",
+                   help="project form: train the quick model (a random forest on filter features; "
+                        "seconds on a CPU) instead of a U-Net; registered as a model version "
+                        "(workbench/commands/quick_train.py)")
     p.add_argument("--arch", help="architecture (unet, unetplusplus, fpn, ...; default unet)")
     p.add_argument("--encoder", help="encoder (default: resnet18 on CPU, resnet34 on GPU)")
     p.add_argument("--encoder-weights", default="none", choices=["none", "imagenet"],
@@ -175,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.masks is None and (args.classes is not None or args.out is not None):
         raise WorkbenchError("--classes and --out belong to the folder form: add --masks DIR")
+    if getattr(args, "quick", False):  # issue 13: the quick model (its own module)
+        from workbench.commands.quick_train import run_quick
+
+        return run_quick(args)
     if args.masks is None:
         return _run_project(args)
     # Join the process group first (torchrun) so that only rank 0 reads the folders.

@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
                                             self.actions_by_id["view_errors"], self)
         self._build_menus()
         self._connect()
+        self._build_assist()   # issue 13
         self._initial_view_state()
         self.resize(1400, 900)
         self.resizeDocks([self.docks["images"], self.docks["classes"]], [400, 400], Qt.Orientation.Horizontal)
@@ -237,6 +238,12 @@ class MainWindow(QMainWindow):
         self._on_opacity(self.toolbars.opacity.value())
         self._on_tool_changed(str(self.canvas.tool))
 
+    # ----- issue 13: quick model, frame propagation, suggestions --------------------------------
+    def _build_assist(self) -> None:
+        from workbench.gui.assist_menu import AssistMenu
+
+        self.assist = AssistMenu(self)
+
     # ----- projects ---------------------------------------------------------------------------
     def open_project(self, folder: str | Path, state_dir: str | Path | None = None) -> bool:
         """Save and close the current project, then open ``folder``; False (with a message) on failure."""
@@ -282,7 +289,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Stopping the training run…")
             self.statusBar().repaint()
         stopped = all([self.training.shutdown(TRAINING_CLOSE_WAIT_MS), self.predictions.shutdown(CLOSE_WAIT_MS),
-                       self.metrics.shutdown(CLOSE_WAIT_MS)])
+                       self.metrics.shutdown(CLOSE_WAIT_MS), self.assist.shutdown(CLOSE_WAIT_MS)])
         if self.list_model.thumbnails is not None:
             self.list_model.thumbnails.shutdown(CLOSE_WAIT_MS)
         save_ui_state(self.project, self.list_panel, self.workspace)

@@ -159,7 +159,8 @@ class ModelsPanel(QWidget):
         for row, s in enumerate(self.summaries):
             recovered = recovered_label(s) if getattr(s, "recovered", None) else ""
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)) if s.created else ""
-            cells = (f"v{s.version}" + (" (current)" if s.current else ""), _before_after(s),
+            kind = " quick model" if getattr(s, "kind", "unet") == "quick" else ""   # issue 13
+            cells = (f"v{s.version}{kind}" + (" (current)" if s.current else ""), _before_after(s),
                      _trained_on(s.trained_on), format_size(s.size_bytes),
                      f"{recovered}: {s.note}" if recovered and s.note else (recovered or s.note or ""),
                      "" if s.parent is None else f"v{s.parent}", created)
@@ -226,8 +227,12 @@ class ModelsPanel(QWidget):
         state = "current" if s.current else "not current"
         if getattr(s, "problem", None):
             state += f"; <span style='color:#d62828'>{s.problem}</span>"
-        self.detail.setText(f"<b>v{s.version}</b> ({state}): val mIoU {_before_after(s)}"
-                            + (f"; parent v{s.parent}" if s.parent is not None else "; trained from scratch")
+        quick = getattr(s, "kind", "unet") == "quick"
+        self.detail.setText(f"<b>v{s.version}</b>{' quick model' if quick else ''} ({state}): "
+                            f"val mIoU {_before_after(s)}"
+                            + ("; a random forest on filter features (seconds to train; a U-Net replaces "
+                               "it when it scores better on val)" if quick else
+                               f"; parent v{s.parent}" if s.parent is not None else "; trained from scratch")
                             + (f"<br>Note: {s.note}" if s.note else "")
                             + (f"<br><i>{RECOVERED_NOTE[0].upper() + RECOVERED_NOTE[1:]}. Keep it, "
                                "make it current, or delete it.</i>" if getattr(s, "recovered", None) else ""))

@@ -77,6 +77,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("evaluate", "&Evaluate on val split", ("Ctrl+E",), "Model"),
     Shortcut("settings", "Training &settings…", ("Ctrl+,",), "Model"),
     Shortcut("show_models", "Model &versions…", ("Ctrl+M",), "Model"),
+    # Assist (issue 13; wired by gui/assist_menu.py)
+    Shortcut("train_quick", "Train &quick model", ("Ctrl+Shift+Q",), "Assist"),
+    Shortcut("live_quick", "&Live quick model while painting", ("Ctrl+Shift+L",), "Assist", True),
+    Shortcut("propagate_previous", "&Propagate from previous frame", ("Ctrl+Shift+F",), "Assist"),
+    Shortcut("suggest_next", "&Suggest next images", ("Ctrl+Shift+N",), "Assist"),
     # Help
     Shortcut("help_shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
 )

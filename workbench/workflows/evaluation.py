@@ -110,9 +110,9 @@ def score_checkpoint(path: Path, pairs: list[tuple[int | None, Path, Path]], sch
     one function on the same pairs, so their mIoUs compare like for like.
     """
     from workbench import imageio, masks
-    from workbench.ml.inference import Predictor
+    from workbench.ml.quick_model import open_predictor  # a U-Net or a quick model (issue 13)
 
-    predictor = Predictor.from_checkpoint(path, device=device, schema=schema)  # classes matched by id
+    predictor = open_predictor(path, device=device, schema=schema)  # classes matched by id
     cm = ConfusionMatrix(schema.num_classes)
     per_id: dict[int, float | None] = {}
     per_stem: dict[str, float | None] = {}

@@ -42,6 +42,7 @@ class ModelSummary:
     path: Path | None = None
     problem: str | None = None           # why the file's metadata could not be read
     recovered: str | None = None         # registered at open from a run that never finished (why)
+    kind: str = "unet"                   # "unet" | "quick" (issue 13: the quick model, ml/quick_model.py)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (``workbench models --json``)."""
@@ -52,7 +53,7 @@ class ModelSummary:
                 "epochs": self.epochs, "stopped_by": self.stopped_by,
                 "storage_dtype": self.storage_dtype, "history": list(self.history),
                 "path": str(self.path) if self.path is not None else None, "problem": self.problem,
-                "recovered": self.recovered}
+                "recovered": self.recovered, "kind": self.kind}
 
 
 def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
@@ -64,6 +65,7 @@ def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
     trained_on = m.get("trained_on")
     storage = "float32"
     problem = None
+    kind = "quick" if m.get("kind") == "quick" else "unet"
     try:
         size = rec.path.stat().st_size
     except OSError:
@@ -74,6 +76,7 @@ def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
             history = [h for h in meta.history if isinstance(h, dict)]
             names = meta.class_schema().names
             storage = str(meta.train.get("storage_dtype", "float32"))
+            kind = "quick" if meta.arch == "quick" else kind
             if not isinstance(trained_on, int):
                 trained_on = len(meta.trained_on)
         except (InputError, WorkbenchError) as exc:
@@ -89,7 +92,7 @@ def _summary(rec: ModelRecord, current: int | None, note: str) -> ModelSummary:
         epochs=m.get("epochs") if isinstance(m.get("epochs"), int) else None,
         stopped_by=m.get("stopped_by") if isinstance(m.get("stopped_by"), str) else None,
         storage_dtype=storage, path=rec.path, problem=problem,
-        recovered=str(m["recovered"]) if m.get("recovered") else None)
+        recovered=str(m["recovered"]) if m.get("recovered") else None, kind=kind)
 
 
 RECOVERED_NOTE = ("recovered: its run stopped before finishing (the window closed, or the process was "

@@ -64,11 +64,12 @@ class PredictorSlot:
         """
         key = (version, Path(path), None if schema is None else tuple(schema.ids))
         if key != self._key or self.predictor is None:
-            from workbench.ml.inference import Predictor  # torch loads only when a model exists
+            # torch loads only when a model exists; a quick model (issue 13) is refitted instead
+            from workbench.ml.quick_model import open_predictor
 
             self.predictor = None
             self._key = None
-            self.predictor = Predictor.from_checkpoint(path, device=self.device, schema=schema)
+            self.predictor = open_predictor(path, device=self.device, schema=schema)
             self.version, self.path, self._key = version, Path(path), key
         return self.predictor
 

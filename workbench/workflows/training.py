@@ -24,6 +24,7 @@ from workbench.errors import CancelledError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project import ModelRecord, Project, Split
 from workbench.workflows import models as model_flows
+from workbench.workflows.model_kinds import unet_base
 
 # Settings the Training settings dialog edits, stored under this key of project.settings().
 SETTINGS_KEY = "training"
@@ -223,9 +224,10 @@ def _prepare(project: Project, config: Any, fine_tune: bool, policy: str | None)
                              "train split first - edited or verified images are used")
     current = project.current_model()
     parent = None
-    if config.init is None and fine_tune and current is not None:
-        config = dataclasses.replace(config, init=str(current.path))
-        parent = current.version
+    base = unet_base(project, current)  # issue 13: a quick model is never a U-Net's starting point
+    if config.init is None and fine_tune and base is not None:
+        config = dataclasses.replace(config, init=str(base.path))
+        parent = base.version
     elif config.init is not None and current is not None and \
             Path(config.init).expanduser().resolve() == current.path.resolve():
         parent = current.version

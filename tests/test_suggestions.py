@@ -1,0 +1,129 @@
+"""Suggestions: near-duplicate frames are not picked twice; regions; the project workflow and CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.errors import WorkbenchError
+from workbench.workflows.suggestions import (descriptor, select_diverse, select_uncertain, typical_distance,
+                                             uncertain_regions)
+
+
+def stretches(seed: int = 0) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, str]]:
+    """Three stretches of four near-identical frames; stretch A is the most uncertain throughout."""
+    rng = np.random.default_rng(seed)
+    centres = {"A": rng.normal(0, 1, 48), "B": rng.normal(0, 1, 48), "C": rng.normal(0, 1, 48)}
+    desc, unc, which = {}, {}, {}
+    base_unc = {"A": 0.9, "B": 0.6, "C": 0.4}
+    i = 0
+    for name, c in centres.items():
+        for _ in range(4):
+            desc[i] = (c + rng.normal(0, 0.02, 48)).astype(np.float32)
+            unc[i] = base_unc[name] + rng.uniform(0, 0.05)
+            which[i] = name
+            i += 1
+    return desc, unc, which
+
+
+def test_near_duplicate_frames_are_not_picked_twice():
+    desc, unc, which = stretches()
+    plain = select_uncertain(unc, 3)
+    assert [which[i] for i in plain] == ["A", "A", "A"]          # what issue 13 saw on CamVid
+    diverse = select_diverse(unc, desc, 3)
+    assert sorted(which[i] for i in diverse) == ["A", "B", "C"]
+    assert which[diverse[0]] == "A" and diverse[0] == plain[0]   # the most uncertain still goes first
+
+
+def test_labelled_images_cover_their_neighbours_and_the_rule_relaxes_rather_than_stopping_short():
+    desc, unc, which = stretches(1)
+    labelled_a = [desc[0] + 0.001]
+    picks = select_diverse({i: u for i, u in unc.items() if i != 0}, desc, 2, labelled=labelled_a)
+    assert sorted(which[i] for i in picks) == ["B", "C"]          # A is labelled already
+    many = select_diverse(unc, desc, 6)
+    assert len(many) == 6 and len(set(many)) == 6 and {which[i] for i in many[:3]} == {"A", "B", "C"}
+
+
+def test_typical_distance_and_descriptor():
+    a = np.zeros((40, 60, 3), np.uint8)
+    b = a.copy()
+    b[:, 30:] = 255
+    da, db = descriptor(a), descriptor(b)
+    assert da.shape == (16 * 12 * 3,) and np.linalg.norm(da - db) > 1
+    assert typical_distance(np.stack([da, da + 0.01, db, db + 0.01])) == pytest.approx(0.01 * np.sqrt(len(da)), rel=1e-2)
+
+
+def test_uncertain_regions_are_ranked_by_how_much_there_is_to_fix():
+    u = np.zeros((100, 100), np.float32)
+    u[10:20, 10:20] = 0.9        # small, very unsure
+    u[50:90, 40:90] = 0.6        # large, unsure
+    regions = uncertain_regions(u, threshold=0.3)
+    assert len(regions) == 2
+    big, small = regions
+    assert big.box[0] <= 50 <= big.box[2] and small.box[0] <= 10 <= small.box[2]
+    assert big.score > small.score
+
+
+# ----- the project workflow ------------------------------------------------------------------
+def video_project(root: Path) -> Path:
+    """Two scenes of five near-identical frames each, one labelled frame of a third scene, quick model."""
+    from workbench.classes import ClassSchema
+    from workbench.project import Project
+    from workbench.workflows.quick import train_quick_project
+
+    folder = root / "video"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    scenes = {"a": (30, 200), "b": (200, 40), "c": (120, 120)}
+    k = 0
+    for scene, (lo, hi) in scenes.items():
+        base = rng.integers(0, 255, (48, 64, 3)).astype(np.int16)
+        base[:, :32] = lo
+        base[:, 32:] = hi
+        for _ in range(5 if scene != "c" else 1):
+            frame = np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(frame).save(folder / f"clip_{k:04d}.png")
+            k += 1
+    schema = ClassSchema.default(["left", "right"])
+    with Project.open(folder, schema=schema) as project:
+        mask = np.full((48, 64), 255, np.uint8)
+        mask[10:20, 5:25] = 0
+        mask[10:20, 40:60] = 1
+        project.save_label(project.find("clip_0010").id, mask, status="verified")
+        train_quick_project(project)
+    return folder
+
+
+def test_suggest_images_picks_one_frame_per_scene(tmp_path: Path):
+    from workbench.project import Project
+    from workbench.workflows.suggestions import suggest_images
+
+    folder = video_project(tmp_path)
+    with Project.open(folder) as project:
+        out = suggest_images(project, count=2, device="cpu")
+        scenes = sorted(int(s.name[5:9]) // 5 for s in out.suggestions)
+        assert scenes == [0, 1], [s.name for s in out.suggestions]
+        assert out.candidates == 10 and out.version == 1
+        plain = suggest_images(project, count=2, strategy="uncertain", device="cpu")
+        assert len(plain.suggestions) == 2
+        with pytest.raises(WorkbenchError, match="unknown strategy"):
+            suggest_images(project, strategy="best")
+
+
+def test_cli_suggest(tmp_path: Path, capsys):
+    import json
+
+    from workbench.cli import main
+
+    folder = video_project(tmp_path)
+    assert main(["suggest", str(folder), "--count", "2", "--json", "--device", "cpu"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["suggestions"]) == 2 and data["strategy"] == "diverse"
+    empty = tmp_path / "none"
+    empty.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(empty / "a.png")
+    assert main(["suggest", str(empty)]) == 2
+    assert "no model yet" in capsys.readouterr().err

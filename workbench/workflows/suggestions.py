@@ -1,0 +1,212 @@
+"""Suggest the next images to label: uncertain ones, at most one per stretch of similar frames.
+
+Plain "most uncertain" picks near-duplicate consecutive frames of a video: the model is
+unsure about the same scene four times, and labelling it four times teaches it once
+(issue 13 measured it no better than random). Here each image has a small appearance
+descriptor (a blurred 16 x 12 thumbnail in Lab); an image is "covered" by a labelled or
+already-picked image closer than ``spread`` times the typical nearest-neighbour
+distance of the collection, and covered images are not picked. Among the uncovered ones
+the most uncertain (mean prediction entropy of the current model) goes first, weighted
+by how far it is from everything labelled (coverage in feature space). For each pick
+the most uncertain regions are ranked too, so the person can start where the model is
+most unsure. No Qt here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from workbench.errors import WorkbenchError
+from workbench.progress import CancelToken, ProgressCallback, check, report
+from workbench.project import Project, Split, Status
+
+DESCRIPTOR_SIZE = (16, 12)     # (width, height) of the thumbnail descriptor
+DEFAULT_SPREAD = 2.0           # "similar" = closer than this many typical nearest-neighbour distances
+STRATEGIES = ("diverse", "uncertain", "random")
+
+
+def descriptor(image: np.ndarray) -> np.ndarray:
+    """A small appearance vector of an (H, W, 3) uint8 image: blurred Lab thumbnail, float32."""
+    small = cv2.resize(cv2.GaussianBlur(image, (0, 0), max(1.0, image.shape[1] / 64)), DESCRIPTOR_SIZE,
+                       interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32) / 255.0
+    return lab.reshape(-1)
+
+
+def typical_distance(vectors: np.ndarray) -> float:
+    """Median distance of each vector to its nearest other vector (the scale of 'near-duplicate')."""
+    if len(vectors) < 2:
+        return 1.0
+    d = _pairwise(vectors, vectors)
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1))) or 1e-6
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aa = (a * a).sum(1)[:, None]
+    bb = (b * b).sum(1)[None, :]
+    return np.sqrt(np.maximum(aa + bb - 2.0 * a @ b.T, 0.0))
+
+
+def select_diverse(uncertainty: Mapping[int, float], descriptors: Mapping[int, np.ndarray], k: int, *,
+                   labelled: Sequence[np.ndarray] = (), spread: float = DEFAULT_SPREAD,
+                   scale: float | None = None) -> list[int]:
+    """``k`` candidate ids: most uncertain first, never two within ``spread`` x scale of each other.
+
+    ``labelled``: descriptors of images already labelled (they cover their neighbours too).
+    ``scale``: the near-duplicate distance (default: ``typical_distance`` of all descriptors).
+    When every candidate is covered before ``k`` are picked, the rule relaxes (half the
+    radius) rather than returning fewer.
+    """
+    ids = [i for i in uncertainty if i in descriptors]
+    if not ids or k <= 0:
+        return []
+    cand = np.stack([descriptors[i] for i in ids])
+    unc = np.array([float(uncertainty[i]) for i in ids])
+    lab = np.stack(list(labelled)) if len(labelled) else np.zeros((0, cand.shape[1]), np.float32)
+    if scale is None:
+        scale = typical_distance(np.concatenate([cand, lab]) if len(lab) else cand)
+    radius = spread * scale
+    # distance of each candidate to the nearest labelled or picked image
+    dmin = _pairwise(cand, lab).min(axis=1) if len(lab) else np.full(len(ids), np.inf)
+    picked: list[int] = []
+    free = np.ones(len(ids), bool)
+    while len(picked) < min(k, len(ids)):
+        open_ = free & (dmin >= radius)
+        if not open_.any():
+            if radius <= 1e-9 or not free.any():
+                break
+            radius *= 0.5          # everything is covered: relax rather than stop short
+            continue
+        # coverage weight: far from everything labelled counts a little more (saturates at 2 radii)
+        weight = np.minimum(1.0, dmin / (2 * radius))   # inf (nothing near yet) -> 1
+        score = np.where(open_, unc * (0.5 + 0.5 * weight), -np.inf)
+        j = int(np.argmax(score))
+        picked.append(ids[j])
+        free[j] = False
+        dmin = np.minimum(dmin, _pairwise(cand, cand[j:j + 1])[:, 0])
+    return picked
+
+
+def select_uncertain(uncertainty: Mapping[int, float], k: int) -> list[int]:
+    """The plain rule: the ``k`` most uncertain ids."""
+    return sorted(uncertainty, key=lambda i: -float(uncertainty[i]))[:k]
+
+
+@dataclass(frozen=True)
+class Region:
+    """An uncertain region of one image: box (y0, x0, y1, x1) half-open, pixels, mean uncertainty."""
+
+    box: tuple[int, int, int, int]
+    pixels: int
+    uncertainty: float
+
+    @property
+    def score(self) -> float:
+        """Pixels x mean uncertainty: how much there is to correct."""
+        return self.pixels * self.uncertainty
+
+
+def uncertain_regions(uncertainty_map: np.ndarray, *, top: int = 3, threshold: float | None = None,
+                      min_pixels: int = 64) -> list[Region]:
+    """The ``top`` connected regions of high uncertainty (1 - confidence), largest score first."""
+    u = cv2.GaussianBlur(uncertainty_map.astype(np.float32), (0, 0), 2.0)
+    thr = float(threshold) if threshold is not None else max(0.2, float(np.quantile(u, 0.85)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((u >= thr).astype(np.uint8), connectivity=8)
+    out = []
+    for c in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[c])
+        if area < min_pixels:
+            continue
+        out.append(Region((y, x, y + h, x + w), area, float(u[labels == c].mean())))
+    return sorted(out, key=lambda r: -r.score)[:top]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One image to label next, why, and where to start."""
+
+    image_id: int
+    name: str
+    uncertainty: float
+    regions: list[Region] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SuggestOutcome:
+    """What ``suggest_images`` found."""
+
+    version: int
+    suggestions: list[Suggestion]
+    candidates: int                 # images it chose among
+    strategy: str
+
+
+def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse",
+                   spread: float = DEFAULT_SPREAD, seed: int = 0, device: Any = "auto",
+                   on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> SuggestOutcome:
+    """The next ``count`` train images to label (without a person's label), by ``strategy``.
+
+    Uses the current model's predictions (made and cached where missing, as Predict all).
+    """
+    from workbench.workflows.prediction import PredictorSlot, predict_image, resolve_version
+
+    if strategy not in STRATEGIES:
+        raise WorkbenchError(f"unknown strategy {strategy!r} (valid: {', '.join(STRATEGIES)})")
+    if count < 1:
+        raise WorkbenchError(f"count must be at least 1, got {count}")
+    rec = resolve_version(project, None)
+    train = project.images(split=Split.TRAIN)
+    cands = [r for r in train if r.status in (Status.UNLABELLED, Status.PREDICTED)]
+    labelled = [r for r in train if r.status in (Status.EDITED, Status.VERIFIED)]
+    if not cands:
+        raise WorkbenchError("every train image already has a person's label: nothing to suggest")
+    slot = PredictorSlot(device)
+    unc: dict[int, float] = {}
+    conf_maps: dict[int, np.ndarray | None] = {}
+    desc: dict[int, np.ndarray] = {}
+    total = len(cands) + len(labelled)
+    for n, r in enumerate(cands):
+        check(cancel)
+        report(on_progress, n, total, f"predicting {r.name}")
+        try:
+            res = predict_image(project, r.id, rec.version, rec.path, slot, save=not project.read_only,
+                                cancel=cancel)
+            image = project.read_image(r.id)
+        except WorkbenchError:
+            continue   # an unreadable image is not suggested (Predict all names it)
+        if res.uncertainty is None and res.confidence is not None:
+            u = float(np.mean(1.0 - res.confidence))
+        else:
+            u = float(res.uncertainty or 0.0)
+        unc[r.id] = u
+        conf_maps[r.id] = res.confidence
+        desc[r.id] = descriptor(image)
+    lab_desc = []
+    for n, r in enumerate(labelled):
+        check(cancel)
+        report(on_progress, len(cands) + n, total, f"reading {r.name}")
+        try:
+            lab_desc.append(descriptor(project.read_image(r.id)))
+        except WorkbenchError:
+            continue
+    if strategy == "diverse":
+        picks = select_diverse(unc, desc, count, labelled=lab_desc, spread=spread)
+    elif strategy == "uncertain":
+        picks = select_uncertain(unc, count)
+    else:
+        rng = np.random.default_rng(seed)
+        pool = sorted(unc)
+        picks = [pool[i] for i in rng.permutation(len(pool))[:count]]
+    out = []
+    for i in picks:
+        cm = conf_maps.get(i)
+        regions = uncertain_regions(1.0 - cm) if cm is not None else []
+        out.append(Suggestion(i, project.get(i).name, unc[i], regions))
+    report(on_progress, total, total, "done")
+    return SuggestOutcome(rec.version, out, len(unc), strategy)
