@@ -62,8 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "set with workbench models PROJECT --policy)")
     p.add_argument("--arch", help="architecture (unet, unetplusplus, fpn, ...; default unet)")
     p.add_argument("--encoder", help="encoder (default: resnet18 on CPU, resnet34 on GPU)")
-    p.add_argument("--encoder-weights", default="none", choices=["none", "imagenet"],
-                   help="initial encoder weights (imagenet needs a download)")
+    p.add_argument("--encoder-weights", default="none", metavar="none|imagenet|PATH",
+                   help="initial encoder weights: none (random, default), imagenet (needs a download), "
+                        "or PATH of a local .safetensors file with the encoder's state_dict")
     budget = p.add_argument_group("budget (the first reached stops training)")
     budget.add_argument("--epochs", type=int, help="number of epochs (default 30 if no --minutes)")
     budget.add_argument("--minutes", type=float, help="time budget in minutes, validation included")

@@ -31,6 +31,7 @@ from workbench.errors import WorkbenchError
 from workbench.metrics import Scores, scores_from_matrix
 from workbench.ml import data as D
 from workbench.ml import distributed
+from workbench.ml.device import choose_threads  # noqa: F401 - re-exported (its home was here)
 from workbench.ml.losses import SegmentationLoss
 from workbench.progress import CancelToken, ProgressCallback
 
@@ -131,6 +132,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise WorkbenchError(f"{options.flag(name)} must be a name, got {value!r}")
+        from workbench.ml.models import is_weights_file
+
+        if is_weights_file(self.encoder_weights) and not Path(self.encoder_weights).expanduser().is_file():
+            raise WorkbenchError(f"--encoder-weights: file not found: {self.encoder_weights} (give none, "
+                                 "imagenet, or the path of a .safetensors file of the encoder's weights)")
         if not isinstance(self.device, str) or not self.device.strip():
             raise WorkbenchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.epochs is not None:
@@ -245,25 +251,6 @@ def train(config: TrainConfig, schema: ClassSchema, train_pairs: Sequence[tuple[
     finally:
         torch.set_num_threads(threads_before)
         ctx.close()
-
-
-def choose_threads(busy_self: int = 0, cores: int | None = None, load: float | None = None) -> int:
-    """CPU threads for the next steps: the cores that other processes leave free (at least 1).
-
-    On a shared machine an oversubscribed OpenMP team is far slower than a smaller one:
-    its threads wait at every barrier for a sibling the scheduler has parked. Measured on
-    the 2-core dev box at load ~5: a training step took 2.2 s with 1 thread and 5-15 s
-    with 2. ``busy_self`` is how many threads this process itself adds to the load average.
-    """
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (OSError, AttributeError):
-            return cores
-    others = max(0.0, load - busy_self)
-    return int(min(cores, max(1, math.floor(cores - others + 0.5))))
 
 
 class _Trainer:

@@ -27,14 +27,15 @@ from workbench.workflows import models as model_flows
 
 # Settings the Training settings dialog edits, stored under this key of project.settings().
 SETTINGS_KEY = "training"
-SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers")
+SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers",
+                  "steps", "encoder_weights")
 SNAPSHOT_DIR = "training-snapshot"
 
 # Expected JSON types of the stored settings (checked before a run: a hand-edited
 # settings.json must give a sentence naming the file, not a TypeError from the trainer).
-_INT_FIELDS = ("epochs", "batch_size", "crop", "workers")
+_INT_FIELDS = ("epochs", "batch_size", "crop", "workers", "steps")
 _NUMBER_FIELDS = ("minutes", "lr")
-_TEXT_FIELDS = ("arch", "encoder", "device")
+_TEXT_FIELDS = ("arch", "encoder", "device", "encoder_weights")
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,17 @@ def _store_half_if_unchanged(job: _Job, device: Any, cancel: CancelToken | None)
 
 def _register(project: Project, job: _Job, result: Any, compact: Any, on_progress: ProgressCallback | None,
               cancel: CancelToken | None, device: Any) -> TrainOutcome:
+    from workbench.workflows.evaluation import score_checkpoint
+
+    from workbench.ml.onnx_backend import auto_means_torch
+
+    with auto_means_torch():  # a few images each: an ONNX export would cost more than it saves
+        return _register_scored(project, job, result, compact, on_progress, cancel, device)
+
+
+def _register_scored(project: Project, job: _Job, result: Any, compact: Any,
+                     on_progress: ProgressCallback | None, cancel: CancelToken | None,
+                     device: Any) -> TrainOutcome:
     from workbench.workflows.evaluation import score_checkpoint
 
     report(on_progress, 0, None, "checking float16 storage", phase="compare")
