@@ -125,7 +125,7 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> int:
     the encoder must be there with its shape: a file for another encoder is a
     ``WorkbenchError`` naming the file, never a half-loaded model.
     """
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path).expanduser()
@@ -134,7 +134,7 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> int:
                              "file of the encoder's state_dict)", path)
     try:
         tensors = load_file(str(path), device="cpu")
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WorkbenchError(f"not a readable safetensors file ({exc})", path) from None
     if any(k.startswith("encoder.") for k in tensors):
         tensors = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}

@@ -267,6 +267,7 @@ class _Trainer:
         self.cancel = cancel
         self.parent = parent
         self.start = start
+        self.cpu_start = time.process_time()
         self.budget_s = self.cfg.minutes * 60.0 if self.cfg.minutes is not None else None
         self.time_units = self.cfg.minutes is not None and config.epochs is None and config.steps is None
         self.fine_tuning = self.cfg.init is not None
@@ -576,6 +577,9 @@ class _Trainer:
             mean_loss = ctx.mean_float(loss_sum / loss_n if loss_n else 0.0) if (loss_n or ctx.enabled) else None
             record = {"epoch": epoch, "steps": step, "loss": mean_loss, "val_miou": scores.miou,
                       "val_pixel_accuracy": scores.pixel_accuracy, "time_s": round(self._elapsed(), 2),
+                      # CPU seconds of this process: on a shared machine the wall time measures the
+                      # load, this measures the run (benchmarks/bench_first_model.py).
+                      "cpu_s": round(time.process_time() - self.cpu_start, 2),
                       "lr": optimizer.param_groups[0]["lr"], "partial": bool(stop_code)}
             self.history.append(record)
             miou = scores.miou if scores.miou is not None else 0.0
