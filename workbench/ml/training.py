@@ -101,6 +101,7 @@ class TrainConfig:
     finetune_lr: float | None = None  # peak LR when fine-tuning (init); None = lr * FINETUNE_LR_SCALE
     freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None = when fine-tuning
     patience: int | None = None  # stop after this many validations without a better val mIoU
+    warmup: int | None = None  # linear LR warm-up steps; None = automatic (longer when fine-tuning)
     class_weights: bool | None = None
     class_weight_power: float | None = None  # 1 = median-frequency balancing, 0.5 = its square root
     dice: bool = False
@@ -156,6 +157,8 @@ class TrainConfig:
             raise WorkbenchError(f"--freeze-bn must be true or false, got {self.freeze_bn!r}")
         if self.patience is not None:
             options.check_int("patience", self.patience, minimum=1, maximum=MAX_EPOCHS)
+        if self.warmup is not None:
+            options.check_int("warmup", self.warmup, minimum=1, maximum=MAX_STEPS)
         if self.batch_size is not None:
             options.check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH)
         if self.crop is not None:
@@ -628,6 +631,8 @@ class _Trainer:
     def _warmup_steps(self) -> int:
         """Linear warm-up length: longer when fine-tuning, so Adam's first (largest) steps are small."""
         total = self.total_steps
+        if self.cfg.warmup is not None:
+            return self.cfg.warmup
         if self.fine_tuning:
             return max(5, int(FINETUNE_WARMUP_FRACTION * total)) if total else 30
         # A short warm-up keeps Adam's first steps from wrecking fresh BatchNorm stats.
