@@ -125,3 +125,21 @@ def test_retrain_fine_tunes_with_the_gentle_recipe(tmp_path: Path) -> None:
         second = train_project(project, config)
         assert second.parent == first.version
         assert any("fine-tuning from learning rate" in n for n in second.result.notes)
+
+
+def test_retrain_without_val_images_says_where_its_score_comes_from(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from workflow_helpers import FAST_SETTINGS, tiny_project
+
+    from workbench.project import Project
+    from workbench.workflows import train_project
+    from workbench.workflows.training import config_from_settings
+
+    folder = tiny_project(tmp_path, n_train=7, n_val=0)
+    with Project.open(folder) as project:
+        config, _ = config_from_settings(project, dict(FAST_SETTINGS))
+        outcome = train_project(project, config)
+    assert "no val images: holding out 1 of 7 training images for validation" in outcome.message
+    assert "holding out 1 of 7" in outcome.app_message

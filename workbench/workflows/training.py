@@ -456,6 +456,13 @@ def _register_scored(project: Project, job: _Job, result: Any, compact: Any,
         for image_id, miou in prev_scores.items():
             if miou is not None:
                 project.set_image_scores(image_id, version=previous.version, miou=miou)
+    if not has_val:
+        # Said plainly, not only as a progress note: the score comes from images held out of
+        # training (or the training images themselves), not from a val split.
+        held = next((n for n in result.notes if "holding out" in n or "validating on the training" in n), "")
+        if held:
+            plain = f" (the project has no val images: {held.split(': ', 1)[-1].split(' (')[0]})"
+            message, app_message = message + plain, app_message + plain
     return TrainOutcome(record.version, record, promote, previous.version if previous is not None else None,
                         val_miou, prev_miou, False, message, result, job.parent, app_message)
 
