@@ -37,6 +37,16 @@ from workbench.progress import CancelToken, ProgressCallback, check, report
 MIN_TILE = 256
 """Smallest tile the out-of-memory fallback tries before giving up."""
 
+MARGIN = 16
+"""Pixels of reflected context added on every side before the forward, then cropped off.
+
+Without it the image's top and left edges met the convolutions' zero padding, which in
+ImageNet-normalised input is mid-grey: on the dark sample micrographs a bright halo that
+the model read as cytoplasm along the top row (issue 12, item 6), while the bottom and
+right edges, reflect-padded up to a multiple of 32, were fine. Every side now gets the
+same reflected context (``pad_for_model``); training validation pads the same way
+(``data.pad_collate``), so its scores match ``workbench evaluate``."""
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -74,6 +84,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     # Reflect mirrors content without inventing edges; it needs pad < size.
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def pad_for_model(x: torch.Tensor, multiple: int, margin: int = MARGIN) -> torch.Tensor:
+    """Pad (N, C, H, W) by ``margin`` on every side (reflect) and further at the bottom/right to a multiple.
+
+    The image then starts at (``margin``, ``margin``) of the result; replicate when the
+    image is too small to reflect.
+    """
+    h, w = x.shape[-2:]
+    bottom = margin + (-(h + 2 * margin)) % multiple
+    right = margin + (-(w + 2 * margin)) % multiple
+    mode = "reflect" if max(margin, bottom) < h and max(margin, right) < w else "replicate"
+    return F.pad(x, (margin, right, margin, bottom), mode=mode)
 
 
 def summarise_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -116,6 +139,7 @@ class Predictor:
         model = copy.deepcopy(model) if copy_model else model
         self.model = model.to(self.device).eval()
         self.multiple = pad_multiple(self.model)
+        self.margin = MARGIN
         if batch_size < 1:
             raise WorkbenchError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -249,7 +273,7 @@ class Predictor:
             batch = batch.copy()
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-        x = pad_to_multiple(x.mul_(self._scale).add_(self._shift), self.multiple)
+        x = pad_for_model(x.mul_(self._scale).add_(self._shift), self.multiple, self.margin)
         if self.channels_last and self._onnx is None:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -287,7 +311,8 @@ class Predictor:
             try:
                 with self._lock:
                     logits = self._forward(self._to_input([a for _, a in chunk]))
-                    mask, conf, ent = self._outputs(logits[:, :, :h, :w])
+                    m = self.margin
+                    mask, conf, ent = self._outputs(logits[:, :, m:m + h, m:m + w])
                 del logits
             except Exception as exc:
                 if not is_out_of_memory(exc):
@@ -319,8 +344,10 @@ class Predictor:
                        cancel: CancelToken | None, done: int, total: int | None) -> Prediction:
         """Overlapping tiles, batched; each tile writes only the part it owns."""
         h, w = image.shape[:2]
-        overlap = min(self.overlap, tile // 2)
-        grid = tiles(h, w, tile, overlap)
+        # Windows leave room for the reflected context, so a tile's forward is ``tile`` pixels a side.
+        window = max(self.multiple, tile - 2 * self.margin)
+        overlap = min(self.overlap, window // 2)
+        grid = tiles(h, w, window, overlap)
         mask = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.float32)
         ent = np.empty((h, w), np.float32)
@@ -350,8 +377,9 @@ class Predictor:
         with self._lock:
             logits = self._forward(self._to_input(crops))
             for j, t in enumerate(chunk):
-                r0, r1 = t.rows.own_start - t.rows.start, t.rows.own_stop - t.rows.start
-                c0, c1 = t.cols.own_start - t.cols.start, t.cols.own_stop - t.cols.start
+                m = self.margin
+                r0, r1 = m + t.rows.own_start - t.rows.start, m + t.rows.own_stop - t.rows.start
+                c0, c1 = m + t.cols.own_start - t.cols.start, m + t.cols.own_stop - t.cols.start
                 m, c, e = self._outputs(logits[j:j + 1, :, r0:r1, c0:c1])
                 rows = slice(t.rows.own_start, t.rows.own_stop)
                 cols = slice(t.cols.own_start, t.cols.own_stop)
