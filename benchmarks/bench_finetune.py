@@ -76,6 +76,22 @@ def camvid_data(n_train: int, n_val: int, size: tuple[int, int], work: Path) -> 
     return schema, out[0], out[1]
 
 
+def score(checkpoint: Path, schema: ClassSchema, pairs: list) -> float:
+    """Val mIoU of a checkpoint through the Predictor (the path of the trainer's validation)."""
+    from workbench.imageio import read_image
+    from workbench.masks import read_mask, to_training_target
+    from workbench.metrics import ConfusionMatrix, scores_from_matrix
+    from workbench.ml.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", backend="torch", schema=schema)
+    cm = ConfusionMatrix(schema.num_classes)
+    for image, mask in pairs:
+        img = read_image(image)
+        target = to_training_target(read_mask(mask, schema, expected_hw=img.shape[:2]), schema, 255)
+        cm.update(predictor.predict(img).mask, target, ignore_values=(255,))
+    return float(scores_from_matrix(cm.matrix).miou)
+
+
 def _summary(result, parent_miou: float) -> dict:
     vals = [h["val_miou"] or 0.0 for h in result.history]
     return {"kept": round(result.best_miou, 4), "last": round(vals[-1], 4), "lowest": round(min(vals), 4),
@@ -97,6 +113,7 @@ def main() -> None:
     ap.add_argument("--camvid-train", type=int, default=40)
     ap.add_argument("--camvid-val", type=int, default=20)
     ap.add_argument("--size", default="180x240", help="CamVid frames are downscaled to HxW (default 180x240)")
+    ap.add_argument("--parent", type=Path, help="reuse this parent checkpoint (scored again here)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-finetune-"))
@@ -108,12 +125,17 @@ def main() -> None:
     common = dict(encoder=args.encoder, crop=args.crop, batch_size=args.batch, lr=args.lr, device="cpu",
                   workers=0, threads=1)
     t0 = time.monotonic()
-    parent_path = work / "parent.safetensors"
-    parent = train(TrainConfig(epochs=args.parent_epochs, seed=0, **common), schema,
-                   train_pairs[:args.parent_images], val_pairs, parent_path)
-    parent_miou = parent.best_miou
-    print(f"parent: {args.parent_images} images, {parent.steps} steps, val mIoU {parent_miou:.4f} "
-          f"({time.monotonic() - t0:.0f} s)", flush=True)
+    if args.parent is not None:
+        parent_path = args.parent
+        parent_miou = score(parent_path, schema, val_pairs)
+        print(f"parent: {parent_path}, val mIoU {parent_miou:.4f}", flush=True)
+    else:
+        parent_path = work / "parent.safetensors"
+        parent = train(TrainConfig(epochs=args.parent_epochs, seed=0, **common), schema,
+                       train_pairs[:args.parent_images], val_pairs, parent_path)
+        parent_miou = parent.best_miou
+        print(f"parent: {args.parent_images} images, {parent.steps} steps, val mIoU {parent_miou:.4f} "
+              f"({time.monotonic() - t0:.0f} s)", flush=True)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         row = {"seed": seed}

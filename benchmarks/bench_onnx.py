@@ -36,7 +36,7 @@ from workbench.classes import ClassSchema  # noqa: E402
 from workbench.imageio import read_image  # noqa: E402
 from workbench.ml.checkpoint import CheckpointMeta, save_checkpoint  # noqa: E402
 from workbench.ml.inference import Predictor, pad_to_multiple  # noqa: E402
-from workbench.ml.models import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, build_model  # noqa: E402
+from workbench.ml.models import ModelConfig, build_model  # noqa: E402
 
 CAMVID = REPO.parent / "shared" / "camvid"
 

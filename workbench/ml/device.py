@@ -103,8 +103,8 @@ class ThreadGovernor:
 
     Shared by the trainer's loop and the Predictor: ``apply()`` is cheap to call before
     every step or batch and re-reads the load average at most every ``interval_s``.
-    Measured under load on the 2-core dev box, 2 prediction threads ran at half the speed
-    of 1 (BENCHMARKS.md, "Prediction threads under load"). ``fixed`` pins the count.
+    Under load on the 2-core dev box, 2 prediction threads ran at half the speed of 1
+    (issue 14's walkthrough), as 2 training threads did (decision 0007). ``fixed`` pins the count.
     """
 
     def __init__(self, fixed: int | None = None, interval_s: float = 30.0, processes: int = 1) -> None:
