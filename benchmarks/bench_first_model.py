@@ -29,7 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from workbench.project import Project  # noqa: E402
-from workbench.workflows import training_settings  # noqa: E402
 from workbench.workflows.training import config_from_settings, train_project  # noqa: E402
 
 
@@ -49,7 +48,10 @@ def run_once(seed: int, overrides: dict, target: float, keep: Path | None) -> di
     shutil.copytree(REPO / "sample_data", folder)
     try:
         with Project.open(folder) as project:
-            settings = {**training_settings(project), **overrides, "device": "cpu"}
+            # As Retrain: the project's stored settings (none in a fresh copy), unset ones left to
+            # the trainer's recipe, plus the overrides.
+            stored = project.settings().get("training", {})
+            settings = {**stored, **overrides, "device": "cpu"}
             config, _ = config_from_settings(project, settings)
             import dataclasses
 

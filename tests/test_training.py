@@ -322,14 +322,14 @@ def test_offline_message_names_the_local_file_option() -> None:
     assert "--encoder-weights PATH" in str(_offline_error("resnet18"))
 
 
-def test_small_training_sets_get_smaller_crops_and_early_stopping(squares: tuple[list, list],
+def test_small_training_sets_get_smaller_crops(squares: tuple[list, list],
                                                                   tmp_path: Path) -> None:
-    from workbench.ml.training import SMALL_SET_CROP, SMALL_SET_PATIENCE
+    from workbench.ml.training import SMALL_SET_CROP
 
     result = train(_config(epochs=1, crop=None), SCHEMA, squares[0], squares[1], tmp_path / "s.safetensors")
     assert any(f"small training set (16 images): {SMALL_SET_CROP}-pixel crops" in n for n in result.notes)
     meta = read_meta(result.checkpoint)
-    assert meta.train["crop"] == SMALL_SET_CROP and meta.train["patience"] == SMALL_SET_PATIENCE
+    assert meta.train["crop"] == SMALL_SET_CROP and meta.train["patience"] is None  # no automatic early stop
     # What the user set stays.
     kept = train(_config(epochs=1, crop=64, patience=3), SCHEMA, squares[0], squares[1], tmp_path / "k.safetensors")
     assert not any("small training set" in n for n in kept.notes)
