@@ -57,7 +57,7 @@ LOSSES = ("ce", "lovasz")
 SMALL_SET_IMAGES = 32
 """A training set this small (the first Retrains of a project) trains on SMALL_SET_CROP crops
 unless crop was set: on the sample project (8 images) 192-pixel crops reached val mIoU 0.5
-a step sooner than 256-pixel ones (19 against 20) at ~0.73x the CPU (BENCHMARKS.md, "First
+in 19-20 steps, as 256-pixel ones did (20), at 0.73-0.8x the CPU (BENCHMARKS.md, "First
 useful model"). Early stopping is not automatic: with one step per epoch, a patience of 8
 ended a 256-pixel run at step 9, on the plateau its val mIoU sits on before it climbs."""
 SMALL_SET_CROP = 192
