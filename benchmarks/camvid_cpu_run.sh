@@ -5,6 +5,8 @@
 #
 #   benchmarks/camvid_cpu_run.sh [OUT_DIR] [extra `workbench train` options...]
 #
+# STEPS=N replaces the time budget with a step budget (--steps N): on a shared machine
+# 20 minutes measures the load, a step count measures the recipe.
 # Writes OUT_DIR/camvid.safetensors (never inside the repo), train.log, eval.json, load.log.
 # Run from the repository root; CamVid is expected at ../shared/camvid.
 set -euo pipefail
@@ -13,6 +15,7 @@ shift || true
 CAMVID=${CAMVID:-../shared/camvid}
 PY=${PY:-.venv/bin/python}
 MINUTES=${MINUTES:-20}
+if [ -n "${STEPS:-}" ]; then BUDGET=(--steps "$STEPS"); else BUDGET=(--minutes "$MINUTES"); fi
 mkdir -p "$OUT"
 ( while true; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 30; done ) > "$OUT/load.log" &
 LOADPID=$!
@@ -20,7 +23,7 @@ trap 'kill $LOADPID 2>/dev/null || true' EXIT
 start=$(date +%s)
 "$PY" -m workbench train "$CAMVID/train" --masks "$CAMVID/trainannot" \
     --val-images "$CAMVID/val" --val-masks "$CAMVID/valannot" --classes "$CAMVID/classes.json" \
-    --minutes "$MINUTES" --device cpu --out "$OUT/camvid.safetensors" "$@" 2>&1 | tee "$OUT/train.log"
+    "${BUDGET[@]}" --device cpu --out "$OUT/camvid.safetensors" "$@" 2>&1 | tee "$OUT/train.log"
 end=$(date +%s)
 echo "train wall time: $((end - start)) s" | tee -a "$OUT/train.log"
 "$PY" -m workbench evaluate "$CAMVID/val" --model "$OUT/camvid.safetensors" --gt "$CAMVID/valannot" \

@@ -115,8 +115,10 @@ def test_validation_items_pad_to_32_with_ignore_and_tile_large_images(tmp_path: 
     store = _store_of(tmp_path, schema, np.full((40, 50, 3), 7, np.uint8), mask)
     ds = D.ValDataset(store)
     images, targets = D.pad_collate([ds[0]])
-    assert images.shape == (1, 3, 64, 64) and targets.shape == (1, 64, 64)
-    assert int((targets == 1).sum()) == 40 * 50 and int((targets == D.IGNORE).sum()) == 64 * 64 - 2000
+    # 16 px of reflected context on every side (as the Predictor pads), then up to a multiple of 32.
+    assert images.shape == (1, 3, 96, 96) and targets.shape == (1, 96, 96)
+    assert int((targets == 1).sum()) == 40 * 50 and int((targets == D.IGNORE).sum()) == 96 * 96 - 2000
+    assert torch.equal(targets[0, 16:56, 16:66], torch.ones(40, 50, dtype=torch.uint8))
     assert int(images.min()) == int(images.max()) == 7  # reflect padding, as the Predictor pads
     tiled = D.ValDataset(store, tile=32)
     assert len(tiled) == 4  # 40x50 in 32x32 tiles: 2 x 2

@@ -55,13 +55,16 @@ def _rand(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def _plain_logits(model, meta, image: np.ndarray) -> torch.Tensor:
-    """Independent reference: normalise, reflect-pad to 32, forward, crop."""
+    """Independent reference: normalise, reflect-pad (16 px every side, then to 32), forward, crop."""
     h, w = image.shape[:2]
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
     x = (x - torch.tensor(meta.mean).view(1, 3, 1, 1)) / torch.tensor(meta.std).view(1, 3, 1, 1)
-    x = F.pad(x, (0, (-w) % 32, 0, (-h) % 32), mode="reflect")
+    m = 16  # reflected context on every side, then the bottom/right up to a multiple of 32
+    bottom, right = m + (-(h + 2 * m)) % 32, m + (-(w + 2 * m)) % 32
+    mode = "reflect" if bottom < h and right < w else "replicate"  # reflect needs pad < size
+    x = F.pad(x, (m, right, m, bottom), mode=mode)
     with torch.no_grad():
-        return model(x)[0, :, :h, :w]
+        return model(x)[0, :, m:m + h, m:m + w]
 
 
 @pytest.mark.parametrize("hw, channels_last", [((64, 64), None), ((70, 90), None), ((33, 100), None),
@@ -104,7 +107,7 @@ def test_predict_many_keeps_order_and_batches_same_sizes(tiny):
     predictor.model.forward = lambda x: calls.append(tuple(x.shape)) or forward(x)
     out = list(predictor.predict_many(iter(images)))
     assert [k for k, _ in out] == ["a", "b", "c", "d"]
-    assert calls == [(2, 3, 64, 64), (1, 3, 64, 96), (1, 3, 64, 64)]
+    assert calls == [(2, 3, 96, 96), (1, 3, 96, 128), (1, 3, 96, 96)]  # 16 px context each side, to 32
     for (key, image), (_, pred) in zip(images, out):
         ref = _plain_logits(model, meta, image).argmax(0).numpy()
         assert (pred.mask == ref).mean() >= 0.999, key
@@ -118,7 +121,8 @@ def test_tiled_prediction_agrees_with_whole_image(net, street):
     forward = predictor.model.forward
     predictor.model.forward = lambda x: shapes.append(tuple(x.shape)) or forward(x)
     tiled = predictor.predict(street)
-    # 360x480 with 256-pixel tiles overlapping >= 64: 2 x 3 tiles, never a full-image forward.
+    # 360x480 with 256-pixel tiles overlapping >= 64: 2 x 3 tiles, never a full-image forward
+    # (each reads 224 x 224 and gets 16 pixels of reflected context on every side).
     assert sum(s[0] for s in shapes) == 6 and all(s[2:] == (256, 256) for s in shapes)
     agreement = (tiled.mask == whole.mask).mean()
     assert agreement >= 0.995, agreement
@@ -215,7 +219,7 @@ def test_oom_at_batch_one_tiles_the_image(tiny):
     # RuntimeError with "out of memory" is what older CUDA builds raise.
     seen = _fail_first(predictor, 1, RuntimeError("CUDA error: out of memory"))
     pred = predictor.predict(image)
-    assert seen[0][2:] == (320, 320) and all(s[2:] == (256, 256) for s in seen[1:])
+    assert seen[0][2:] == (352, 352) and all(s[2:] == (256, 256) for s in seen[1:])  # 300 + 2 x 16, to 32
     assert len(seen) == 1 + 4
     np.testing.assert_array_equal(pred.mask, reference.mask)
     np.testing.assert_allclose(pred.confidence, reference.confidence, atol=1e-6)
@@ -280,3 +284,32 @@ def test_bad_input_is_a_workbench_error(tiny):
         predictor.predict(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(WorkbenchError, match="shape"):
         predictor.predict(np.zeros((10, 10, 3, 1), np.uint8))
+
+
+class _EdgeProbe(torch.nn.Module):
+    """Class 1 where a zero-padded 3x3 box sum of the input sees less than a full window.
+
+    On a uniform image every pixel is the same, so any class-1 pixel means that the
+    convolution's zero padding reached real content: the edge artefact of issue 12 item 6
+    (the top row of the sample predictions came out as cytoplasm).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.box = torch.nn.Conv2d(3, 1, 3, padding=1, bias=False)
+        torch.nn.init.constant_(self.box.weight, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        full = 9 * x.sum(dim=1, keepdim=True)  # a window inside the input
+        s = self.box(x)
+        return torch.cat([torch.zeros_like(s), (full - s).abs() - 1e-3], dim=1)
+
+
+@pytest.mark.parametrize("hw", [(70, 90), (64, 64), (385, 486)])
+def test_no_image_edge_meets_the_convolutions_zero_padding(hw):
+    meta = CheckpointMeta("unet", "resnet18", 2, ClassSchema.default(2).to_dict())
+    image = np.full((*hw, 3), 200, np.uint8)
+    for backend_layout in (None, False):
+        pred = Predictor(_EdgeProbe().eval(), meta, device="cpu", channels_last=backend_layout).predict(image)
+        assert int(pred.mask.sum()) == 0, "an edge row or column saw zero padding"
+        assert pred.mask[0].max() == 0 and pred.mask[:, 0].max() == 0  # top row, left column

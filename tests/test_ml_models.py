@@ -63,8 +63,9 @@ def test_offline_imagenet_weights_give_the_clear_message(monkeypatch):
     monkeypatch.setattr(smp.encoders, "hf_hub_download", offline)
     with pytest.raises(WorkbenchError) as err:
         build_model(ModelConfig("unet", "resnet18", encoder_weights="imagenet"), 3)
-    assert str(err.value) == ("could not download ImageNet weights for resnet18 (no network?): "
-                              "train with --encoder-weights none to start from random initialisation")
+    assert str(err.value).startswith("could not download ImageNet weights for resnet18 (no network?): "
+                                     "train with --encoder-weights none to start from random initialisation")
+    assert "--encoder-weights PATH.safetensors" in str(err.value)  # the offline way to pretrained weights
 
 
 def test_weights_none_spelled_as_text_builds_offline(monkeypatch):

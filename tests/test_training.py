@@ -191,3 +191,146 @@ def test_holds_out_validation_images_when_none_given(squares: tuple[list, list],
                    on_progress=lambda p: notes.append(p.message))
     assert any("holding out 4 of 16" in n for n in notes)
     assert len(read_meta(result.checkpoint).trained_on) == 12
+
+
+# ----- options the loop needs: step budget, early stopping, schedule, loss (issue 14) -----------
+def test_step_budget_stops_mid_epoch_and_saves(squares: tuple[list, list], tmp_path: Path) -> None:
+    reports: list[Progress] = []
+    out = tmp_path / "steps.safetensors"
+    result = train(_config(steps=6), SCHEMA, squares[0], squares[1], out, on_progress=reports.append)
+    # 16 images / batch 4 = 4 steps per epoch: one whole epoch and 2 steps of the next.
+    assert result.steps == 6 and result.stopped_by == "steps" and not result.cancelled
+    assert result.epochs_done == 1 and [h["steps"] for h in result.history] == [4, 2]
+    assert reports[-1].total == 6 and read_meta(out).train["steps"] == 6
+    # With epochs as well, the first budget reached stops the run.
+    both = train(_config(steps=100, epochs=1), SCHEMA, squares[0], squares[1], tmp_path / "b.safetensors")
+    assert both.steps == 4 and both.stopped_by == "epochs"
+
+
+def test_patience_stops_when_val_miou_stops_improving(squares: tuple[list, list], tmp_path: Path) -> None:
+    # A learning rate too small to change a prediction: val mIoU stays put after epoch 1.
+    cfg = _config(epochs=20, patience=2, lr=1e-12, freeze_bn=True)
+    result = train(cfg, SCHEMA, squares[0], squares[1], tmp_path / "p.safetensors")
+    assert result.stopped_by == "patience" and result.epochs_done == 3 and result.steps == 12
+
+
+def test_one_cycle_rises_to_the_peak_then_anneals(squares: tuple[list, list], tmp_path: Path) -> None:
+    lrs: list[float] = []
+    train(_config(epochs=5, schedule="onecycle", lr=1e-2), SCHEMA, squares[0], squares[1],
+          tmp_path / "oc.safetensors",
+          on_progress=lambda p: lrs.append(p.info["lr"]) if p.info.get("phase") == "train" else None)
+    assert len(lrs) == 20
+    assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) == pytest.approx(1e-2, rel=0.05)
+    top = lrs.index(max(lrs))
+    assert 1 <= top <= 3 and all(a >= b for a, b in zip(lrs[top:], lrs[top + 1:])) and lrs[-1] < 1e-3
+
+
+def test_lovasz_of_hard_predictions_is_one_minus_iou() -> None:
+    """On 0/1 probabilities the Lovasz extension equals the Jaccard loss (independent check)."""
+    from workbench.ml.losses import lovasz_softmax_loss
+
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(rng.integers(0, 3, (2, 16, 16)))
+    pred = torch.from_numpy(rng.integers(0, 3, (2, 16, 16)))
+    target[0, :4] = 255  # ignored pixels count for neither side
+    logits = torch.nn.functional.one_hot(pred, 3).permute(0, 3, 1, 2).float() * 100.0
+    valid = target != 255
+    ious = []
+    for c in range(3):
+        t, p = (target == c) & valid, (pred == c) & valid
+        ious.append(float((t & p).sum()) / float((t | p).sum()))
+    expected = 1.0 - float(np.mean(ious))
+    assert float(lovasz_softmax_loss(logits, target)) == pytest.approx(expected, abs=1e-5)
+    perfect = torch.nn.functional.one_hot(torch.where(valid, target, 0), 3).permute(0, 3, 1, 2).float() * 100
+    assert float(lovasz_softmax_loss(perfect, target)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lovasz_loss_trains(squares: tuple[list, list], tmp_path: Path) -> None:
+    result = train(_config(epochs=3, loss="lovasz"), SCHEMA, squares[0], squares[1], tmp_path / "l.safetensors")
+    assert result.best_miou is not None and all(np.isfinite(h["loss"]) for h in result.history)
+    assert read_meta(result.checkpoint).train["loss"] == "lovasz"
+
+
+def test_hold_out_is_said_plainly_and_can_be_turned_off(squares: tuple[list, list], tmp_path: Path) -> None:
+    result = train(_config(epochs=1), SCHEMA, squares[0], [], tmp_path / "h.safetensors")
+    assert any("holding out 2 of 16 training images for validation" in n and "--val-fraction 0" in n
+               for n in result.notes)
+    off = train(_config(epochs=1, val_fraction=0.0), SCHEMA, squares[0], [], tmp_path / "o.safetensors")
+    assert any("validating on the training images" in n for n in off.notes)
+    assert len(read_meta(off.checkpoint).trained_on) == 16
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"steps": 0}, "--steps must be >= 1"),
+    ({"schedule": "cosine"}, "--schedule must be one of poly, onecycle"),
+    ({"loss": "focal"}, "--loss must be one of ce, lovasz"),
+    ({"patience": 0}, "--patience must be >= 1"),
+    ({"finetune_lr": float("nan")}, "--finetune-lr"),
+    ({"encoder_weights": "/nowhere/enc.safetensors"}, "--encoder-weights: file not found"),
+])
+def test_new_options_are_checked_up_front(settings: dict, message: str) -> None:
+    with pytest.raises(WorkbenchError, match=message):
+        TrainConfig(**settings)
+
+
+# ----- offline pretrained encoders --------------------------------------------------------------
+def test_encoder_weights_from_a_local_safetensors_file(squares: tuple[list, list], tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from workbench.ml.models import ModelConfig, build_model
+
+    torch.manual_seed(123)
+    donor = build_model(ModelConfig("unet", ENCODER), 2)
+    path = tmp_path / "encoder.safetensors"
+    save_file({k: v.contiguous() for k, v in donor.encoder.state_dict().items()}, str(path))
+    model = build_model(ModelConfig("unet", ENCODER, str(path)), 2)
+    ours, theirs = model.encoder.state_dict(), donor.encoder.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    # A whole model's file works too (its encoder part is used).
+    whole = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(whole))
+    again = build_model(ModelConfig("unet", ENCODER, str(whole)), 2)
+    assert all(torch.equal(again.encoder.state_dict()[k], theirs[k]) for k in theirs)
+    # The trainer starts from them (step 0 = the donor's encoder, so after one tiny step: close).
+    out = tmp_path / "t.safetensors"
+    train(_config(steps=1, lr=1e-9, encoder_weights=str(path)), SCHEMA, squares[0], squares[1], out)
+    trained = load_file(str(out))
+    stem = next(k for k in theirs if k.endswith(".weight") and theirs[k].dim() == 4)
+    assert torch.allclose(trained["encoder." + stem], theirs[stem], atol=1e-6)
+
+
+def test_encoder_weights_for_another_encoder_are_refused(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from workbench.ml.models import ModelConfig, build_model
+
+    other = build_model(ModelConfig("unet", "resnet18"), 2)
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in other.encoder.state_dict().items()}, str(path))
+    with pytest.raises(WorkbenchError, match="not weights for this encoder.*missing") as info:
+        build_model(ModelConfig("unet", ENCODER, str(path)), 2)
+    assert "resnet18.safetensors" in str(info.value)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors at all")
+    with pytest.raises(WorkbenchError, match="not a readable safetensors file"):
+        build_model(ModelConfig("unet", ENCODER, str(junk)), 2)
+
+
+def test_offline_message_names_the_local_file_option() -> None:
+    from workbench.ml.models import _offline_error
+
+    assert "--encoder-weights PATH" in str(_offline_error("resnet18"))
+
+
+def test_small_training_sets_get_smaller_crops(squares: tuple[list, list],
+                                                                  tmp_path: Path) -> None:
+    from workbench.ml.training import SMALL_SET_CROP
+
+    result = train(_config(epochs=1, crop=None), SCHEMA, squares[0], squares[1], tmp_path / "s.safetensors")
+    assert any(f"small training set (16 images): {SMALL_SET_CROP}-pixel crops" in n for n in result.notes)
+    meta = read_meta(result.checkpoint)
+    assert meta.train["crop"] == SMALL_SET_CROP and meta.train["patience"] is None  # no automatic early stop
+    # What the user set stays.
+    kept = train(_config(epochs=1, crop=64, patience=3), SCHEMA, squares[0], squares[1], tmp_path / "k.safetensors")
+    assert not any("small training set" in n for n in kept.notes)
+    assert read_meta(kept.checkpoint).train["crop"] == 64

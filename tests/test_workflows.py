@@ -168,7 +168,8 @@ def test_no_val_split_is_registered_current_and_says_promotion_cannot_be_judged(
     out = _train(folder)
     assert not stale.parent.exists()
     assert out.promoted and out.version == 1
-    assert out.message == "no val split: promotion cannot be judged; v1 is current"
+    assert out.message == ("no val split: promotion cannot be judged; v1 is current (the project has no "
+                           "val images: holding out 1 of 4 training images for validation)")
     again = _train(folder)
     assert again.promoted and again.message.startswith("no val split: promotion cannot be judged; v2 is current")
     with Project.open(folder) as project:

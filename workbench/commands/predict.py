@@ -50,6 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="images (or tiles) per batch (4)")
     p.add_argument("--tile", type=int, default=1024,
                    help="images larger than this many pixels a side go through tiles (1024)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto (default): ONNX Runtime on a CPU when installed (exported on first use and "
+                        "cached beside the checkpoint), else PyTorch; torch; onnx (fail if unavailable)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores other processes leave "
+                                               "free, re-checked every 30 s)")
     p.add_argument("--confidence", action="store_true",
                    help="also write <stem>.conf.png: max softmax probability as 0-255 grey")
     p.set_defaults(func=run)
@@ -129,13 +134,13 @@ def _run_folder(args: argparse.Namespace, ctx) -> int:
         unique.append(f)
     mine = unique[ctx.rank::ctx.world_size]
     predictor = Predictor.from_checkpoint(args.model, device=ctx.device, batch_size=args.batch_size,
-                                          tile=args.tile)
+                                          tile=args.tile, backend=args.backend, threads=args.threads)
     schema = predictor.meta.class_schema()
     if ctx.is_main:
         share = f"; {ctx.world_size} processes, about {len(mine)} each" if ctx.enabled else ""
         print(f"device: {describe_device(ctx.device)}; model: {predictor.meta.arch} / "
               f"{predictor.meta.encoder}, {predictor.meta.num_classes} classes; "
-              f"{len(files)} image(s){share}", file=sys.stderr)
+              f"{len(files)} image(s){share}; backend: {predictor.backend_note}", file=sys.stderr)
     mine_failed: list[str] = []
 
     def decoded() -> Iterator[tuple[Path, np.ndarray]]:
@@ -178,12 +183,14 @@ def _run_project(args: argparse.Namespace, distributed) -> int:
         project = open_on_ranks(ctx, args.images, state_dir=args.state_dir, create=False, others_open=True)
         with progress_bar("predict", unit="img", disable=not ctx.is_main) as bar:
             outcome = predict_project(project, version=version, only=args.only, device=ctx.device,
-                                      on_progress=bar, distributed_ctx=ctx if ctx.enabled else None)
+                                      on_progress=bar, backend=args.backend, threads=args.threads, distributed_ctx=ctx if ctx.enabled else None)
         if not ctx.is_main:
             return 0
         for name, problem in outcome.problems:
             print(f"workbench: skipped {problem}", file=sys.stderr)
         cached = f"; {outcome.skipped} already cached" if outcome.skipped else ""
+        if outcome.backend_note:
+            print(f"workbench: backend: {outcome.backend_note}", file=sys.stderr)
         print(f"model v{outcome.version}: predicted {len(outcome.predicted)} image(s) into the project's "
               f"prediction cache{cached}"
               + (f"; {len(outcome.problems)} image(s) skipped" if outcome.problems else ""))

@@ -66,11 +66,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(workbench/commands/quick_train.py)")
     p.add_argument("--arch", help="architecture (unet, unetplusplus, fpn, ...; default unet)")
     p.add_argument("--encoder", help="encoder (default: resnet18 on CPU, resnet34 on GPU)")
-    p.add_argument("--encoder-weights", default="none", choices=["none", "imagenet"],
-                   help="initial encoder weights (imagenet needs a download)")
+    p.add_argument("--encoder-weights", default="none", metavar="none|imagenet|PATH",
+                   help="initial encoder weights: none (random, default), imagenet (needs a download), "
+                        "or PATH of a local .safetensors file with the encoder's state_dict")
     budget = p.add_argument_group("budget (the first reached stops training)")
     budget.add_argument("--epochs", type=int, help="number of epochs (default 30 if no --minutes)")
     budget.add_argument("--minutes", type=float, help="time budget in minutes, validation included")
+    budget.add_argument("--steps", type=int, help="optimizer-step budget (one step = one batch); "
+                                                  "machine-independent, unlike --minutes")
+    budget.add_argument("--patience", type=int, metavar="N",
+                        help="also stop when val mIoU has not improved for N validations (early stopping)")
+    p.add_argument("--schedule", choices=["poly", "onecycle"],
+                   help="LR schedule: warm-up + polynomial decay (poly, default) or one-cycle")
+    p.add_argument("--loss", choices=["ce", "lovasz"],
+                   help="cross-entropy (ce, default) or cross-entropy + Lovasz-softmax (lovasz)")
+    p.add_argument("--finetune-lr", type=float, metavar="LR",
+                   help="peak learning rate when fine-tuning (default: --lr x 0.2, with a warm-up)")
+    bn = p.add_mutually_exclusive_group()
+    bn.add_argument("--freeze-bn", dest="freeze_bn", action="store_true", default=None,
+                    help="keep BatchNorm statistics fixed (default: when fine-tuning)")
+    bn.add_argument("--train-bn", dest="freeze_bn", action="store_false",
+                    help="update BatchNorm statistics even when fine-tuning")
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="with no validation images, hold out this fraction of the training images "
+                        "for validation (default 0.15; 0 = validate on the training images)")
     p.add_argument("--batch-size", type=int, help="images per step per process (CPU default 8, GPU 16)")
     p.add_argument("--crop", type=int, help="training crop size, a multiple of 32 (CPU 256, GPU 512)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -115,7 +134,7 @@ def _config(args: argparse.Namespace, init: str | Path | None, base: Any = None)
     training settings (Model > Training settings in the app), so both train alike."""
     from workbench.ml.training import TrainConfig
 
-    for name in ("epochs", "batch_size", "crop", "workers", "threads"):
+    for name in ("epochs", "batch_size", "crop", "workers", "threads", "steps"):
         v = getattr(args, name)
         if v is not None and v < (0 if name == "workers" else 1):
             raise WorkbenchError(f"--{name.replace('_', '-')} must be at least "
@@ -125,9 +144,11 @@ def _config(args: argparse.Namespace, init: str | Path | None, base: Any = None)
     given = _given(args)
     if base is None:
         return TrainConfig(**given, init=init)
-    if "epochs" in given or "minutes" in given:  # a budget on the command line replaces the stored one
+    if "epochs" in given or "minutes" in given or "steps" in given:
+        # a budget on the command line replaces the stored one
         given.setdefault("epochs", None)
         given.setdefault("minutes", None)
+        given.setdefault("steps", None)
     return dataclasses.replace(base, **given, init=init)
 
 
@@ -136,7 +157,10 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     values = {"arch": args.arch, "encoder": args.encoder, "epochs": args.epochs, "minutes": args.minutes,
               "batch_size": args.batch_size, "crop": args.crop, "lr": args.lr,
               "class_weights": args.class_weights, "class_weight_power": args.class_weight_power,
-              "seed": args.seed, "device": args.device, "workers": args.workers, "threads": args.threads}
+              "seed": args.seed, "device": args.device, "workers": args.workers, "threads": args.threads,
+              "steps": args.steps, "patience": args.patience, "schedule": args.schedule, "loss": args.loss,
+              "finetune_lr": args.finetune_lr, "freeze_bn": args.freeze_bn,
+              "val_fraction": args.val_fraction}
     out = {k: v for k, v in values.items() if v is not None}
     if args.encoder_weights != "none":
         out["encoder_weights"] = args.encoder_weights
@@ -216,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_result(result: Any) -> None:
     best = f"{result.best_miou:.4f}" if result.best_miou is not None else "n/a"
-    how = {"cancel": "stopped (Ctrl+C)", "time": "time budget reached",
+    how = {"cancel": "stopped (Ctrl+C)", "time": "time budget reached", "steps": "step budget reached",
+           "patience": "stopped early (val mIoU stopped improving)",
            "epochs": "finished"}[result.stopped_by]
     print(f"{how}: {result.epochs_done} epoch(s), {result.steps} step(s); best val mIoU {best}; "
           f"checkpoint {result.checkpoint}")
@@ -293,7 +318,7 @@ def _with_bar(run_train: Any, config: Any, ctx: Any, on_stop: str) -> Any:
     # torchrun forwards SIGTERM to the workers when it is interrupted: stop cleanly too.
     old_term = signal.signal(signal.SIGTERM, on_signal)
     try:
-        unit = "s" if config.minutes is not None and config.epochs is None else "step"
+        unit = "s" if config.minutes is not None and config.epochs is None and config.steps is None else "step"
         with progress_bar("train", unit=unit) as bar:
             def on_progress(p: Any) -> None:
                 bar(p)

@@ -1,4 +1,4 @@
-"""Training settings: architecture, encoder, length, learning rate, batch, crop, device.
+"""Training settings: architecture, encoder (and a local weights file), length, learning rate, batch, crop, device.
 
 Defaults come from ``workbench.ml.training.TrainConfig`` and the detected device; the
 values are stored per project under ``settings()["training"]``.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QLabel, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from workbench.workflows import training_defaults
 
@@ -35,7 +35,22 @@ class SettingsDialog(QDialog):
             self.encoder.addItem(name, name)
         self.encoder.setToolTip(f"Default: {CPU_DEFAULT_ENCODER} on a CPU, {GPU_DEFAULT_ENCODER} on a GPU. "
                                 "Weights start random (no download), or from the current model when fine-tuning.")
+        # Pretrained encoder weights from a local file, for machines that cannot download.
+        self.encoder_weights = QLineEdit()
+        self.encoder_weights.setPlaceholderText("(none: random initialisation)")
+        self.encoder_weights.setToolTip("A .safetensors file with the encoder's weights (its state_dict), "
+                                        "the same as --encoder-weights PATH; used when training from scratch.")
+        self.browse_weights = QPushButton("Browse…")
+        self.browse_weights.clicked.connect(self._browse_weights)
+        weights_row = QWidget()
+        row = QHBoxLayout(weights_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.encoder_weights, 1)
+        row.addWidget(self.browse_weights)
         self.epochs = QSpinBox(minimum=0, maximum=10000, specialValueText="(by time)")
+        self.steps = QSpinBox(minimum=0, maximum=10_000_000, specialValueText="(no limit)")
+        self.steps.setToolTip("Optimizer-step budget (one step = one batch); the first of epochs, steps "
+                              "and minutes reached stops the run.")
         self.minutes = QDoubleSpinBox(minimum=0.0, maximum=10000.0, decimals=1, specialValueText="(no limit)")
         self.lr = QDoubleSpinBox(minimum=1e-6, maximum=1.0, decimals=6, singleStep=1e-4)
         self.batch_size = QSpinBox(minimum=1, maximum=1024)
@@ -45,7 +60,9 @@ class SettingsDialog(QDialog):
         self.fine_tune = QCheckBox("Fine-tune the current model (off: train from scratch)")
         form.addRow("Architecture", self.arch)
         form.addRow("Encoder", self.encoder)
+        form.addRow("Encoder weights file", weights_row)
         form.addRow("Epochs", self.epochs)
+        form.addRow("Or steps", self.steps)
         form.addRow("Or minutes", self.minutes)
         form.addRow("Learning rate", self.lr)
         form.addRow("Batch size", self.batch_size)
@@ -78,7 +95,9 @@ class SettingsDialog(QDialog):
             self.encoder.setCurrentIndex(i)
         else:
             self.encoder.setEditText(str(enc))
+        self.encoder_weights.setText(pick("encoder_weights", (str,), "") or "")
         self.epochs.setValue(int(pick("epochs", (int,), 0)))
+        self.steps.setValue(int(pick("steps", (int,), 0)))
         self.minutes.setValue(float(pick("minutes", (int, float), 0.0)))
         self.lr.setValue(float(pick("lr", (int, float), 1e-3)))
         self.batch_size.setValue(int(pick("batch_size", (int,), 8)))
@@ -86,6 +105,12 @@ class SettingsDialog(QDialog):
         self.device.setCurrentText(pick("device", (str,), "auto"))
         fine = s.get("fine_tune", d.get("fine_tune", True))
         self.fine_tune.setChecked(fine if isinstance(fine, bool) else True)
+
+    def _browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Encoder weights", self.encoder_weights.text(),
+                                              "safetensors (*.safetensors);;All files (*)")
+        if path:
+            self.encoder_weights.setText(path)
 
     def restore_defaults(self) -> None:
         """Back to TrainConfig's defaults."""
@@ -100,7 +125,9 @@ class SettingsDialog(QDialog):
         return {
             "arch": self.arch.currentText(),
             "encoder": enc,
+            "encoder_weights": self.encoder_weights.text().strip() or None,
             "epochs": self.epochs.value() or None,
+            "steps": self.steps.value() or None,
             "minutes": self.minutes.value() or None,
             "lr": self.lr.value(),
             "batch_size": self.batch_size.value(),

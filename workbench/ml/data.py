@@ -265,23 +265,30 @@ class ValDataset(Dataset):
         return img, torch.from_numpy(np.ascontiguousarray(target[y0:y1, x0:x1]))
 
 
-def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                multiple: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack images of any size: pad each to the batch maximum rounded up to ``multiple``.
+VAL_MARGIN = 16
+"""Reflected context on every side of a validation image: the Predictor's ``MARGIN``."""
 
-    Images are reflect-padded, as the Predictor pads them, so validation scores match
-    ``workbench evaluate``; targets are padded with ``IGNORE`` so padding never counts.
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                multiple: int = 32, margin: int = VAL_MARGIN) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack images of any size: ``margin`` on every side, then up to the batch maximum, a ``multiple``.
+
+    Images are reflect-padded as the Predictor pads them (``inference.pad_for_model``), so
+    validation scores match ``workbench evaluate``; targets are padded with ``IGNORE`` so
+    padding never counts.
     """
-    h = max(t.shape[-2] for _, t in batch)
-    w = max(t.shape[-1] for _, t in batch)
+    h = max(t.shape[-2] for _, t in batch) + 2 * margin
+    w = max(t.shape[-1] for _, t in batch) + 2 * margin
     h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     images = torch.empty((len(batch), 3, h, w), dtype=torch.uint8)
     targets = torch.full((len(batch), h, w), IGNORE, dtype=torch.uint8)
     for k, (img, tgt) in enumerate(batch):
         ih, iw = tgt.shape
-        arr = np.pad(img.numpy(), ((0, 0), (0, h - ih), (0, w - iw)), mode="reflect" if min(ih, iw) > 1 else "edge")
+        pads = ((0, 0), (margin, h - ih - margin), (margin, w - iw - margin))
+        reflect = max(pads[1]) < ih and max(pads[2]) < iw
+        arr = np.pad(img.numpy(), pads, mode="reflect" if reflect else "edge")
         images[k] = torch.from_numpy(arr)
-        targets[k, :ih, :iw] = tgt
+        targets[k, margin:margin + ih, margin:margin + iw] = tgt
     return images, targets
 
 

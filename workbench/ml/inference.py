@@ -8,7 +8,10 @@ larger than ``tile`` go through overlapping tiles whose centres are stitched, so
 (mask uint8, confidence and entropy float32), never full-resolution C-class logits.
 The forward runs in channels_last on CUDA and CPU (faster kernels), with bf16 (or
 fp16) autocast on CUDA. A CUDA out-of-memory error halves the batch, then the tile,
-and retries; the lowered limits stay for the predictor's lifetime.
+and retries; the lowered limits stay for the predictor's lifetime. On a CPU, a predictor
+loaded from a checkpoint runs ONNX Runtime when it is installed (``ml.onnx_backend``:
+exported on first use, cached beside the checkpoint), PyTorch otherwise; CPU threads
+follow the machine's load (``device.ThreadGovernor``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,22 @@ import torch.nn.functional as F
 from workbench.classes import ClassSchema
 from workbench.errors import WorkbenchError
 from workbench.ml.checkpoint import CheckpointMeta, load_checkpoint
-from workbench.ml.device import resolve_device
+from workbench.ml.device import ThreadGovernor, resolve_device
 from workbench.ml.tiling import Tile, tiles
 from workbench.progress import CancelToken, ProgressCallback, check, report
 
 MIN_TILE = 256
 """Smallest tile the out-of-memory fallback tries before giving up."""
+
+MARGIN = 16
+"""Pixels of reflected context added on every side before the forward, then cropped off.
+
+Without it the image's top and left edges met the convolutions' zero padding, which in
+ImageNet-normalised input is mid-grey: on the dark sample micrographs a bright halo that
+the model read as cytoplasm along the top row (issue 12, item 6), while the bottom and
+right edges, reflect-padded up to a multiple of 32, were fine. Every side now gets the
+same reflected context (``pad_for_model``); training validation pads the same way
+(``data.pad_collate``), so its scores match ``workbench evaluate``."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+def pad_for_model(x: torch.Tensor, multiple: int, margin: int = MARGIN) -> torch.Tensor:
+    """Pad (N, C, H, W) by ``margin`` on every side (reflect) and further at the bottom/right to a multiple.
+
+    The image then starts at (``margin``, ``margin``) of the result; replicate when the
+    image is too small to reflect.
+    """
+    h, w = x.shape[-2:]
+    bottom = margin + (-(h + 2 * margin)) % multiple
+    right = margin + (-(w + 2 * margin)) % multiple
+    mode = "reflect" if max(margin, bottom) < h and max(margin, right) < w else "replicate"
+    return F.pad(x, (margin, right, margin, bottom), mode=mode)
+
+
 def summarise_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, K, H, W) float logits -> argmax, max softmax and normalised entropy, per pixel.
 
@@ -102,12 +128,18 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, meta: CheckpointMeta, *, device: str | torch.device = "auto",
                  batch_size: int = 4, tile: int = 1024, overlap: int = 64, amp: bool = True,
-                 channels_last: bool | None = None, copy_model: bool = True) -> None:
+                 channels_last: bool | None = None, copy_model: bool = True,
+                 threads: int | None = None) -> None:
         self.device = resolve_device(device)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise WorkbenchError(f"--threads must be a whole number >= 1, got {threads!r}")
+        # On the CPU the thread team follows the load as the trainer's does (None = adapt).
+        self.threads = ThreadGovernor(threads) if self.device.type == "cpu" else None
         self.meta = meta
         model = copy.deepcopy(model) if copy_model else model
         self.model = model.to(self.device).eval()
         self.multiple = pad_multiple(self.model)
+        self.margin = MARGIN
         if batch_size < 1:
             raise WorkbenchError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -129,6 +161,9 @@ class Predictor:
         self._scale = (1.0 / (255.0 * std)).view(1, n, 1, 1).to(self.device)
         self._shift = (-mean / std).view(1, n, 1, 1).to(self.device)
         self._lock = threading.Lock()
+        self._onnx = None  # an onnx_backend.OnnxRunner once use_onnx() succeeded
+        self.backend = "torch"
+        self.backend_note = "PyTorch"
         # Effective limits; lowered for good after an out-of-memory error.
         self._batch = self.batch_size
         self._tile = self.tile
@@ -142,9 +177,36 @@ class Predictor:
         by id: after a class move its output channels follow the new indices; other
         classes are a ``WorkbenchError`` (see ``load_checkpoint``).
         """
+        from workbench.ml import onnx_backend
+
+        requested = onnx_backend.check_backend(kw.pop("backend", "auto"))
+        backend = onnx_backend.resolve_backend(requested)
         dev = resolve_device(device)
         model, meta = load_checkpoint(path, schema=schema, device=dev)
-        return cls(model, meta, device=dev, copy_model=False, **kw)
+        predictor = cls(model, meta, device=dev, copy_model=False, **kw)
+        if backend != "torch":
+            predictor.use_onnx(path, None if schema is None else tuple(schema.ids), required=requested == "onnx")
+        return predictor
+
+    def use_onnx(self, checkpoint: str | Path, layout: object = None, *, required: bool = False) -> bool:
+        """Run the forward in ONNX Runtime (CPU only), exporting to a cache beside ``checkpoint``.
+
+        False (PyTorch stays, ``backend_note`` says why) on a GPU, without onnxruntime, or
+        when the export cannot be made; with ``required`` those are a WorkbenchError.
+        """
+        from workbench.ml import onnx_backend
+
+        if self.device.type != "cpu":
+            self.backend_note = f"PyTorch (ONNX Runtime is the CPU backend; this runs on {self.device})"
+        else:
+            runner, self.backend_note = onnx_backend.runner_for(self.model, checkpoint, layout,
+                                                                in_channels=len(self.meta.mean))
+            if runner is not None:
+                self._onnx, self.backend = runner, "onnx"
+                return True
+        if required:
+            raise WorkbenchError(f"--backend onnx: cannot use ONNX Runtime; {self.backend_note}", checkpoint)
+        return False
 
     # ----- public API -----------------------------------------------------------------
     def predict(self, image: np.ndarray, *, on_progress: ProgressCallback | None = None,
@@ -211,12 +273,16 @@ class Predictor:
             batch = batch.copy()
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-        x = pad_to_multiple(x.mul_(self._scale).add_(self._shift), self.multiple)
-        if self.channels_last:
+        x = pad_for_model(x.mul_(self._scale).add_(self._shift), self.multiple, self.margin)
+        if self.channels_last and self._onnx is None:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        threads = self.threads.apply() if self.threads is not None else torch.get_num_threads()
+        if self._onnx is not None:
+            with torch.inference_mode():
+                return torch.from_numpy(self._onnx.run(x.contiguous().numpy(), threads))
         with torch.inference_mode():
             if self.amp_dtype is not None:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype):
@@ -245,7 +311,8 @@ class Predictor:
             try:
                 with self._lock:
                     logits = self._forward(self._to_input([a for _, a in chunk]))
-                    mask, conf, ent = self._outputs(logits[:, :, :h, :w])
+                    m = self.margin
+                    mask, conf, ent = self._outputs(logits[:, :, m:m + h, m:m + w])
                 del logits
             except Exception as exc:
                 if not is_out_of_memory(exc):
@@ -277,8 +344,10 @@ class Predictor:
                        cancel: CancelToken | None, done: int, total: int | None) -> Prediction:
         """Overlapping tiles, batched; each tile writes only the part it owns."""
         h, w = image.shape[:2]
-        overlap = min(self.overlap, tile // 2)
-        grid = tiles(h, w, tile, overlap)
+        # Windows leave room for the reflected context, so a tile's forward is ``tile`` pixels a side.
+        window = max(self.multiple, tile - 2 * self.margin)
+        overlap = min(self.overlap, window // 2)
+        grid = tiles(h, w, window, overlap)
         mask = np.empty((h, w), np.uint8)
         conf = np.empty((h, w), np.float32)
         ent = np.empty((h, w), np.float32)
@@ -308,8 +377,9 @@ class Predictor:
         with self._lock:
             logits = self._forward(self._to_input(crops))
             for j, t in enumerate(chunk):
-                r0, r1 = t.rows.own_start - t.rows.start, t.rows.own_stop - t.rows.start
-                c0, c1 = t.cols.own_start - t.cols.start, t.cols.own_stop - t.cols.start
+                m = self.margin
+                r0, r1 = m + t.rows.own_start - t.rows.start, m + t.rows.own_stop - t.rows.start
+                c0, c1 = m + t.cols.own_start - t.cols.start, m + t.cols.own_stop - t.cols.start
                 m, c, e = self._outputs(logits[j:j + 1, :, r0:r1, c0:c1])
                 rows = slice(t.rows.own_start, t.rows.own_stop)
                 cols = slice(t.cols.own_start, t.cols.own_stop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -108,11 +109,58 @@ def _normalise_weights(weights: str | None) -> str | None:
     return None if text.lower() in ("", "none", "null", "random") else text
 
 
+def is_weights_file(weights: str | None) -> bool:
+    """True when ``encoder_weights`` names a local file (a path) rather than a tag such as "imagenet"."""
+    if weights is None:
+        return False
+    text = str(weights).strip()
+    return text.lower().endswith(".safetensors") or "/" in text or "\\" in text or Path(text).expanduser().is_file()
+
+
+def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> int:
+    """Load a local safetensors file into ``encoder``; returns the number of tensors loaded.
+
+    The file holds the encoder's ``state_dict`` (keys such as ``conv1.weight``), or a whole
+    smp model's (``encoder.conv1.weight``; only the encoder part is used). Every tensor of
+    the encoder must be there with its shape: a file for another encoder is a
+    ``WorkbenchError`` naming the file, never a half-loaded model.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WorkbenchError("encoder weights file not found (--encoder-weights PATH wants a .safetensors "
+                             "file of the encoder's state_dict)", path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WorkbenchError(f"not a readable safetensors file ({exc})", path) from None
+    if any(k.startswith("encoder.") for k in tensors):
+        tensors = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in tensors]
+    wrong = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
+    if missing or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} of its {len(own)} tensors missing (e.g. {missing[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(f"{len(wrong)} with another shape (e.g. {k}: {tuple(tensors[k].shape)} in the file, "
+                          f"{tuple(own[k].shape)} in the encoder)")
+        raise WorkbenchError("these are not weights for this encoder: " + "; ".join(detail), path)
+    encoder.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own}, strict=True)
+    return len(own)
+
+
 def build_model(config: ModelConfig, num_classes: int) -> torch.nn.Module:
     """Build an smp model with ``num_classes`` output channels (raw logits).
 
     ``encoder_weights="imagenet"`` needs a download; when it fails (offline) this
-    raises ``WorkbenchError`` saying how to train from random initialisation instead.
+    raises ``WorkbenchError`` saying how to train from random initialisation instead,
+    or how to load the weights from a local file: ``encoder_weights`` may be the path of a
+    safetensors file holding the encoder's weights (``load_encoder_weights``).
     """
     import segmentation_models_pytorch as smp
 
@@ -121,6 +169,10 @@ def build_model(config: ModelConfig, num_classes: int) -> torch.nn.Module:
     arch = resolve_arch(config.arch)
     encoder = check_encoder(config.encoder or default_encoder())
     weights = _normalise_weights(config.encoder_weights)
+    if is_weights_file(weights):
+        model = build_model(ModelConfig(config.arch, encoder, None, config.in_channels), num_classes)
+        load_encoder_weights(model.encoder, weights)
+        return model
     if weights is not None and encoder.startswith("tu-"):
         weights = True  # timm universal encoders take a flag; the tag is in the name
     try:
@@ -151,7 +203,9 @@ def _looks_like_download_failure(exc: BaseException) -> bool:
 def _offline_error(encoder: str) -> WorkbenchError:
     return WorkbenchError(
         f"could not download ImageNet weights for {encoder} (no network?): "
-        "train with --encoder-weights none to start from random initialisation")
+        "train with --encoder-weights none to start from random initialisation, or give the weights "
+        "as a local file: --encoder-weights PATH.safetensors (the encoder's state_dict, saved with "
+        "safetensors.torch.save_file on a machine that can download)")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -414,8 +414,12 @@ class QuickPredictor:
         return self.model.predict(image, cancel=cancel, on_progress=on_progress)
 
 
-def open_predictor(path: str | Path, *, device: Any = "auto", schema: ClassSchema | None = None) -> Any:
-    """The predictor for any model version file: a QuickPredictor or an ``ml.inference.Predictor``."""
+def open_predictor(path: str | Path, *, device: Any = "auto", schema: ClassSchema | None = None,
+                   **unet_options: Any) -> Any:
+    """The predictor for any model version file: a QuickPredictor or an ``ml.inference.Predictor``.
+
+    ``unet_options`` (``backend``, ``threads``) go to ``Predictor.from_checkpoint`` for a U-Net.
+    """
     from workbench.ml.checkpoint import read_meta
 
     meta = read_meta(path)
@@ -423,5 +427,5 @@ def open_predictor(path: str | Path, *, device: Any = "auto", schema: ClassSchem
         return QuickPredictor(QuickModel.load(path, schema=schema), meta)
     from workbench.ml.inference import Predictor
 
-    return Predictor.from_checkpoint(path, device=device, schema=schema)
+    return Predictor.from_checkpoint(path, device=device, schema=schema, **unet_options)
 

@@ -31,6 +31,7 @@ from workbench.errors import WorkbenchError
 from workbench.metrics import Scores, scores_from_matrix
 from workbench.ml import data as D
 from workbench.ml import distributed
+from workbench.ml.device import choose_threads  # noqa: F401 - re-exported (its home was here)
 from workbench.ml.losses import SegmentationLoss
 from workbench.progress import CancelToken, ProgressCallback
 
@@ -41,9 +42,32 @@ DEFAULT_EPOCHS = 30
 # is the one measured best for a 20-minute CamVid run on 2 cores:
 # docs/decisions/0007-cpu-training-recipe.md.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 8, "crop": 256, "class_weights": True,
-                              "class_weight_power": 0.5, "scale": (0.75, 1.25), "color_jitter": 0.0}
+                              "class_weight_power": 0.5, "scale": (0.75, 1.25), "color_jitter": 0.0,
+                              "schedule": "poly", "loss": "ce"}
 GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": False,
-                              "class_weight_power": 0.5, "scale": (0.5, 2.0), "color_jitter": 0.2}
+                              "class_weight_power": 0.5, "scale": (0.5, 2.0), "color_jitter": 0.2,
+                              "schedule": "poly", "loss": "ce"}
+
+SCHEDULES = ("poly", "onecycle")
+"""LR schedules: linear warm-up then polynomial decay (0.9) to 0; or one-cycle (warm-up
+from lr/25 over the first 10 % of the run, then cosine to lr/1000)."""
+LOSSES = ("ce", "lovasz")
+"""Losses: cross-entropy (class-weighted by the recipe); or that plus the Lovasz-softmax."""
+
+SMALL_SET_IMAGES = 32
+"""A training set this small (the first Retrains of a project) trains on SMALL_SET_CROP crops
+unless crop was set: on the sample project (8 images) 192-pixel crops reached val mIoU 0.5
+in 19-20 steps, as 256-pixel ones did (20), at 0.73-0.8x the CPU (BENCHMARKS.md, "First
+useful model"). Early stopping is not automatic: with one step per epoch, a patience of 8
+ended a 256-pixel run at step 9, on the plateau its val mIoU sits on before it climbs."""
+SMALL_SET_CROP = 192
+
+FINETUNE_LR_SCALE = 0.2
+"""A fine-tuning run starts from ``lr * FINETUNE_LR_SCALE`` unless ``finetune_lr`` is given:
+the parent is already near a minimum, and the full fresh-start rate knocked it out of it
+(val mIoU 0.42 -> 0.10 mid-run, BENCHMARKS.md "Steady fine-tuning")."""
+FINETUNE_WARMUP_FRACTION = 0.2
+"""Fine-tuning warms the LR up from 0 over this fraction of the run (at least 5 steps)."""
 
 # Rough training memory per input pixel for smp U-Nets with ResNet encoders in float32
 # (activations saved for backward; measured ~1.7 kB/px for resnet18, ~1.9 kB/px for
@@ -54,6 +78,7 @@ MAX_CROP = 4096
 # (a seed is multiplied by 1000 for the augmentation stream; a scale of 1000 would
 # resize a crop region into a gigapixel image).
 MAX_EPOCHS = 100_000
+MAX_STEPS = 100_000_000
 MAX_MINUTES = 60 * 24 * 366
 MAX_BATCH = 65_536
 MAX_LR = 10.0
@@ -78,6 +103,13 @@ class TrainConfig:
     batch_size: int | None = None
     crop: int | None = None
     lr: float = 1e-3
+    steps: int | None = None  # optimizer-step budget; with epochs / minutes the first reached stops
+    schedule: str | None = None  # see SCHEDULES; None = the device recipe
+    loss: str | None = None  # see LOSSES; None = the device recipe
+    finetune_lr: float | None = None  # peak LR when fine-tuning (init); None = lr * FINETUNE_LR_SCALE
+    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None = when fine-tuning
+    patience: int | None = None  # stop after this many validations without a better val mIoU
+    warmup: int | None = None  # linear LR warm-up steps; None = automatic (longer when fine-tuning)
     class_weights: bool | None = None
     class_weight_power: float | None = None  # 1 = median-frequency balancing, 0.5 = its square root
     dice: bool = False
@@ -109,12 +141,32 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise WorkbenchError(f"{options.flag(name)} must be a name, got {value!r}")
+        from workbench.ml.models import is_weights_file
+
+        if is_weights_file(self.encoder_weights) and not Path(self.encoder_weights).expanduser().is_file():
+            raise WorkbenchError(f"--encoder-weights: file not found: {self.encoder_weights} (give none, "
+                                 "imagenet, or the path of a .safetensors file of the encoder's weights)")
         if not isinstance(self.device, str) or not self.device.strip():
             raise WorkbenchError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.epochs is not None:
             options.check_int("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
         if self.minutes is not None:
             options.check_float("minutes", self.minutes, above=0, maximum=MAX_MINUTES)
+        if self.steps is not None:
+            options.check_int("steps", self.steps, minimum=1, maximum=MAX_STEPS)
+        if self.schedule is not None:
+            options.check_choice("schedule", self.schedule, SCHEDULES)
+        if self.loss is not None:
+            options.check_choice("loss", self.loss, LOSSES)
+        if self.finetune_lr is not None:
+            options.check_float("finetune_lr", self.finetune_lr, above=0, maximum=MAX_LR,
+                                what="learning rate")
+        if self.freeze_bn is not None and not isinstance(self.freeze_bn, bool):
+            raise WorkbenchError(f"--freeze-bn must be true or false, got {self.freeze_bn!r}")
+        if self.patience is not None:
+            options.check_int("patience", self.patience, minimum=1, maximum=MAX_EPOCHS)
+        if self.warmup is not None:
+            options.check_int("warmup", self.warmup, minimum=1, maximum=MAX_STEPS)
         if self.batch_size is not None:
             options.check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH)
         if self.crop is not None:
@@ -167,7 +219,7 @@ class TrainConfig:
         """A copy with every unset setting filled from the device's recipe."""
         recipe = CPU_RECIPE if device.type == "cpu" else GPU_RECIPE
         changes = {k: v for k, v in recipe.items() if getattr(self, k) is None}
-        if self.epochs is None and self.minutes is None:
+        if self.epochs is None and self.minutes is None and self.steps is None:
             changes["epochs"] = DEFAULT_EPOCHS
         return dataclasses.replace(self, **changes)
 
@@ -181,8 +233,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     cancelled: bool = False
     epochs_done: int = 0
-    stopped_by: str = "epochs"  # "epochs", "time", "cancel"
+    stopped_by: str = "epochs"  # "epochs", "steps", "time", "patience", "cancel"
     steps: int = 0
+    notes: list[str] = field(default_factory=list)  # what the run decided for the user (hold-out, ...)
 
 
 class _OutOfMemory(Exception):
@@ -211,25 +264,6 @@ def train(config: TrainConfig, schema: ClassSchema, train_pairs: Sequence[tuple[
         ctx.close()
 
 
-def choose_threads(busy_self: int = 0, cores: int | None = None, load: float | None = None) -> int:
-    """CPU threads for the next steps: the cores that other processes leave free (at least 1).
-
-    On a shared machine an oversubscribed OpenMP team is far slower than a smaller one:
-    its threads wait at every barrier for a sibling the scheduler has parked. Measured on
-    the 2-core dev box at load ~5: a training step took 2.2 s with 1 thread and 5-15 s
-    with 2. ``busy_self`` is how many threads this process itself adds to the load average.
-    """
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (OSError, AttributeError):
-            return cores
-    others = max(0.0, load - busy_self)
-    return int(min(cores, max(1, math.floor(cores - others + 0.5))))
-
-
 class _Trainer:
     def __init__(self, config: TrainConfig, schema: ClassSchema, ctx: distributed.DistContext,
                  out_path: Path, on_progress: ProgressCallback | None, cancel: CancelToken | None,
@@ -237,6 +271,7 @@ class _Trainer:
         self.ctx = ctx
         self.device = ctx.device
         self.cfg, self.machine_notes = config.resolved(self.device).within_machine()
+        self.user_cfg = config  # what was set, before the device recipe filled the rest
         self.schema = schema
         self.K = schema.num_classes
         self.out_path = out_path
@@ -244,8 +279,10 @@ class _Trainer:
         self.cancel = cancel
         self.parent = parent
         self.start = start
+        self.cpu_start = time.process_time()
         self.budget_s = self.cfg.minutes * 60.0 if self.cfg.minutes is not None else None
-        self.time_units = self.cfg.minutes is not None and config.epochs is None
+        self.time_units = self.cfg.minutes is not None and config.epochs is None and config.steps is None
+        self.fine_tuning = self.cfg.init is not None
         self._threads_checked = 0.0
 
     # ----- preparation ----------------------------------------------------------------
@@ -310,7 +347,17 @@ class _Trainer:
         order = np.random.default_rng(self.cfg.seed).permutation(n)
         val = [train_pairs[i] for i in sorted(order[:n_val])]
         train = [train_pairs[i] for i in sorted(order[n_val:])]
-        return train, val, f"no validation images given: holding out {n_val} of {n} training images"
+        return train, val, (f"no validation images given: holding out {n_val} of {n} training images "
+                            f"for validation (not trained on; --val-fraction 0 validates on the "
+                            f"training images instead)")
+
+    def _small_set(self, n_train: int) -> None:
+        """A first model fast: smaller crops for a small training set on a CPU (unless crop was set)."""
+        if self.device.type != "cpu" or n_train > SMALL_SET_IMAGES:
+            return
+        if self.user_cfg.crop is None and self.cfg.crop > SMALL_SET_CROP:
+            self.cfg = dataclasses.replace(self.cfg, crop=SMALL_SET_CROP)
+            self.notes.append(f"small training set ({n_train} images): {SMALL_SET_CROP}-pixel crops")
 
     def _report(self, message: str = "", **info: Any) -> None:
         if self.on_progress is None:
@@ -331,6 +378,7 @@ class _Trainer:
         self._check_settings()
         train_pairs, val_pairs, split_note = self._split(train_pairs, val_pairs)
         self.notes = list(self.machine_notes) + ([split_note] if split_note else [])
+        self._small_set(len(train_pairs))
         self._check_batch_norm(self.cfg.batch_size, None)  # the option itself, before decoding
         report_fn = self.on_progress
         train_infos = D.check_pairs(train_pairs, on_progress=report_fn, cancel=self.cancel)
@@ -447,14 +495,21 @@ class _Trainer:
         self.batch = batch
         self.val_loader = val_loader
         weights = torch.from_numpy(self.weights) if self.weights is not None else None
-        criterion = SegmentationLoss(weights, dice=cfg.dice).to(dev)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        criterion = SegmentationLoss(weights, dice=cfg.dice, lovasz=cfg.loss == "lovasz").to(dev)
+        peak_lr = self._peak_lr()
+        optimizer = torch.optim.Adam(model.parameters(), lr=peak_lr)
         steps_per_epoch = len(train_loader)
         max_epochs = cfg.epochs if cfg.epochs is not None else 10**9
-        self.total_steps = steps_per_epoch * cfg.epochs if cfg.epochs is not None else None
+        totals = [t for t in (steps_per_epoch * cfg.epochs if cfg.epochs is not None else None, cfg.steps)
+                  if t is not None]
+        self.total_steps = min(totals) if totals else None
         amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
-        # A short linear warm-up keeps Adam's first steps from wrecking fresh BatchNorm stats.
-        warmup = max(1, min(50, self.total_steps // 30)) if self.total_steps else 30
+        self.warmup = self._warmup_steps()
+        self.freeze_bn = cfg.freeze_bn if cfg.freeze_bn is not None else self.fine_tuning
+        if self.fine_tuning:
+            self.notes.append(f"fine-tuning from learning rate {peak_lr:g} with a {self.warmup}-step warm-up"
+                              + ("; BatchNorm statistics kept from the parent" if self.freeze_bn else ""))
+        since_best = 0
 
         self.history: list[dict] = []
         best: float | None = None
@@ -473,7 +528,7 @@ class _Trainer:
         for epoch in range(1, max_epochs + 1):
             if sampler is not None:
                 sampler.set_epoch(epoch)
-            model.train()
+            self._train_mode(model)
             loss_sum, loss_n, images_seen = 0.0, 0, 0
             t_epoch = time.monotonic()
             stop_code = 0
@@ -484,6 +539,8 @@ class _Trainer:
                 local = 0
                 if self.cancel is not None and self.cancel.cancelled:
                     local = 2
+                elif cfg.steps is not None and self.global_step >= cfg.steps:
+                    local = 3
                 elif self.budget_s is not None:
                     est = val_time_est if val_time_est is not None else self._guess_val_time(train_px, train_time)
                     if self._elapsed() + est >= self.budget_s:
@@ -498,8 +555,7 @@ class _Trainer:
                 except StopIteration:
                     break
                 step += 1
-                frac = self._progress_fraction(self.global_step, steps_per_epoch)
-                lr = cfg.lr * (min(1.0, (self.global_step + 1) / warmup)) * (1.0 - min(frac, 0.999)) ** 0.9
+                lr = self._lr(peak_lr, self._progress_fraction(self.global_step, steps_per_epoch))
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 try:
@@ -532,7 +588,7 @@ class _Trainer:
             del batches
             if stop_code and step == 0 and saved:
                 # Stopped at an epoch boundary with a checkpoint already saved: nothing new to score.
-                stopped_by = "cancel" if stop_code == 2 else "time"
+                stopped_by = _STOP_NAMES[stop_code]
                 break
             self._report("validating", phase="validate", epoch=epoch, epochs=cfg.epochs or 0)
             t_val = time.monotonic()
@@ -542,10 +598,14 @@ class _Trainer:
             mean_loss = ctx.mean_float(loss_sum / loss_n if loss_n else 0.0) if (loss_n or ctx.enabled) else None
             record = {"epoch": epoch, "steps": step, "loss": mean_loss, "val_miou": scores.miou,
                       "val_pixel_accuracy": scores.pixel_accuracy, "time_s": round(self._elapsed(), 2),
+                      # CPU seconds of this process: on a shared machine the wall time measures the
+                      # load, this measures the run (benchmarks/bench_first_model.py).
+                      "cpu_s": round(time.process_time() - self.cpu_start, 2),
                       "lr": optimizer.param_groups[0]["lr"], "partial": bool(stop_code)}
             self.history.append(record)
             miou = scores.miou if scores.miou is not None else 0.0
             if best is None or miou > best or not saved:
+                since_best = 0
                 best = miou
                 best_metrics = {"val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy,
                                 "per_class_iou": scores.per_class_iou, "epoch": epoch,
@@ -554,6 +614,8 @@ class _Trainer:
                     self._save(net, best_metrics)
                 saved = True
                 ctx.barrier()
+            else:
+                since_best += 1
             self._report(f"epoch {epoch}: val mIoU {miou:.3f}", phase="validate", epoch=epoch,
                          epochs=cfg.epochs or 0, step=step, steps=steps_per_epoch, loss=mean_loss,
                          val_miou=miou, val_pixel_accuracy=scores.pixel_accuracy or 0.0,
@@ -561,13 +623,65 @@ class _Trainer:
                                                          train_time, val_time_est),
                          images_per_s=(train_px / (cfg.crop ** 2)) / max(train_time, 1e-9) * ctx.world_size)
             if stop_code:
-                stopped_by = "cancel" if stop_code == 2 else "time"
+                stopped_by = _STOP_NAMES[stop_code]
+                break
+            if cfg.steps is not None and self.global_step >= cfg.steps:
+                stopped_by = "steps"
+                break
+            if cfg.patience is not None and since_best >= cfg.patience:
+                stopped_by = "patience"
+                self._report(f"stopping early: val mIoU has not improved for {since_best} validation(s)",
+                             phase="setup")
                 break
         self._report("done", phase="done", epoch=epoch, epochs=cfg.epochs or 0,
                      best_miou=best)
         return TrainResult(self.out_path, best, self.history, cancelled=stopped_by == "cancel",
                            epochs_done=sum(1 for h in self.history if not h["partial"]),
-                           stopped_by=stopped_by, steps=self.global_step)
+                           stopped_by=stopped_by, steps=self.global_step, notes=list(self.notes))
+
+    def _peak_lr(self) -> float:
+        """The largest LR of the run: ``lr``, or the lower fine-tuning rate when starting from ``init``."""
+        cfg = self.cfg
+        if not self.fine_tuning:
+            return cfg.lr
+        return cfg.finetune_lr if cfg.finetune_lr is not None else cfg.lr * FINETUNE_LR_SCALE
+
+    def _warmup_steps(self) -> int:
+        """Linear warm-up length: longer when fine-tuning, so Adam's first (largest) steps are small."""
+        total = self.total_steps
+        if self.cfg.warmup is not None:
+            return self.cfg.warmup
+        if self.fine_tuning:
+            return max(5, int(FINETUNE_WARMUP_FRACTION * total)) if total else 30
+        # A short warm-up keeps Adam's first steps from wrecking fresh BatchNorm stats.
+        return max(1, min(50, total // 30)) if total else 30
+
+    def _lr(self, peak: float, frac: float) -> float:
+        """The LR for the next step at run fraction ``frac`` (0..1) under the configured schedule."""
+        frac = min(max(frac, 0.0), 0.999)
+        if self.cfg.schedule == "onecycle" and not self.fine_tuning:
+            rise = 0.1
+            if frac < rise:
+                return peak / 25 + (peak - peak / 25) * frac / rise
+            t = (frac - rise) / (1 - rise)
+            low = peak / 1000
+            return low + (peak - low) * 0.5 * (1 + math.cos(math.pi * t))
+        warm = min(1.0, (self.global_step + 1) / self.warmup)
+        return peak * warm * (1.0 - frac) ** 0.9
+
+    def _train_mode(self, model: torch.nn.Module) -> None:
+        """Training mode; with ``freeze_bn`` the BatchNorm layers keep their running statistics.
+
+        A fine-tuning batch of a few crops from a few images gives noisy batch statistics; in
+        training mode they would both normalise the step and overwrite the parent's
+        running averages, which validation then uses. Frozen, BatchNorm normalises with the
+        parent's statistics (its affine weights still learn).
+        """
+        model.train()
+        if self.freeze_bn:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def _adapt_threads(self, initial: bool = False) -> None:
         """On the CPU, size the thread team to the free cores (re-checked every 30 s)."""
@@ -684,11 +798,19 @@ class _Trainer:
             return max(0.0, self.budget_s - self._elapsed())
         per_step = train_time / max(self.global_step, 1)
         remaining_steps = max(0, self.total_steps - self.global_step)
-        remaining_vals = self.cfg.epochs - epoch + (1 if step < steps_per_epoch else 0)
+        if self.cfg.epochs is not None:
+            remaining_vals = self.cfg.epochs - epoch + (1 if step < steps_per_epoch else 0)
+        else:  # a step budget: one validation per (possibly partial) epoch left
+            left_in_epoch = steps_per_epoch - step if step < steps_per_epoch else 0
+            remaining_vals = (1 if left_in_epoch else 0) + math.ceil(
+                max(0, remaining_steps - left_in_epoch) / max(1, steps_per_epoch))
         eta = remaining_steps * per_step + remaining_vals * (val_time or 0.0)
         if self.budget_s is not None:
             eta = min(eta, max(0.0, self.budget_s - self._elapsed()))
         return eta
+
+
+_STOP_NAMES = {1: "time", 2: "cancel", 3: "steps"}
 
 
 def _imagenet() -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -43,13 +43,18 @@ class PredictOutcome:
     skipped: int                               # already cached for this version
     problems: list[tuple[str, str]] = field(default_factory=list)  # (image name, problem)
     cancelled: bool = False
+    backend_note: str = ""                     # what ran the model: "ONNX Runtime (...)" or "PyTorch (...)"
 
 
 class PredictorSlot:
     """One thread's own Predictor, loaded once per model version and class layout (never shared)."""
 
-    def __init__(self, device: Any = "auto") -> None:
+    def __init__(self, device: Any = "auto", backend: str = "auto", threads: int | None = None) -> None:
+        from workbench.ml.onnx_backend import check_backend
+
         self.device = device
+        self.backend = check_backend(backend)  # auto: ONNX Runtime on a CPU when installed
+        self.threads = threads
         self.version: int | None = None
         self.path: Path | None = None
         self.predictor = None
@@ -69,7 +74,8 @@ class PredictorSlot:
 
             self.predictor = None
             self._key = None
-            self.predictor = open_predictor(path, device=self.device, schema=schema)
+            self.predictor = open_predictor(path, device=self.device, schema=schema,
+                                            backend=self.backend, threads=self.threads)
             self.version, self.path, self._key = version, Path(path), key
         return self.predictor
 
@@ -147,6 +153,7 @@ def images_to_predict(project: Project, only: str = "unlabelled") -> list[int]:
 
 def predict_project(project: Project, *, version: int | None = None, only: str = "unlabelled",
                     device: Any = "auto", image_ids: list[int] | None = None, rank: int = 0,
+                    backend: str = "auto", threads: int | None = None,
                     world_size: int = 1, use_cache: bool = True,
                     on_progress: ProgressCallback | None = None,
                     cancel: CancelToken | None = None, distributed_ctx: Any = None) -> PredictOutcome:
@@ -156,6 +163,7 @@ def predict_project(project: Project, *, version: int | None = None, only: str =
     image from its rank on, the other ranks write cache files only, and rank 0 records
     all ranks' statuses and scores. Cancel stops after the image in flight and returns
     what was done (``cancelled=True``). An unreadable image is listed in ``problems``.
+    ``backend``: "auto" (ONNX Runtime on a CPU when installed), "torch" or "onnx".
     """
     if distributed_ctx is not None:
         rank, world_size = distributed_ctx.rank, distributed_ctx.world_size
@@ -167,7 +175,7 @@ def predict_project(project: Project, *, version: int | None = None, only: str =
     rec = resolve_version(project, version)
     ids = list(image_ids) if image_ids is not None else images_to_predict(project, only)
     mine = ids[rank::world_size] if world_size > 1 else ids
-    slot = PredictorSlot(device)
+    slot = PredictorSlot(device, backend, threads)
     if mine:
         slot.get(rec.version, rec.path, project.schema)  # a model that cannot be used fails here, once
     predicted: list[int] = []
@@ -211,4 +219,5 @@ def predict_project(project: Project, *, version: int | None = None, only: str =
                 project.record_predictions(rec.version, part_pred)
                 for image_id, miou, unc in part_scores:
                     project.set_image_scores(image_id, version=rec.version, miou=miou, uncertainty=unc)
-    return PredictOutcome(rec.version, predicted, skipped, problems, cancelled)
+    note = slot.predictor.backend_note if slot.predictor is not None else ""
+    return PredictOutcome(rec.version, predicted, skipped, problems, cancelled, note)

@@ -28,14 +28,15 @@ from workbench.workflows.model_kinds import unet_base
 
 # Settings the Training settings dialog edits, stored under this key of project.settings().
 SETTINGS_KEY = "training"
-SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers")
+SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers",
+                  "steps", "encoder_weights")
 SNAPSHOT_DIR = "training-snapshot"
 
 # Expected JSON types of the stored settings (checked before a run: a hand-edited
 # settings.json must give a sentence naming the file, not a TypeError from the trainer).
-_INT_FIELDS = ("epochs", "batch_size", "crop", "workers")
+_INT_FIELDS = ("epochs", "batch_size", "crop", "workers", "steps")
 _NUMBER_FIELDS = ("minutes", "lr")
-_TEXT_FIELDS = ("arch", "encoder", "device")
+_TEXT_FIELDS = ("arch", "encoder", "device", "encoder_weights")
 
 
 @dataclass(frozen=True)
@@ -377,6 +378,17 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
               cancel: CancelToken | None, device: Any) -> TrainOutcome:
     from workbench.workflows.evaluation import score_checkpoint
 
+    from workbench.ml.onnx_backend import auto_means_torch
+
+    with auto_means_torch():  # a few images each: an ONNX export would cost more than it saves
+        return _register_scored(project, job, result, compact, on_progress, cancel, device)
+
+
+def _register_scored(project: Project, job: _Job, result: Any, compact: Any,
+                     on_progress: ProgressCallback | None, cancel: CancelToken | None,
+                     device: Any) -> TrainOutcome:
+    from workbench.workflows.evaluation import score_checkpoint
+
     report(on_progress, 0, None, "checking float16 storage", phase="compare")
     storage = _store_half_if_unchanged(job, device, cancel)
     version = int(job.out.stem[1:])
@@ -446,6 +458,13 @@ def _register(project: Project, job: _Job, result: Any, compact: Any, on_progres
         for image_id, miou in prev_scores.items():
             if miou is not None:
                 project.set_image_scores(image_id, version=previous.version, miou=miou)
+    if not has_val:
+        # Said plainly, not only as a progress note: the score comes from images held out of
+        # training (or the training images themselves), not from a val split.
+        held = next((n for n in result.notes if "holding out" in n or "validating on the training" in n), "")
+        if held:
+            plain = f" (the project has no val images: {held.split(': ', 1)[-1].split(' (')[0]})"
+            message, app_message = message + plain, app_message + plain
     return TrainOutcome(record.version, record, promote, previous.version if previous is not None else None,
                         val_miou, prev_miou, False, message, result, job.parent, app_message)
 
