@@ -407,6 +407,7 @@ class QuickPredictor:
         self.model = model
         self.meta = meta
         self.device = "cpu"
+        self.backend_note = "quick model (scikit-learn random forest)"
 
     def predict(self, image: np.ndarray, *, on_progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> QuickPrediction:
