@@ -380,14 +380,10 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     for item in items:
         mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
-        present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
-        stray = [v for v in present if v not in names]
-        if stray:
-            rep.problems.append(Problem(item.name, f"values no class names, not written: "
-                                                   f"{', '.join(map(str, stray))}"))
+        _, values = raster.named_values(mask, names, item.name, rep.problems)
         subset = f" subset={quoteattr(SUBSETS.get(item.split, item.split))}" if item.split else ""
         body.append(f"  <image id=\"{count}\" name={quoteattr(item.name)} width=\"{w}\" height=\"{h}\"{subset}>")
-        for value, shape in _shapes(mask, [v for v in present if v in names]):
+        for value, shape in _shapes(mask, values):
             label = quoteattr(names[value])
             if isinstance(shape, tuple):
                 left, top, stencil = shape

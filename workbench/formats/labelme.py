@@ -354,12 +354,7 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
     for item in items:
         mask = raster.without_void(item.mask, classes)
         h, w = mask.shape
-        present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
-        stray = [v for v in present if v not in names]
-        if stray:
-            rep.problems.append(Problem(item.name, f"values no class names, not written: "
-                                                   f"{', '.join(map(str, stray))}"))
-        values = [v for v in present if v in names]
+        present, values = raster.named_values(mask, names, item.name, rep.problems)
         spare = next((v for v in range(NOT_LABELLED) if v not in present), None)
         if background is not None and spare is not None and (mask == NOT_LABELLED).any():
             # not-labelled pixels as a class of their own, traced like the others

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from workbench.classes import name_key
-from workbench.formats.base import NOT_LABELLED, DatasetClass, ExportClass
+from workbench.formats.base import NOT_LABELLED, DatasetClass, ExportClass, Problem
 
 AREA = "area"
 LABELME = "labelme"
@@ -435,3 +435,19 @@ def without_void(mask: np.ndarray, classes: Iterable[ExportClass]) -> np.ndarray
         if c.void:
             lut[c.value] = NOT_LABELLED
     return lut[np.asarray(mask, dtype=np.uint8)]
+
+
+def named_values(mask: np.ndarray, named: Iterable[int], item_name: str,
+                 problems: list[Problem]) -> tuple[list[int], list[int]]:
+    """The values in ``mask`` (not-labelled aside) and those of them in ``named``.
+
+    A polygon writer writes only the named values; the others are reported once for the
+    image in ``problems`` (shared by the CVAT, labelme and YOLO writers).
+    """
+    named = set(named)
+    present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
+    stray = [v for v in present if v not in named]
+    if stray:
+        problems.append(Problem(item_name, f"values no class names, not written: "
+                                           f"{', '.join(map(str, stray))}"))
+    return present, [v for v in present if v in named]

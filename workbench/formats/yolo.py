@@ -357,13 +357,8 @@ def write(out: Path, items: Iterable[ExportItem], classes: list[ExportClass], *,
         split = item.split if item.split in ("train", "val", "test") else "train"
         if split not in splits:
             splits.append(split)
-        present = [int(v) for v in np.unique(mask) if v != NOT_LABELLED]
-        stray = [v for v in present if v not in index]
-        if stray:
-            rep.problems.append(Problem(item.name, f"values no class names, not written: "
-                                                   f"{', '.join(map(str, stray))}"))
-        regions = raster.vectorise(mask, raster.AREA, order="area", keyhole=True,
-                                   values=[v for v in present if v in index])
+        _, values = raster.named_values(mask, index, item.name, rep.problems)
+        regions = raster.vectorise(mask, raster.AREA, order="area", keyhole=True, values=values)
         lines = [f"{index[r.value]} " + " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in r.points)
                  for r in regions]
         rel = Path(item.name)
