@@ -23,34 +23,14 @@ import platform
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from workbench.imageio import read_image
 from workbench.metrics import ConfusionMatrix
-from workbench.ml.models import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, build_model
+from workbench.ml.models import ModelConfig, build_model
 from workbench.ml.propagation import carry_along, fuse
 
-K, VOID = 11, 11
-
-
-def load(folder: Path, annot: Path, scale: float, names=None):
-    names = names or sorted(p.name for p in folder.iterdir() if p.suffix == ".png")
-    imgs, masks = [], []
-    for n in names:
-        im = read_image(folder / n)
-        m = cv2.imread(str(annot / n), cv2.IMREAD_UNCHANGED)
-        h, w = int(im.shape[0] * scale) // 32 * 32, int(im.shape[1] * scale) // 32 * 32
-        imgs.append(cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA))
-        masks.append(cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST))
-    return names, np.stack(imgs), np.stack(masks)
-
-
-def to_tensor(imgs):
-    x = torch.from_numpy(imgs).float().div(255).permute(0, 3, 1, 2)
-    return ((x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+from camvid_bench import K, VOID, load, to_tensor, train_step  # benchmarks/camvid_bench.py
 
 
 def train_unet(args, path: Path):
@@ -64,16 +44,7 @@ def train_unet(args, path: Path):
     t0, step = time.time(), 0
     model.train()
     while time.time() - t0 < args.train_minutes * 60:
-        pick = rng.choice(len(imgs), 8, replace=False)
-        x = to_tensor(imgs[pick])
-        y = torch.from_numpy(masks[pick].astype(np.int64))
-        y[y == VOID] = 255
-        if rng.random() < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
-        loss = F.cross_entropy(model(x), y, ignore_index=255)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = train_step(model, opt, imgs, masks, rng.choice(len(imgs), 8, replace=False), rng)
         step += 1
         if step % 50 == 0:
             print(f"unet step {step} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)

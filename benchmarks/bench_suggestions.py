@@ -28,36 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from workbench.imageio import read_image
 from workbench.metrics import ConfusionMatrix
-from workbench.ml.models import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, build_model
+from workbench.ml.models import ModelConfig, build_model
 from workbench.workflows.suggestions import descriptor, select_diverse, select_uncertain
 
-K = 11
-VOID = 11
-
-
-def load(folder: Path, annot: Path, scale: float) -> tuple[list[str], np.ndarray, np.ndarray]:
-    import cv2
-
-    names = sorted(p.name for p in folder.iterdir() if p.suffix == ".png")
-    imgs, masks = [], []
-    for n in names:
-        im = read_image(folder / n)
-        m = cv2.imread(str(annot / n), cv2.IMREAD_UNCHANGED)
-        h, w = int(im.shape[0] * scale) // 32 * 32, int(im.shape[1] * scale) // 32 * 32
-        imgs.append(cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA))
-        masks.append(cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST))
-    return names, np.stack(imgs), np.stack(masks)
-
-
-def to_tensor(imgs: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(imgs).float().div(255).permute(0, 3, 1, 2)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()
+from camvid_bench import K, VOID, load, to_tensor, train_step  # benchmarks/camvid_bench.py
 
 
 def train_steps(model, imgs, masks, ids, steps, rng, lr=2e-3, batch=4):
@@ -65,15 +41,7 @@ def train_steps(model, imgs, masks, ids, steps, rng, lr=2e-3, batch=4):
     model.train()
     for _ in range(steps):
         pick = rng.choice(ids, size=min(batch, len(ids)), replace=len(ids) < batch)
-        x = to_tensor(imgs[pick])
-        y = torch.from_numpy(masks[pick].astype(np.int64))
-        y[y == VOID] = 255
-        if rng.random() < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
-        loss = F.cross_entropy(model(x), y, ignore_index=255)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, opt, imgs, masks, pick, rng)
     model.eval()
 
 
