@@ -109,17 +109,29 @@ def score_checkpoint(path: Path, pairs: list[tuple[int | None, Path, Path]], sch
     The trainer's promotion check: the new and the previous model are scored by this
     one function on the same pairs, so their mIoUs compare like for like.
     """
-    from workbench import imageio, masks
     from workbench.ml.quick_model import open_predictor  # a U-Net or a quick model (issue 13)
 
     predictor = open_predictor(path, device=device, schema=schema)  # classes matched by id
+    return score_predictor(predictor, pairs, schema, cancel=cancel, on_progress=on_progress)
+
+
+def score_predictor(predictor: Any, pairs: list[tuple[int | None, Path, Path]], schema, *,
+                    cancel: CancelToken | None = None, on_progress: ProgressCallback | None = None,
+                    **info: Any) -> tuple[EvaluationReport, dict[int, float | None]]:
+    """Score a loaded predictor (anything with ``predict(image, cancel=)``) on the triples.
+
+    The one scoring loop behind ``score_checkpoint`` and the quick model's in-memory
+    scoring (workflows/quick.py); ``info`` goes into each progress report (e.g. a phase).
+    """
+    from workbench import imageio, masks
+
     cm = ConfusionMatrix(schema.num_classes)
     per_id: dict[int, float | None] = {}
     per_stem: dict[str, float | None] = {}
     problems: list[str] = []
     for n, (image_id, image_path, ref_path) in enumerate(pairs):
         check(cancel)
-        report(on_progress, n, len(pairs), f"scoring {Path(image_path).name}")
+        report(on_progress, n, len(pairs), f"scoring {Path(image_path).name}", **info)
         try:
             image = imageio.read_image(image_path)
             ref = masks.read_mask(ref_path, schema, image.shape[:2])

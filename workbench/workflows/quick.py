@@ -23,7 +23,7 @@ from workbench.progress import CancelToken, ProgressCallback, check, report
 from workbench.project import Project, Split
 from workbench.workflows import models as model_flows
 from workbench.workflows.model_kinds import is_quick
-from workbench.workflows.training import TrainOutcome, val_pairs
+from workbench.workflows.training import TrainOutcome, record_val_scores, val_pairs
 
 QUICK_SETTINGS_KEY = "quick_model"   # settings.json: {"trees", "max_depth", "per_class", "seed"}
 
@@ -62,31 +62,9 @@ def _training_data(project: Project, overrides: dict[int, np.ndarray]):
 def score_quick(model: Any, pairs: list[tuple[int, Path, Path]], schema: Any, *,
                 cancel: CancelToken | None = None, on_progress: ProgressCallback | None = None):
     """(EvaluationReport, per-image mIoU by id) of an in-memory quick model on val pairs."""
-    from workbench import imageio, masks
-    from workbench.metrics import ConfusionMatrix, EvaluationReport
+    from workbench.workflows.evaluation import score_predictor
 
-    cm = ConfusionMatrix(schema.num_classes)
-    per_id: dict[int, float | None] = {}
-    per_stem: dict[str, float | None] = {}
-    problems: list[str] = []
-    for n, (image_id, image_path, ref_path) in enumerate(pairs):
-        check(cancel)
-        report(on_progress, n, len(pairs), f"scoring {Path(image_path).name}", phase="compare")
-        try:
-            image = imageio.read_image(image_path)
-            ref = masks.read_mask(ref_path, schema, image.shape[:2])
-        except WorkbenchError as exc:
-            problems.append(str(exc))
-            continue
-        pred = model.predict(image, cancel=cancel)
-        one = ConfusionMatrix(schema.num_classes)
-        one.update(pred.mask, ref, schema.ignore_values)
-        cm.matrix += one.matrix
-        miou = one.scores().miou
-        per_stem[Path(image_path).stem] = miou
-        per_id[int(image_id)] = miou
-    return (EvaluationReport(cm.scores(), len(per_stem), [], per_stem, problems, schema.names,
-                             cm.matrix.copy()), per_id)
+    return score_predictor(model, pairs, schema, cancel=cancel, on_progress=on_progress, phase="compare")
 
 
 def _previous_score(project: Project, previous: Any, pairs: list, schema: Any, *, reuse: bool,
@@ -191,15 +169,7 @@ def train_quick_project(project: Project, *, policy: str | None = None,
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    for image_id, miou in new_scores.items():
-        if miou is not None:
-            project.set_image_scores(image_id, version=record.version, miou=miou)
-    if new_report is not None and new_report.images:
-        project.record_metrics(record.version, "val", new_report.to_json())
-    if previous is not None:
-        for image_id, miou in prev_scores.items():
-            if miou is not None:
-                project.set_image_scores(image_id, version=previous.version, miou=miou)
+    record_val_scores(project, record.version, new_scores, new_report, previous, prev_scores)
     if replace is not None:
         _drop_superseded(project, replace)
     report(on_progress, 1, 1, "done", phase="done")

@@ -129,6 +129,21 @@ def config_from_settings(project: Project, settings: dict[str, Any] | None = Non
     return TrainConfig(**kwargs), bool(settings.get("fine_tune", True))
 
 
+def record_val_scores(project: Project, version: int, new_scores: dict[int, float | None],
+                      new_report: Any, previous: Any, prev_scores: dict[int, float | None]) -> None:
+    """Store the promotion check's val scores: per image for the new ``version`` (and its
+    val report) and per image for the ``previous`` current model (U-Net and quick runs)."""
+    for image_id, miou in new_scores.items():
+        if miou is not None:
+            project.set_image_scores(image_id, version=version, miou=miou)
+    if new_report is not None and new_report.images:
+        project.record_metrics(version, "val", new_report.to_json())
+    if previous is not None:
+        for image_id, miou in prev_scores.items():
+            if miou is not None:
+                project.set_image_scores(image_id, version=previous.version, miou=miou)
+
+
 def val_pairs(project: Project) -> list[tuple[int, Path, Path]]:
     """(image id, image, reference mask file) for the val split: ground truth, else a person's label."""
     labelled = {img: lab for img, lab in project.training_pairs(Split.VAL)}
@@ -449,15 +464,7 @@ def _register_scored(project: Project, job: _Job, result: Any, compact: Any,
     compact(job.out, metrics={"registered": metrics}, half=storage["storage_dtype"] == "float16",
             history=list(result.history))
     record = project.register_model(job.out, parent=job.parent, metrics=metrics, make_current=promote)
-    for image_id, miou in new_scores.items():
-        if miou is not None:
-            project.set_image_scores(image_id, version=record.version, miou=miou)
-    if new_report is not None and new_report.images:
-        project.record_metrics(record.version, "val", new_report.to_json())
-    if previous is not None:
-        for image_id, miou in prev_scores.items():
-            if miou is not None:
-                project.set_image_scores(image_id, version=previous.version, miou=miou)
+    record_val_scores(project, record.version, new_scores, new_report, previous, prev_scores)
     if not has_val:
         # Said plainly, not only as a progress note: the score comes from images held out of
         # training (or the training images themselves), not from a val split.
