@@ -7,11 +7,11 @@ and Cancel. Its summary (written, skipped with reasons) stays until the dialog c
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from workbench.formats import registry
-from workbench.gui.job_progress import JobProgress
+from workbench.gui.job_progress import JobDialog
 from workbench.gui.workers import JobError
 from workbench.project import Project
 from workbench.workflows import interchange
@@ -22,7 +22,7 @@ IMAGES_TEXT = {"copy": "Copy the images beside the labels", "link": "Link the im
                "none": "Labels only, no images"}
 
 
-class ExportDialog(QDialog):
+class ExportDialog(JobDialog):
     """Format, status, split, images and output folder; Export runs the workflow."""
 
     def __init__(self, project: Project, parent: QWidget | None = None,
@@ -51,13 +51,8 @@ class ExportDialog(QDialog):
         self.out.setAccessibleName("output folder")
         self.out_button = QPushButton("Browse…")
         self.count_label = QLabel()
-        self.summary = QPlainTextEdit(readOnly=True)
-        self.summary.setAccessibleName("summary")
-        self.summary.setPlaceholderText("What the export wrote is shown here and stays until you close the dialog.")
-        self.progress = JobProgress("export", self)
-        self.export_button = QPushButton("Export")
-        self.export_button.setDefault(True)
-        self.close_button = QPushButton("Close")
+        self.export_button = self._build_job_parts(
+            "export", "Export", "What the export wrote is shown here and stays until you close the dialog.")
 
         out_row = QHBoxLayout()
         out_row.addWidget(self.out, 1)
@@ -69,26 +64,15 @@ class ExportDialog(QDialog):
         form.addRow("", self.count_label)
         form.addRow("Image files:", self.images)
         form.addRow("Output folder:", out_row)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.export_button)
-        buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(QLabel("Summary:"))
-        layout.addWidget(self.summary, 1)
-        layout.addWidget(self.progress)
-        layout.addLayout(buttons)
+        self._add_job_rows(layout)
 
         self.out_button.clicked.connect(self._choose_out)
         self.export_button.clicked.connect(self.start_export)
-        self.close_button.clicked.connect(self.close)
         self.status.currentIndexChanged.connect(self._count)
         self.split.currentIndexChanged.connect(self._count)
-        self.progress.returned.connect(self._on_returned)
-        self.progress.errored.connect(self._on_errored)
-        self.progress.busyChanged.connect(self._on_busy)
-        self._on_busy(False)
+        self._connect_job()
         self._count()
         self.resize(640, 480)
 
@@ -126,16 +110,8 @@ class ExportDialog(QDialog):
         if err.cancelled:
             self.summary.setPlainText("The export was cancelled: the folder holds part of it.")
             return
-        self.summary.setPlainText(f"The export stopped: {err.message}" + (f"\n\n{err.details}" if err.details else ""))
+        self.summary.setPlainText(self.stopped_text("The export", err))
 
     def _on_busy(self, busy: bool) -> None:
-        for w in (self.export_button, self.format, self.status, self.split, self.images, self.out, self.out_button):
-            w.setEnabled(not busy)
-        self.progress.cancel_button.setEnabled(busy)
-
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        """Closing cancels a running export and waits for it."""
-        if self.progress.busy:
-            self.progress.cancel()
-            self.progress.wait(30_000)
-        super().closeEvent(event)
+        self._enable_inputs(busy, (self.export_button, self.format, self.status, self.split, self.images,
+                                   self.out, self.out_button))

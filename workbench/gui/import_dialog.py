@@ -13,16 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.classes import ClassSchema
 from workbench.errors import WorkbenchError
 from workbench.formats import registry
 from workbench.formats.base import DatasetClass
 from workbench.formats.class_files import read_class_file, schema_from_classes
-from workbench.gui.job_progress import JobProgress
+from workbench.gui.job_progress import JobDialog
 from workbench.gui.workers import JobError
 from workbench.project import Project
 from workbench.workflows import interchange
@@ -57,7 +56,7 @@ def class_mapping(classes: list[DatasetClass] | None, schema: ClassSchema, blank
     return rows
 
 
-class ImportDialog(QDialog):
+class ImportDialog(JobDialog):
     """Source, detected format (override possible), classes, labels or ground truth, overwrite."""
 
     imported = Signal(object)      # interchange.InterchangeReport, after every import that ran
@@ -103,13 +102,8 @@ class ImportDialog(QDialog):
         self.add_missing_button.setToolTip("Add every class of the source that the project lacks (not void "
                                            "ones), so that their pixels are imported instead of left not labelled")
         self.add_missing_button.hide()
-        self.summary = QPlainTextEdit(readOnly=True)
-        self.summary.setAccessibleName("summary")
-        self.summary.setPlaceholderText("What the import did is shown here and stays until you close the dialog.")
-        self.progress = JobProgress("import", self)
-        self.import_button = QPushButton("Import")
-        self.import_button.setDefault(True)
-        self.close_button = QPushButton("Close")
+        self.import_button = self._build_job_parts(
+            "import", "Import", "What the import did is shown here and stays until you close the dialog.")
 
         source_row = QHBoxLayout()
         source_row.addWidget(self.source, 1)
@@ -125,19 +119,12 @@ class ImportDialog(QDialog):
         form.addRow("Classes file:", classes_row)
         form.addRow("Import as:", self.as_combo)
         form.addRow("", self.overwrite)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.import_button)
-        buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(QLabel("Classes the source carries and what they become:"))
         layout.addWidget(self.mapping, 1)
         layout.addWidget(self.add_missing_button)
-        layout.addWidget(QLabel("Summary:"))
-        layout.addWidget(self.summary, 1)
-        layout.addWidget(self.progress)
-        layout.addLayout(buttons)
+        self._add_job_rows(layout)
 
         self.folder_button.clicked.connect(self._choose_folder)
         self.file_button.clicked.connect(self._choose_file)
@@ -147,11 +134,7 @@ class ImportDialog(QDialog):
         self.classes_file.editingFinished.connect(lambda: self.detect())
         self.import_button.clicked.connect(self.start_import)
         self.add_missing_button.clicked.connect(self.add_missing_classes)
-        self.close_button.clicked.connect(self.close)
-        self.progress.returned.connect(self._on_returned)
-        self.progress.errored.connect(self._on_errored)
-        self.progress.busyChanged.connect(self._on_busy)
-        self._on_busy(False)
+        self._connect_job()
         self.resize(720, 640)
 
     # ----- choices --------------------------------------------------------------------------
@@ -293,17 +276,9 @@ class ImportDialog(QDialog):
             self.detected_label.setText("Cancelled.")
             return
         self.detected_label.setText(f"Cannot read it: {err.message}")
-        self.summary.setPlainText(f"{what} stopped: {err.message}" + (f"\n\n{err.details}" if err.details else ""))
+        self.summary.setPlainText(self.stopped_text(what, err))
 
     def _on_busy(self, busy: bool) -> None:
-        for w in (self.import_button, self.folder_button, self.file_button, self.format, self.source,
-                  self.classes_file, self.classes_button, self.as_combo, self.overwrite, self.add_missing_button):
-            w.setEnabled(not busy)
-        self.progress.cancel_button.setEnabled(busy)
-
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        """Closing cancels a running import and waits for it (what was imported stays)."""
-        if self.progress.busy:
-            self.progress.cancel()
-            self.progress.wait(30_000)
-        super().closeEvent(event)
+        self._enable_inputs(busy, (self.import_button, self.folder_button, self.file_button, self.format,
+                                   self.source, self.classes_file, self.classes_button, self.as_combo,
+                                   self.overwrite, self.add_missing_button))
