@@ -67,6 +67,13 @@ def _listing(items: list[str], limit: int = SHOW_AT_MOST, indent: str = "  ") ->
     return lines
 
 
+def _problem_lines(problems: list[Problem], limit: int = SHOW_AT_MOST) -> list[str]:
+    """A report's "problems (n):" heading and its listing (file: reason); none when none."""
+    if not problems:
+        return []
+    return [f"problems ({len(problems)}):"] + _listing([f"{p.file}: {p.reason}" for p in problems], limit)
+
+
 @dataclass
 class DetectedSource:
     """What a source holds, shown before importing: its format, classes and counts."""
@@ -94,9 +101,7 @@ class DetectedSource:
         lines.append(f"masks: {self.masks}" + (f" ({split})" if split else ""))
         if self.matched or self.unmatched:
             lines.append(f"images in the project: {self.matched}; not in the project: {len(self.unmatched)}")
-        if self.problems:
-            lines.append(f"problems ({len(self.problems)}):")
-            lines += _listing([f"{p.file}: {p.reason}" for p in self.problems], limit)
+        lines += _problem_lines(self.problems, limit)
         return lines
 
 
@@ -159,9 +164,7 @@ class InterchangeReport:
         if self.unmatched:
             lines.append(f"not in the project ({len(self.unmatched)} mask(s) naming no image of the project):")
             lines += _listing(self.unmatched, limit)
-        if self.problems:
-            lines.append(f"problems ({len(self.problems)}):")
-            lines += _listing([f"{p.file}: {p.reason}" for p in self.problems], limit)
+        lines += _problem_lines(self.problems, limit)
         return lines
 
 
@@ -189,9 +192,7 @@ class ExportReport:
         if self.cancelled:
             lines.append("cancelled: the export is incomplete")
         lines += [f"note: {n}" for n in self.notes]
-        if self.problems:
-            lines.append(f"problems ({len(self.problems)}):")
-            lines += _listing([f"{p.file}: {p.reason}" for p in self.problems], limit)
+        lines += _problem_lines(self.problems, limit)
         return lines
 
 
