@@ -313,6 +313,10 @@ def test_a_reader_that_fails_midway_keeps_what_was_imported(tmp_path, monkeypatc
         rep = ix.import_labels(project, tmp_path, format="flaky")
         assert rep.imported == 1 and rep.problems[-1].reason == "reading stopped: folder vanished"
         assert rep.problems[-1].file.endswith("b.json")
+        # detect reads the same way: the mask read before the failure counts, the failure is named
+        found = ix.detect_source(tmp_path, project, format="flaky")
+        assert found.masks == 1 and found.problems[-1].reason == "reading stopped: folder vanished"
+        assert found.problems[-1].file.endswith("b.json")
 
 
 def test_retired_values_leave_as_not_labelled(tmp_path):

@@ -196,6 +196,18 @@ class ExportReport:
         return lines
 
 
+def _next_item(items: Iterator[ReadItem], path: Path, problems: list[Problem]) -> ReadItem | None:
+    """The reader's next item; None at its end or when it cannot go on (a file vanished, a
+    folder became unreadable): then one "reading stopped" problem names the file (or the
+    source) and what was read so far stays (detect and import alike)."""
+    try:
+        return next(items, None)
+    except (WorkbenchError, OSError, ValueError) as exc:
+        where = getattr(exc, "path", None) or path
+        problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
+        return None
+
+
 # ----- matching -----------------------------------------------------------------------
 def match_image(project: "Project", image: str) -> ImageRecord | None:
     """The project image a dataset names (file name, stem, or stem less a format's suffix)."""
@@ -283,12 +295,7 @@ def detect_source(src: str | Path, project: "Project | None" = None, *, format: 
     items = iter(result.items)
     while True:
         check(cancel)
-        try:
-            item = next(items, None)
-        except (WorkbenchError, OSError, ValueError) as exc:
-            where = getattr(exc, "path", None) or path
-            found.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
-            break
+        item = _next_item(items, path, found.problems)
         if item is None:
             break
         found.masks += 1
@@ -352,16 +359,10 @@ def import_labels(project: "Project", src: str | Path, *, images: Iterable[str |
     while True:
         try:
             check(cancel)
-            item = next(items, None)
         except CancelledError:
             rep.cancelled = True
             break
-        except (WorkbenchError, OSError, ValueError) as exc:
-            # a reader that cannot go on (a file vanished, a folder became unreadable): keep
-            # what was imported, name the source, stop
-            where = getattr(exc, "path", None) or path
-            rep.problems.append(Problem(str(where), f"reading stopped: {getattr(exc, 'problem', exc)}"))
-            break
+        item = _next_item(items, path, rep.problems)    # what was imported stays when it fails
         if item is None:
             break
         rec = match_image(project, item.image)
