@@ -78,7 +78,13 @@ def test_predict_oom_halves_the_batch(tiny: tuple) -> None:
     imgs = _images(4, (64, 64))
     reference = [p.mask for _, p in Predictor(model, meta, device="cpu", batch_size=4).predict_many(
         list(enumerate(imgs)))]
-    budget = MemoryBudget(2 * 64 * 64)
+    # The forward sees each image with the predictor's context padding: learn its size
+    # from one unlimited pass, then allow exactly two such images per batch.
+    probe = MemoryBudget()
+    Predictor(probe.limit(models.build_model(models.ModelConfig("unet", ENCODER), 2).eval()), meta,
+              device="cpu", batch_size=1).predict(imgs[0])
+    per_image = probe.shapes[0][2] * probe.shapes[0][3]
+    budget = MemoryBudget(2 * per_image)
     limited = budget.limit(models.build_model(models.ModelConfig("unet", ENCODER), 2).eval())
     limited.load_state_dict(model.state_dict())
     got = [p.mask for _, p in Predictor(limited, meta, device="cpu", batch_size=4).predict_many(
