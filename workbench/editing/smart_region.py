@@ -7,12 +7,20 @@ painted) the inside of the box starts as probable foreground where the prior is 
 the prediction and one box repairs it (its edges snap to the image's colours). Include
 and exclude strokes are sure foreground / background and win over both.
 
-Speed: GrabCut runs on the box plus a margin only (the margin gives the background
-model its samples), and crops larger than ``MAX_SIDE`` on their longer side are
-downscaled for the graph cut and the result scaled back (linear interpolation of the
-0/1 result, thresholded at 0.5). A box over a 4096 x 4096 image therefore costs about
-what a 1024 x 1024 box costs (measured with ``bench_annotation_effort.py --grabcut-size
-4096``; figures in BENCHMARKS.md).
+Resolution: GrabCut runs on the box plus a margin only (the margin gives the background
+model its samples), resampled so that its longer side lies between ``MIN_SIDE`` and
+``MAX_SIDE``, and the 0/1 result is scaled back (interpolated, thresholded at 0.5).
+
+- Small crops are UPSCALED to ``MIN_SIDE``. OpenCV's GrabCut has a fixed smoothness
+  weight (gamma = 50 per neighbour edge), so the cost of a boundary grows with its
+  length in pixels and the colour evidence with the area: on a small box (a 50 x 50 px
+  CamVid car, a cell of the sample project) the boundary term wins, the graph cut
+  shrinks the object to nothing and the tool said "nothing to change in this box".
+  Upscaling by k weighs the boundary k times less against the colours, the same as a
+  gamma / k (decision 0016; IoU over CamVid val objects in BENCHMARKS.md).
+- Crops larger than ``MAX_SIDE`` are downscaled, so a box over a 4096 x 4096 image
+  costs about what a 1024 x 1024 box costs (measured with ``bench_annotation_effort.py
+  --grabcut-size 4096``; figures in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ PRIOR_FG = 0.5
 """Prior probability from which a pixel in the box starts as probable foreground."""
 MAX_SIDE = 1024
 """Longer side (pixels) above which the crop is downscaled for GrabCut."""
+MIN_SIDE = 384
+"""Longer side (pixels) below which the crop is upscaled for GrabCut (see the module note)."""
 MIN_MARGIN = 8
 
 
@@ -48,6 +58,16 @@ def class_prior(pred: np.ndarray, confidence: np.ndarray | None, value: int) -> 
         raise InputError(f"confidence is {conf.shape[1]}x{conf.shape[0]} but the prediction is "
                          f"{pred.shape[1]}x{pred.shape[0]}")
     return np.where(hit, conf, 1.0 - conf).astype(np.float32)
+
+
+def working_scale(height: int, width: int) -> float:
+    """The factor GrabCut's crop is resampled by: longer side into [MIN_SIDE, MAX_SIDE]."""
+    side = max(height, width, 1)
+    if side > MAX_SIDE:
+        return MAX_SIDE / side
+    if side < MIN_SIDE:
+        return MIN_SIDE / side
+    return 1.0
 
 
 def _check(image: np.ndarray) -> np.ndarray:
@@ -129,11 +149,11 @@ def smart_region(image: np.ndarray, box: tuple[int, int, int, int], *,
 
     img = np.ascontiguousarray(image[crop])
     ch, cw = gc.shape
-    scale = min(1.0, MAX_SIDE / max(ch, cw))
-    if scale < 1.0:
+    scale = working_scale(ch, cw)
+    if scale != 1.0:
         size = (max(1, round(cw * scale)), max(1, round(ch * scale)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        # Sure labels must survive the downscale: nearest keeps them as they are.
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
+        # Sure labels must survive the resampling: nearest keeps them as they are.
         gc = cv2.resize(gc, size, interpolation=cv2.INTER_NEAREST)
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
@@ -148,8 +168,10 @@ def smart_region(image: np.ndarray, box: tuple[int, int, int, int], *,
         raise InputError(f"smart region could not separate the object in this box ({exc.err})") from None
     check(cancel)
     sel = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
-    if scale < 1.0:
-        sel = cv2.resize(sel.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR) >= 0.5
+    if scale != 1.0:
+        # Back to the image's pixels: the fraction of each pixel that was selected.
+        sel = cv2.resize(sel.astype(np.float32), (cw, ch),
+                         interpolation=cv2.INTER_LINEAR if scale < 1.0 else cv2.INTER_AREA) >= 0.5
     res = np.zeros((ch, cw), bool)
     res[inner] = sel[inner]
     out[crop] = res
