@@ -432,16 +432,19 @@ def grabcut_4k(size: int) -> str:
     return f"smart_region on {size}x{size}, box {size - 2 * m}x{size - 2 * m}: {dt:.2f} s, IoU {iou:.3f}"
 
 
-OBJECT_CLASSES = ("Car", "Pedestrian", "SignSymbol", "Bicyclist", "Pole")
-"""Classes whose connected regions are the "objects" of ``--smart-iou`` (CamVid names)."""
+OBJECT_CLASSES = "Car,Pedestrian,SignSymbol,Bicyclist,Pole"
+"""Default ``--objects``: the CamVid classes whose connected regions are the objects."""
 
 
 def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_objects: int,
-              min_area: int = 300, pad: int = 3) -> list[str]:
+              objects: str = OBJECT_CLASSES, min_area: int = 300, pad: int = 3) -> list[str]:
     """IoU of smart_region(box) with the true object, over ``n_objects`` objects.
 
-    Objects are the 8-connected regions (``min_area`` px or more) of ``OBJECT_CLASSES``
-    in the ground truth, taken evenly over all of them; the box is the object's bounding
+    ``objects``: kinds of object separated by ",", each one class name or several joined
+    by "+" (one object = a connected region of their union: "cytoplasm+nucleus" is a
+    cell; the prior is then that of the first class). Objects are the 8-connected
+    regions (``min_area`` px or more) of each kind in the ground truth, taken evenly
+    over all of them; the box is the object's bounding
     box plus ``pad`` px, as a person drags it. Each is run without and (with a model) with
     the prior of its class, and with today's resampling and without the upscale of small
     crops (``MIN_SIDE`` = 0: the code before the fix). Returns the table's lines.
@@ -450,16 +453,24 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
 
     sr = importlib.import_module("workbench.editing.smart_region")  # the module, not the function
 
-    wanted = {c.index for c in schema.classes if c.name in OBJECT_CLASSES}
+    by_name = {c.name: c.index for c in schema.classes}
+    kinds_wanted: list[tuple[int, ...]] = []
+    for kind in objects.split(","):
+        names = [n.strip() for n in kind.split("+") if n.strip()]
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise InputError(f"--objects: no class named {', '.join(missing)}; the classes are "
+                             + ", ".join(by_name))
+        kinds_wanted.append(tuple(by_name[n] for n in names))
     found = []
     for img_path, mask_path in pairs:
         image = read_image(img_path)
         gt = read_mask(mask_path, schema, image.shape[:2])
-        for c in sorted(wanted):
-            n, lab, stats, _ = cv2.connectedComponentsWithStats((gt == c).astype(np.uint8), connectivity=8)
-            found += [(img_path, mask_path, c, i, stats[i]) for i in range(1, n) if stats[i, 4] >= min_area]
+        for kind in kinds_wanted:
+            n, lab, stats, _ = cv2.connectedComponentsWithStats(np.isin(gt, kind).astype(np.uint8), connectivity=8)
+            found += [(img_path, mask_path, kind, i, stats[i]) for i in range(1, n) if stats[i, 4] >= min_area]
     if not found:
-        raise InputError("no object region of the classes " + ", ".join(OBJECT_CLASSES) + " in these masks")
+        raise InputError(f"no object region of {objects} in these masks")
     pick = [found[int(i)] for i in np.linspace(0, len(found) - 1, min(n_objects, len(found)))]
     arms = [("before (no upscale)", 0), (f"after (MIN_SIDE {sr.MIN_SIDE})", sr.MIN_SIDE)]
     priors = (False, True) if predictor is not None else (False,)
@@ -475,14 +486,14 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
                 pred = predictor.predict(image) if predictor is not None else None
                 cache = {img_path: (image, gt, pred)}
             image, gt, pred = cache[img_path]
-            _, lab, _, _ = cv2.connectedComponentsWithStats((gt == c).astype(np.uint8), connectivity=8)
+            _, lab, _, _ = cv2.connectedComponentsWithStats(np.isin(gt, c).astype(np.uint8), connectivity=8)
             truth = lab == i
             x, y, w, h = (int(v) for v in st[:4])
             box = (max(0, x - pad), max(0, y - pad), min(gt.shape[1], x + w + pad), min(gt.shape[0], y + h + pad))
             for arm, side in arms:
                 sr.MIN_SIDE = side
                 for use_prior in priors:
-                    prior = class_prior(pred.mask, pred.confidence, c) if use_prior else None
+                    prior = class_prior(pred.mask, pred.confidence, c[0]) if use_prior else None
                     cv2.setRNGSeed(0)
                     t = time.process_time()
                     sel = smart_region(image, box, prior=prior)
@@ -491,7 +502,7 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
     finally:
         sr.MIN_SIDE = saved
     names = {c.index: c.name for c in schema.classes}
-    kinds = Counter(names[c] for _, _, c, _, _ in pick)
+    kinds = Counter("+".join(names[k] for k in c) for _, _, c, _, _ in pick)
     lines = [f"smart region IoU over {len(pick)} objects ({', '.join(f'{k} {v}' for k, v in kinds.items())}), "
              f"box = bounding box + {pad} px",
              "| code | prior | mean IoU | median | IoU < 0.1 | IoU >= 0.7 | CPU s / box |",
@@ -519,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grabcut-size", type=int, default=0, help="also time smart region on an NxN image")
     ap.add_argument("--smart-iou", type=int, default=0, metavar="N",
                     help="only measure smart region's IoU on N object regions (before / after the upscale)")
+    ap.add_argument("--objects", default=OBJECT_CLASSES,
+                    help="--smart-iou objects: class names, ',' between kinds, '+' joins classes into one")
     args = ap.parse_args(argv)
     table = sys.stderr if args.json else sys.stdout
 
@@ -536,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor = Predictor.from_checkpoint(args.model, device=args.device, schema=schema)
         if args.smart_iou:
             say(f"# {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-            for line in smart_iou(pairs, schema, predictor, args.smart_iou):
+            for line in smart_iou(pairs, schema, predictor, args.smart_iou, args.objects):
                 say(line)
             return 0
         jobs = []

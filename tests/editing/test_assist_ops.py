@@ -81,16 +81,32 @@ def test_grabcut_box_around_a_disc_recovers_the_disc():
     assert _iou(sel, disc) > 0.9
 
 
-def test_grabcut_with_a_prior_repairs_a_shifted_prediction():
+@pytest.mark.parametrize("confidence", [0.7, 0.95])
+def test_grabcut_with_a_prior_repairs_a_shifted_prediction(confidence):
     img, disc = _disc_image(1)
     yy, xx = np.mgrid[:160, :160]
     wrong = (yy - 88) ** 2 + (xx - 85) ** 2 < 36 ** 2          # shifted, too small
     pred = np.where(wrong, 1, 0).astype(np.uint8)
-    conf = np.full(pred.shape, 0.7, np.float32)
+    conf = np.full(pred.shape, confidence, np.float32)
     prior = class_prior(pred, conf, 1)
-    assert prior[88, 85] == pytest.approx(0.7) and prior[0, 0] == pytest.approx(0.3)
+    assert prior[88, 85] == pytest.approx(confidence) and prior[0, 0] == pytest.approx(1 - confidence)
     sel = smart_region(img, (20, 25, 135, 135), prior=prior)
     assert _iou(wrong, disc) < 0.8 < 0.9 < _iou(sel, disc)
+
+
+def test_grabcut_prior_that_missed_the_object_is_not_followed():
+    # A weak model: confident of another class on most of the object, the class itself
+    # only on a corner sliver. Following it would start the object as background.
+    img, obj = _small_textured_object(3)
+    pred = np.zeros(obj.shape, np.uint8)
+    pred[28:34, 30:38] = 1
+    conf = np.full(obj.shape, 0.9, np.float32)
+    ys, xs = np.nonzero(obj)
+    box = (xs.min() - 3, ys.min() - 3, xs.max() + 4, ys.max() + 4)
+    cv2.setRNGSeed(0)
+    plain = smart_region(img, box)
+    cv2.setRNGSeed(0)
+    assert _iou(smart_region(img, box, prior=class_prior(pred, conf, 1)), obj) > 0.9 < _iou(plain, obj)
 
 
 def test_grabcut_never_selects_outside_the_box_and_honours_strokes():
