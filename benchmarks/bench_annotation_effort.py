@@ -446,8 +446,8 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
     regions (``min_area`` px or more) of each kind in the ground truth, taken evenly
     over all of them; the box is the object's bounding
     box plus ``pad`` px, as a person drags it. Each is run without and (with a model) with
-    the prior of its class, and with today's resampling and without the upscale of small
-    crops (``MIN_SIDE`` = 0: the code before the fix). Returns the table's lines.
+    the prior of its class, with the code before the fix (no upscale, the old prior
+    rules), the upscale alone and today's code. Returns the table's lines.
     """
     import importlib
 
@@ -472,12 +472,16 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
     if not found:
         raise InputError(f"no object region of {objects} in these masks")
     pick = [found[int(i)] for i in np.linspace(0, len(found) - 1, min(n_objects, len(found)))]
-    arms = [("before (no upscale)", 0), (f"after (MIN_SIDE {sr.MIN_SIDE})", sr.MIN_SIDE)]
+    # (name, MIN_SIDE, PRIOR_BG, MIN_PRIOR_FILL): "before" is the code before the fix
+    # exactly (no upscale; every pixel under 0.5 starts as background; a prior is used
+    # from 0.5 % of the box), then the upscale alone, then today's code.
+    today = (sr.MIN_SIDE, sr.PRIOR_BG, sr.MIN_PRIOR_FILL)
+    arms = [("before", 0, 0.5, 0.005), (f"upscale to {today[0]} only", today[0], 0.5, 0.005),
+            (f"after (upscale, prior < {today[1]} / fill {today[2]})", *today)]
     priors = (False, True) if predictor is not None else (False,)
-    ious: dict = {(a, p): [] for a, _ in arms for p in priors}
+    ious: dict = {(a[0], p): [] for a in arms for p in priors}
     cpu: dict = {k: 0.0 for k in ious}
     cache: dict = {}
-    saved = sr.MIN_SIDE
     try:
         for img_path, mask_path, c, i, st in pick:
             if img_path not in cache:
@@ -490,9 +494,11 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
             truth = lab == i
             x, y, w, h = (int(v) for v in st[:4])
             box = (max(0, x - pad), max(0, y - pad), min(gt.shape[1], x + w + pad), min(gt.shape[0], y + h + pad))
-            for arm, side in arms:
-                sr.MIN_SIDE = side
+            for arm, side, prior_bg, fill in arms:
+                sr.MIN_SIDE, sr.PRIOR_BG, sr.MIN_PRIOR_FILL = side, prior_bg, fill
                 for use_prior in priors:
+                    if use_prior is False and side == arms[-1][1] and arm != arms[-1][0]:
+                        continue  # without a prior the prior rules change nothing
                     prior = class_prior(pred.mask, pred.confidence, c[0]) if use_prior else None
                     cv2.setRNGSeed(0)
                     t = time.process_time()
@@ -500,7 +506,7 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
                     cpu[(arm, use_prior)] += time.process_time() - t
                     ious[(arm, use_prior)].append(float((sel & truth).sum() / max(1, (sel | truth).sum())))
     finally:
-        sr.MIN_SIDE = saved
+        sr.MIN_SIDE, sr.PRIOR_BG, sr.MIN_PRIOR_FILL = today
     names = {c.index: c.name for c in schema.classes}
     kinds = Counter("+".join(names[k] for k in c) for _, _, c, _, _ in pick)
     lines = [f"smart region IoU over {len(pick)} objects ({', '.join(f'{k} {v}' for k, v in kinds.items())}), "
@@ -508,6 +514,8 @@ def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_
              "| code | prior | mean IoU | median | IoU < 0.1 | IoU >= 0.7 | CPU s / box |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for (arm, use_prior), v in ious.items():
+        if not v:
+            continue
         a = np.array(v)
         lines.append(f"| {arm} | {'model' if use_prior else 'none'} | {a.mean():.3f} | {np.median(a):.3f} | "
                      f"{int((a < 0.1).sum())} | {int((a >= 0.7).sum())} | {cpu[(arm, use_prior)] / len(a):.2f} |")

@@ -141,8 +141,8 @@ def test_smart_iou_mode_measures_before_and_after_with_and_without_prior(data, c
     rows = [line.split("|")[1:-1] for line in lines if line.startswith("| ") and "IoU" not in line]
     rows = [r for r in rows if not r[0].strip().startswith("---")]
     assert [(r[0].split()[0], r[1].strip()) for r in rows] == [
-        ("before", "none"), ("before", "model"), ("after", "none"), ("after", "model")]
+        ("before", "none"), ("before", "model"), ("upscale", "model"), ("after", "none"), ("after", "model")]
     # Distinct-coloured discs and bars: the box alone finds them after the fix.
-    assert float(rows[2][2]) > 0.8
+    assert float(rows[3][2]) > 0.8
     assert bench.main([*args, "--smart-iou", "3", "--objects", "disc+nope"]) == 2
     assert "no class named nope" in capsys.readouterr().err
