@@ -432,6 +432,96 @@ def grabcut_4k(size: int) -> str:
     return f"smart_region on {size}x{size}, box {size - 2 * m}x{size - 2 * m}: {dt:.2f} s, IoU {iou:.3f}"
 
 
+OBJECT_CLASSES = "Car,Pedestrian,SignSymbol,Bicyclist,Pole"
+"""Default ``--objects``: the CamVid classes whose connected regions are the objects."""
+
+
+def smart_iou(pairs: list[tuple[Path, Path]], schema: ClassSchema, predictor, n_objects: int,
+              objects: str = OBJECT_CLASSES, min_area: int = 300, pad: int = 3) -> list[str]:
+    """IoU of smart_region(box) with the true object, over ``n_objects`` objects.
+
+    ``objects``: kinds of object separated by ",", each one class name or several joined
+    by "+" (one object = a connected region of their union: "cytoplasm+nucleus" is a
+    cell; the prior is then that of the first class). Objects are the 8-connected
+    regions (``min_area`` px or more) of each kind in the ground truth, taken evenly
+    over all of them; the box is the object's bounding
+    box plus ``pad`` px, as a person drags it. Each is run without and (with a model) with
+    the prior of its class, with the code before the fix (no upscale, the old prior
+    rules), the upscale alone and today's code. Returns the table's lines.
+    """
+    import importlib
+
+    sr = importlib.import_module("workbench.editing.smart_region")  # the module, not the function
+
+    by_name = {c.name: c.index for c in schema.classes}
+    kinds_wanted: list[tuple[int, ...]] = []
+    for kind in objects.split(","):
+        names = [n.strip() for n in kind.split("+") if n.strip()]
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise InputError(f"--objects: no class named {', '.join(missing)}; the classes are "
+                             + ", ".join(by_name))
+        kinds_wanted.append(tuple(by_name[n] for n in names))
+    found = []
+    for img_path, mask_path in pairs:
+        image = read_image(img_path)
+        gt = read_mask(mask_path, schema, image.shape[:2])
+        for kind in kinds_wanted:
+            n, lab, stats, _ = cv2.connectedComponentsWithStats(np.isin(gt, kind).astype(np.uint8), connectivity=8)
+            found += [(img_path, mask_path, kind, i, stats[i]) for i in range(1, n) if stats[i, 4] >= min_area]
+    if not found:
+        raise InputError(f"no object region of {objects} in these masks")
+    pick = [found[int(i)] for i in np.linspace(0, len(found) - 1, min(n_objects, len(found)))]
+    # (name, MIN_SIDE, PRIOR_BG, MIN_PRIOR_FILL): "before" is the code before the fix
+    # exactly (no upscale; every pixel under 0.5 starts as background; a prior is used
+    # from 0.5 % of the box), then the upscale alone, then today's code.
+    today = (sr.MIN_SIDE, sr.PRIOR_BG, sr.MIN_PRIOR_FILL)
+    arms = [("before", 0, 0.5, 0.005), (f"upscale to {today[0]} only", today[0], 0.5, 0.005),
+            (f"after (upscale, prior < {today[1]} / fill {today[2]})", *today)]
+    priors = (False, True) if predictor is not None else (False,)
+    ious: dict = {(a[0], p): [] for a in arms for p in priors}
+    cpu: dict = {k: 0.0 for k in ious}
+    cache: dict = {}
+    try:
+        for img_path, mask_path, c, i, st in pick:
+            if img_path not in cache:
+                image = read_image(img_path)
+                gt = read_mask(mask_path, schema, image.shape[:2])
+                pred = predictor.predict(image) if predictor is not None else None
+                cache = {img_path: (image, gt, pred)}
+            image, gt, pred = cache[img_path]
+            _, lab, _, _ = cv2.connectedComponentsWithStats(np.isin(gt, c).astype(np.uint8), connectivity=8)
+            truth = lab == i
+            x, y, w, h = (int(v) for v in st[:4])
+            box = (max(0, x - pad), max(0, y - pad), min(gt.shape[1], x + w + pad), min(gt.shape[0], y + h + pad))
+            for arm, side, prior_bg, fill in arms:
+                sr.MIN_SIDE, sr.PRIOR_BG, sr.MIN_PRIOR_FILL = side, prior_bg, fill
+                for use_prior in priors:
+                    if use_prior is False and side == arms[-1][1] and arm != arms[-1][0]:
+                        continue  # without a prior the prior rules change nothing
+                    prior = class_prior(pred.mask, pred.confidence, c[0]) if use_prior else None
+                    cv2.setRNGSeed(0)
+                    t = time.process_time()
+                    sel = smart_region(image, box, prior=prior)
+                    cpu[(arm, use_prior)] += time.process_time() - t
+                    ious[(arm, use_prior)].append(float((sel & truth).sum() / max(1, (sel | truth).sum())))
+    finally:
+        sr.MIN_SIDE, sr.PRIOR_BG, sr.MIN_PRIOR_FILL = today
+    names = {c.index: c.name for c in schema.classes}
+    kinds = Counter("+".join(names[k] for k in c) for _, _, c, _, _ in pick)
+    lines = [f"smart region IoU over {len(pick)} objects ({', '.join(f'{k} {v}' for k, v in kinds.items())}), "
+             f"box = bounding box + {pad} px",
+             "| code | prior | mean IoU | median | IoU < 0.1 | IoU >= 0.7 | CPU s / box |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (arm, use_prior), v in ious.items():
+        if not v:
+            continue
+        a = np.array(v)
+        lines.append(f"| {arm} | {'model' if use_prior else 'none'} | {a.mean():.3f} | {np.median(a):.3f} | "
+                     f"{int((a < 0.1).sum())} | {int((a >= 0.7).sum())} | {cpu[(arm, use_prior)] / len(a):.2f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", required=True, type=Path)
@@ -446,6 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="images simulated in parallel processes")
     ap.add_argument("--device", default="cpu", help="device for the model's predictions (default cpu)")
     ap.add_argument("--grabcut-size", type=int, default=0, help="also time smart region on an NxN image")
+    ap.add_argument("--smart-iou", type=int, default=0, metavar="N",
+                    help="only measure smart region's IoU on N object regions (before / after the upscale)")
+    ap.add_argument("--objects", default=OBJECT_CLASSES,
+                    help="--smart-iou objects: class names, ',' between kinds, '+' joins classes into one")
     args = ap.parse_args(argv)
     table = sys.stderr if args.json else sys.stdout
 
@@ -461,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
             from workbench.ml.inference import Predictor
 
             predictor = Predictor.from_checkpoint(args.model, device=args.device, schema=schema)
+        if args.smart_iou:
+            say(f"# {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+            for line in smart_iou(pairs, schema, predictor, args.smart_iou, args.objects):
+                say(line)
+            return 0
         jobs = []
         for img_path, mask_path in pairs:
             try:

@@ -129,3 +129,20 @@ def test_annotator_polygon_counts_vertices_of_approx_poly():
     assert ann.gain(ed, cand) == 20 * 30 and (mask == 0).all()   # tried, then undone
     res = ann.run(mask, target=0.99, max_actions=30)
     assert res.reached and res.tools["polygon"] + res.tools["brush"] + res.tools["fill"] == res.actions
+
+
+def test_smart_iou_mode_measures_before_and_after_with_and_without_prior(data, capsys):
+    bench = _load_bench()
+    args = ["--images", str(data["images"]), "--masks", str(data["masks"]),
+            "--classes", str(data["classes"]), "--model", str(data["model"])]
+    assert bench.main([*args, "--smart-iou", "3", "--objects", "disc,bar"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "over 3 objects" in lines[1]
+    rows = [line.split("|")[1:-1] for line in lines if line.startswith("| ") and "IoU" not in line]
+    rows = [r for r in rows if not r[0].strip().startswith("---")]
+    assert [(r[0].split()[0], r[1].strip()) for r in rows] == [
+        ("before", "none"), ("before", "model"), ("upscale", "model"), ("after", "none"), ("after", "model")]
+    # Distinct-coloured discs and bars: the box alone finds them after the fix.
+    assert float(rows[3][2]) > 0.8
+    assert bench.main([*args, "--smart-iou", "3", "--objects", "disc+nope"]) == 2
+    assert "no class named nope" in capsys.readouterr().err
