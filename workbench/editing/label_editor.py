@@ -257,14 +257,7 @@ class LabelEditor:
         that pixel is copied (one object or stretch of road at a time).
         """
         self.end_stroke()
-        pred = np.asarray(pred)
-        if pred.shape != self.shape:
-            ph, pw = pred.shape[:2] if pred.ndim >= 2 else (0, 0)
-            raise InputError(f"prediction is {pw}x{ph} pixels but the labels are {self.shape[1]}x{self.shape[0]}")
-        if pred.dtype != np.uint8:
-            if pred.size and (pred.min() < 0 or pred.max() > 255):
-                raise InputError("prediction holds values outside 0-255")
-            pred = pred.astype(np.uint8)
+        pred = self._check_prediction(pred)
         if at is None:
             h, w = self.shape
             box: BBox = (0, 0, h, w)
