@@ -334,3 +334,35 @@ def test_small_training_sets_get_smaller_crops(squares: tuple[list, list],
     kept = train(_config(epochs=1, crop=64, patience=3), SCHEMA, squares[0], squares[1], tmp_path / "k.safetensors")
     assert not any("small training set" in n for n in kept.notes)
     assert read_meta(kept.checkpoint).train["crop"] == 64
+
+
+# ----- slim U-Net decoder -----------------------------------------------------------------------
+def test_slim_decoder_trains_and_round_trips(squares: tuple[list, list], tmp_path: Path) -> None:
+    from workbench.ml.inference import Predictor
+    from workbench.ml.models import SLIM_DECODER
+
+    result = train(_config(epochs=2, decoder="slim"), SCHEMA, squares[0], squares[1], tmp_path / "d.safetensors")
+    meta = read_meta(result.checkpoint)
+    assert meta.decoder_channels == list(SLIM_DECODER) and meta.train["decoder"] == "slim"
+    model, _ = load_checkpoint(result.checkpoint)
+    widths = [m.out_channels for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert max(widths) == SLIM_DECODER[0] and model.segmentation_head[0].in_channels == SLIM_DECODER[-1]
+    # Fine-tuning keeps the parent's widths whatever the recipe says.
+    tuned = train(_config(epochs=1, init=result.checkpoint), SCHEMA, squares[0], squares[1],
+                  tmp_path / "t.safetensors")
+    assert read_meta(tuned.checkpoint).decoder_channels == list(SLIM_DECODER)
+    pred = Predictor.from_checkpoint(tuned.checkpoint, device="cpu")
+    image = np.asarray(Image.open(squares[1][0][0]))
+    assert pred.predict(image).mask.shape == image.shape[:2]
+
+
+def test_full_decoder_is_smp_default_and_slim_is_refused_for_other_archs(squares: tuple[list, list],
+                                                                       tmp_path: Path) -> None:
+    result = train(_config(epochs=1, decoder="full"), SCHEMA, squares[0], squares[1], tmp_path / "f.safetensors")
+    assert read_meta(result.checkpoint).decoder_channels is None
+    model, _ = load_checkpoint(result.checkpoint)
+    assert model.segmentation_head[0].in_channels == 16
+    with pytest.raises(WorkbenchError, match="--decoder slim applies to unet and unetplusplus, not fpn"):
+        TrainConfig(arch="fpn", decoder="slim")
+    with pytest.raises(WorkbenchError, match="--decoder must be one of full, slim"):
+        TrainConfig(decoder="tiny")

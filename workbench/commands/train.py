@@ -78,6 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="also stop when val mIoU has not improved for N validations (early stopping)")
     p.add_argument("--schedule", choices=["poly", "onecycle"],
                    help="LR schedule: warm-up + polynomial decay (poly, default) or one-cycle")
+    p.add_argument("--decoder", choices=["full", "slim"],
+                   help="U-Net decoder widths: full (smp's 256..16) or slim (half: faster steps on a CPU); "
+                        "default: the device recipe")
     p.add_argument("--loss", choices=["ce", "lovasz"],
                    help="cross-entropy (ce, default) or cross-entropy + Lovasz-softmax (lovasz)")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
@@ -159,6 +162,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
               "class_weights": args.class_weights, "class_weight_power": args.class_weight_power,
               "seed": args.seed, "device": args.device, "workers": args.workers, "threads": args.threads,
               "steps": args.steps, "patience": args.patience, "schedule": args.schedule, "loss": args.loss,
+              "decoder": args.decoder,
               "finetune_lr": args.finetune_lr, "freeze_bn": args.freeze_bn,
               "val_fraction": args.val_fraction}
     out = {k: v for k, v in values.items() if v is not None}

@@ -54,6 +54,7 @@ class CheckpointMeta:
     trained_on: list[str] = field(default_factory=list)   # image names used for training
     created: str = field(default_factory=_now_iso)
     format_version: int = FORMAT_VERSION
+    decoder_channels: list[int] | None = None   # U-Net decoder widths; None = smp's default
 
     def class_schema(self) -> ClassSchema:
         """The class schema the model predicts."""
@@ -62,7 +63,8 @@ class CheckpointMeta:
     def model_config(self) -> ModelConfig:
         """The ``ModelConfig`` that rebuilds this architecture (random weights)."""
         return ModelConfig(arch=self.arch, encoder=self.encoder, encoder_weights=None,
-                           in_channels=len(self.mean))
+                           in_channels=len(self.mean),
+                           decoder_channels=tuple(self.decoder_channels) if self.decoder_channels else None)
 
     def to_json(self) -> str:
         """The JSON text stored in the safetensors header."""
@@ -130,6 +132,9 @@ _FIELD_CHECKS: dict[str, tuple[Any, str]] = {
                    f"a list of at most {MAX_TRAINED_ON:,} strings of at most {MAX_TEXT_CHARS} characters"),
     "created": (_text(MAX_TEXT_CHARS), "a string (ISO time)"),
     "format_version": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "decoder_channels": (lambda v: v is None or _short_list(5, lambda x: isinstance(x, int) and not isinstance(x, bool)
+                                                            and 4 <= x <= 1024)(v),
+                         "null or a list of up to 5 integers from 4 to 1024"),
 }
 _REQUIRED = ("arch", "encoder", "num_classes", "schema")
 

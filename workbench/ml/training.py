@@ -51,6 +51,9 @@ GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": Fa
 SCHEDULES = ("poly", "onecycle")
 """LR schedules: linear warm-up then polynomial decay (0.9) to 0; or one-cycle (warm-up
 from lr/25 over the first 10 % of the run, then cosine to lr/1000)."""
+DECODERS = ("full", "slim")
+"""U-Net decoder widths: smp's (256, 128, 64, 32, 16), or half of that (``models.SLIM_DECODER``).
+Only U-Net and U-Net++ have them; for other architectures the recipe's choice is ignored."""
 LOSSES = ("ce", "lovasz")
 """Losses: cross-entropy (class-weighted by the recipe); or that plus the Lovasz-softmax."""
 
@@ -98,6 +101,7 @@ class TrainConfig:
     arch: str = "unet"
     encoder: str | None = None
     encoder_weights: str | None = None
+    decoder: str | None = None  # see DECODERS; None = the device recipe
     epochs: int | None = None
     minutes: float | None = None
     batch_size: int | None = None
@@ -158,6 +162,12 @@ class TrainConfig:
             options.check_choice("schedule", self.schedule, SCHEDULES)
         if self.loss is not None:
             options.check_choice("loss", self.loss, LOSSES)
+        if self.decoder is not None:
+            options.check_choice("decoder", self.decoder, DECODERS)
+            from workbench.ml.models import DECODER_ARCHS
+
+            if self.decoder == "slim" and resolve_arch(self.arch) not in DECODER_ARCHS:
+                raise WorkbenchError(f"--decoder slim applies to unet and unetplusplus, not {self.arch}")
         if self.finetune_lr is not None:
             options.check_float("finetune_lr", self.finetune_lr, above=0, maximum=MAX_LR,
                                 what="learning rate")
@@ -222,6 +232,15 @@ class TrainConfig:
         if self.epochs is None and self.minutes is None and self.steps is None:
             changes["epochs"] = DEFAULT_EPOCHS
         return dataclasses.replace(self, **changes)
+
+
+def decoder_channels(arch: str, decoder: str | None) -> tuple[int, ...] | None:
+    """The decoder widths ``decoder`` ("slim"/"full"/None) means for ``arch`` (None = smp's default)."""
+    from workbench.ml.models import DECODER_ARCHS, SLIM_DECODER, resolve_arch
+
+    if decoder == "slim" and resolve_arch(arch) in DECODER_ARCHS:
+        return SLIM_DECODER
+    return None
 
 
 @dataclass
@@ -444,9 +463,12 @@ class _Trainer:
                 msg += (f"; its classes differ ({', '.join(adapted['from_classes'])}): new output "
                         f"head for {', '.join(adapted['to_classes'])}")
             self.notes.append(msg)
+            self.decoder_channels = tuple(meta.decoder_channels) if meta.decoder_channels else None
             return model, meta.arch, meta.encoder, meta
         encoder = cfg.encoder or default_encoder(self.device)
-        model = build_model(ModelConfig(cfg.arch, encoder, cfg.encoder_weights), self.K)
+        self.decoder_channels = decoder_channels(cfg.arch, cfg.decoder)
+        model = build_model(ModelConfig(cfg.arch, encoder, cfg.encoder_weights,
+                                        decoder_channels=self.decoder_channels), self.K)
         return model, cfg.arch, encoder, None
 
     def _loaders(self, batch: int) -> tuple[DataLoader, DataLoader, DistributedSampler | None, int]:
@@ -771,7 +793,8 @@ class _Trainer:
             arch=self.arch, encoder=self.encoder, num_classes=self.K, schema=self.schema.to_dict(),
             mean=list(self.mean), std=list(self.std), train=settings, history=list(self.history),
             metrics=dict(metrics), parent=str(parent) if parent is not None else None,
-            trained_on=[p.image.name for p in self.train_store.infos])
+            trained_on=[p.image.name for p in self.train_store.infos],
+            decoder_channels=list(self.decoder_channels) if self.decoder_channels else None)
         save_checkpoint(self.out_path, net, meta)
 
     # ----- schedule and estimates --------------------------------------------------------

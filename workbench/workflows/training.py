@@ -29,14 +29,14 @@ from workbench.workflows.model_kinds import unet_base
 # Settings the Training settings dialog edits, stored under this key of project.settings().
 SETTINGS_KEY = "training"
 SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers",
-                  "steps", "encoder_weights")
+                  "steps", "encoder_weights", "decoder")
 SNAPSHOT_DIR = "training-snapshot"
 
 # Expected JSON types of the stored settings (checked before a run: a hand-edited
 # settings.json must give a sentence naming the file, not a TypeError from the trainer).
 _INT_FIELDS = ("epochs", "batch_size", "crop", "workers", "steps")
 _NUMBER_FIELDS = ("minutes", "lr")
-_TEXT_FIELDS = ("arch", "encoder", "device", "encoder_weights")
+_TEXT_FIELDS = ("arch", "encoder", "device", "encoder_weights", "decoder")
 
 
 @dataclass(frozen=True)
