@@ -10,7 +10,11 @@ trained on or picked from.
 
 Strategies: random; uncertain (the plain mean-entropy rule); diverse
 (``workflows.suggestions.select_diverse``: the same entropy, at most one pick per
-stretch of similar frames and none next to a labelled one).
+stretch of similar frames and none next to a labelled one); balanced (diverse, with each
+pixel's entropy weighted by the rarity of its predicted class among the labelled pixels,
+``balanced_uncertainty``); dense (diverse, entropy x ``density`` ** 1); balanced-dense
+(both). Training is class-weighted as the app's CPU recipe is (median-frequency ** 0.5 of
+the labelled pixels), unless ``--no-class-weights``.
 
     nice -n 10 .venv/bin/python benchmarks/bench_suggestions.py --seeds 3 --rounds 4 --out /tmp/sugg.json
 
@@ -31,31 +35,66 @@ import torch
 
 from workbench.metrics import ConfusionMatrix
 from workbench.ml.models import ModelConfig, build_model
-from workbench.workflows.suggestions import descriptor, select_diverse, select_uncertain
+from workbench.workflows.suggestions import (balanced_uncertainty, descriptor, rarity_weights, select_diverse,
+                                             select_uncertain)
 
 from camvid_bench import K, VOID, load, to_tensor, train_step  # benchmarks/camvid_bench.py
 
 
-def train_steps(model, imgs, masks, ids, steps, rng, lr=2e-3, batch=4):
+def counts_of(masks, ids):
+    """Labelled pixels per class (void left out) of the images ``ids``."""
+    return np.bincount(masks[ids].reshape(-1), minlength=K + 1)[:K]
+
+
+def class_weight(masks, ids, power):
+    """The trainer's median-frequency weights ** power over the labelled pixels (None when off)."""
+    if power <= 0:
+        return None
+    c = counts_of(masks, ids).astype(np.float64)
+    f = c / max(c.sum(), 1)
+    med = np.median(f[f > 0])
+    w = np.where(f > 0, (med / np.maximum(f, 1e-12)) ** power, 0.0)
+    return torch.tensor(w / w[f > 0].mean(), dtype=torch.float32)
+
+
+def train_steps(model, imgs, masks, ids, steps, rng, lr=2e-3, batch=4, power=0.5):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    weight = class_weight(masks, ids, power)
     model.train()
     for _ in range(steps):
         pick = rng.choice(ids, size=min(batch, len(ids)), replace=len(ids) < batch)
-        train_step(model, opt, imgs, masks, pick, rng)
+        train_step(model, opt, imgs, masks, pick, rng, weight)
     model.eval()
 
 
 @torch.no_grad()
 def predict(model, imgs, batch=8):
-    """(masks, mean normalised entropy per image)."""
-    out, unc = [], []
+    """(masks, mean normalised entropy per image, entropy maps)."""
+    out, unc, maps = [], [], []
     model.eval()
     for i in range(0, len(imgs), batch):
         p = torch.softmax(model(to_tensor(imgs[i:i + batch])), 1)
         ent = -(p * p.clamp_min(1e-8).log()).sum(1) / np.log(K)
         out.append(p.argmax(1).numpy().astype(np.uint8))
         unc.extend(ent.mean((1, 2)).tolist())
-    return np.concatenate(out), np.array(unc)
+        maps.append(ent.numpy())
+    return np.concatenate(out), np.array(unc), np.concatenate(maps)
+
+
+def pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, rng, k=4):
+    """The ``k`` pool images ``strategy`` picks next."""
+    if strategy == "random":
+        return [pool[j] for j in rng.permutation(len(pool))[:k]]
+    masks, unc, maps = predict(model, tr_imgs[pool])
+    if strategy.startswith("balanced"):
+        w = rarity_weights(counts_of(tr_masks, labelled))
+        u = {i: balanced_uncertainty(m, e, w) for i, m, e in zip(pool, masks, maps)}
+    else:
+        u = {i: float(v) for i, v in zip(pool, unc)}
+    if strategy == "uncertain":
+        return select_uncertain(u, k)
+    return select_diverse(u, desc, k, labelled=[desc[i] for i in labelled],
+                          density_power=1.0 if strategy.endswith("dense") else 0.0)
 
 
 def miou(pred, gt):
@@ -85,7 +124,8 @@ def run(args):
         torch.manual_seed(seed)
         start = [int(i) for i in rng.choice(len(tr_imgs), 4, replace=False)]
         base = build_model(ModelConfig(encoder=args.encoder), K)
-        train_steps(base, tr_imgs, tr_masks, start, args.init_steps, np.random.default_rng(seed))
+        train_steps(base, tr_imgs, tr_masks, start, args.init_steps, np.random.default_rng(seed),
+                    power=args.class_weight_power)
         state0 = {k: v.clone() for k, v in base.state_dict().items()}
         m0 = miou(predict(base, va_imgs)[0], va_masks)
         print(f"seed {seed}: initial 4 images val mIoU {m0:.4f} ({time.time() - t0:.0f}s)", flush=True)
@@ -97,15 +137,10 @@ def run(args):
             curve = [{"labelled": 4, "miou": m0}]
             for r in range(args.rounds):
                 pool = [i for i in range(len(tr_imgs)) if i not in labelled]
-                if strategy == "random":
-                    picks = [pool[j] for j in srng.permutation(len(pool))[:4]]
-                else:
-                    _, unc = predict(model, tr_imgs[pool])
-                    u = {i: float(v) for i, v in zip(pool, unc)}
-                    picks = (select_uncertain(u, 4) if strategy == "uncertain" else
-                             select_diverse(u, desc, 4, labelled=[desc[i] for i in labelled]))
+                picks = pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, srng)
                 labelled += picks
-                train_steps(model, tr_imgs, tr_masks, labelled, args.steps, np.random.default_rng(seed * 100 + r))
+                train_steps(model, tr_imgs, tr_masks, labelled, args.steps, np.random.default_rng(seed * 100 + r),
+                            power=args.class_weight_power)
                 m = miou(predict(model, va_imgs)[0], va_masks)
                 curve.append({"labelled": len(labelled), "miou": m, "picked": [tr_names[i] for i in picks]})
                 print(f"seed {seed} {strategy:9s} round {r + 1}: {len(labelled)} labelled, val mIoU {m:.4f} "
@@ -117,26 +152,38 @@ def run(args):
     table(results)
 
 
+ALL_STRATEGIES = ["random", "uncertain", "diverse", "balanced", "dense", "balanced-dense"]
+
+
 def table(results):
     runs = results["runs"]
-    strategies = sorted({r["strategy"] for r in runs}, key=["random", "uncertain", "diverse"].index)
+    strategies = sorted({r["strategy"] for r in runs}, key=ALL_STRATEGIES.index)
     rounds = max(len(r["curve"]) for r in runs)
-    print("| labelled | " + " | ".join(strategies) + " | diverse - random |")
-    print("|---" * (len(strategies) + 2) + "|")
+    others = [s for s in strategies if s != "random"]
+    print("| labelled | " + " | ".join(strategies) + " |")
+    print("|---" * (len(strategies) + 1) + "|")
+    by = {(r["seed"], r["strategy"]): r["curve"] for r in runs}
     for k in range(rounds):
-        row, means = [], {}
+        row = []
         for s in strategies:
-            vals = [r["curve"][k]["miou"] for r in runs if r["strategy"] == s and len(r["curve"]) > k]
-            means[s] = (np.mean(vals), np.std(vals), len(vals))
-            row.append(f"{means[s][0]:.4f} ± {means[s][1]:.4f} (n={len(vals)})")
-        n = runs[0]["curve"][k]["labelled"]
-        diff = ""
-        if "diverse" in means and "random" in means:
-            d = [a["curve"][k]["miou"] - b["curve"][k]["miou"] for a in runs for b in runs
-                 if a["strategy"] == "diverse" and b["strategy"] == "random" and a["seed"] == b["seed"]
-                 and len(a["curve"]) > k and len(b["curve"]) > k]
-            diff = f"{np.mean(d):+.4f} ({sum(x > 0 for x in d)}/{len(d)} seeds better)"
-        print(f"| {n} | " + " | ".join(row) + f" | {diff} |")
+            vals = [c[k]["miou"] for (seed, st), c in by.items() if st == s and len(c) > k]
+            row.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f} (n={len(vals)})")
+        print(f"| {runs[0]['curve'][k]['labelled']} | " + " | ".join(row) + " |")
+    if "random" not in strategies:
+        return
+    print("\n| strategy - random | " + " | ".join(str(runs[0]["curve"][k]["labelled"]) for k in range(1, rounds))
+          + " | mean over rounds (seeds better) |")
+    print("|---" * rounds + "|---|")
+    for s in others:
+        cells, per_seed = [], {}
+        for k in range(1, rounds):
+            d = {seed: c[k]["miou"] - by[(seed, "random")][k]["miou"] for (seed, st), c in by.items()
+                 if st == s and (seed, "random") in by and len(c) > k and len(by[(seed, "random")]) > k}
+            for seed, v in d.items():
+                per_seed.setdefault(seed, []).append(v)
+            cells.append(f"{np.mean(list(d.values())):+.3f} ({sum(v > 0 for v in d.values())}/{len(d)})")
+        means = [np.mean(v) for v in per_seed.values()]
+        print(f"| {s} | " + " | ".join(cells) + f" | {np.mean(means):+.3f} ({sum(m > 0 for m in means)}/{len(means)}) |")
 
 
 if __name__ == "__main__":
@@ -153,7 +200,9 @@ if __name__ == "__main__":
     ap.add_argument("--val-limit", type=int, default=0)
     ap.add_argument("--pool-stride", type=int, default=1, help="use every n-th train image as the pool")
     ap.add_argument("--val-stride", type=int, default=1, help="judge on every n-th val image")
-    ap.add_argument("--strategies", nargs="+", default=["random", "uncertain", "diverse"])
+    ap.add_argument("--strategies", nargs="+", default=["random", "uncertain", "diverse"], choices=ALL_STRATEGIES)
+    ap.add_argument("--class-weight-power", type=float, default=0.5,
+                    help="training class weights = median-frequency ** P of the labelled pixels (0 = plain CE)")
     ap.add_argument("--out", default="/tmp/issue13/bench_suggestions.json")
     ap.add_argument("--table", nargs="+", help="print the table of one or more results files (runs merged) and exit")
     a = ap.parse_args()

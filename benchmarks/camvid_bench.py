@@ -42,14 +42,16 @@ def to_tensor(imgs: np.ndarray) -> torch.Tensor:
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, imgs: np.ndarray,
-               masks: np.ndarray, pick: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    """One step on the images ``pick`` (void ignored, a random horizontal flip); the loss."""
+               masks: np.ndarray, pick: np.ndarray, rng: np.random.Generator,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One step on the images ``pick`` (void ignored, a random horizontal flip, optional class
+    weights); the loss."""
     x = to_tensor(imgs[pick])
     y = torch.from_numpy(masks[pick].astype(np.int64))
     y[y == VOID] = 255
     if rng.random() < 0.5:
         x, y = x.flip(-1), y.flip(-1)
-    loss = F.cross_entropy(model(x), y, ignore_index=255)
+    loss = F.cross_entropy(model(x), y, weight=weight, ignore_index=255)
     opt.zero_grad()
     loss.backward()
     opt.step()

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from workbench.errors import WorkbenchError
-from workbench.workflows.suggestions import (descriptor, select_diverse, select_uncertain, typical_distance,
-                                             uncertain_regions)
+from workbench.workflows.suggestions import (RARITY_CAP, balanced_uncertainty, density, descriptor, rarity_weights,
+                                             select_diverse, select_uncertain, typical_distance, uncertain_regions)
 
 
 def stretches(seed: int = 0) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, str]]:
@@ -65,6 +65,35 @@ def test_uncertain_regions_are_ranked_by_how_much_there_is_to_fix():
     big, small = regions
     assert big.box[0] <= 50 <= big.box[2] and small.box[0] <= 10 <= small.box[2]
     assert big.score > small.score
+
+
+def test_rarity_weights_favour_classes_few_pixels_show():
+    w = rarity_weights(np.array([1000, 1000, 10, 0]))
+    assert w[0] == pytest.approx(w[1]) and w[2] > w[0]
+    assert w[3] == RARITY_CAP                          # never labelled: the most worth finding
+    assert w[2] == pytest.approx(RARITY_CAP)           # (1000 / 10) ** 0.5 = 10, clipped to the cap
+    assert np.all(rarity_weights(np.zeros(3)) == 1)    # nothing labelled yet: all alike
+
+
+def test_balanced_uncertainty_weights_pixels_by_their_predicted_class():
+    unsure = np.full((10, 10), 0.5, np.float32)
+    common, rare = np.zeros((10, 10), np.uint8), np.ones((10, 10), np.uint8)
+    w = np.array([1.0, 3.0], np.float32)
+    assert balanced_uncertainty(common, unsure, w) == pytest.approx(0.5)
+    assert balanced_uncertainty(rare, unsure, w) == pytest.approx(1.5)
+    assert balanced_uncertainty(np.full((10, 10), 200, np.uint8), unsure, w) == pytest.approx(0.5)  # unknown -> 0
+
+
+def test_density_prefers_typical_images_and_steers_the_pick():
+    desc, unc, which = stretches(2)
+    lone = len(desc)
+    desc[lone] = np.random.default_rng(5).normal(0, 1, 48).astype(np.float32) * 3   # an outlier, alone
+    unc[lone] = 0.95                                                               # and the most uncertain
+    scale = typical_distance(np.stack(list(desc.values())))
+    dens = density(np.stack([desc[i] for i in sorted(desc)]), scale)
+    assert dens[lone] < dens[:lone].min()
+    assert select_diverse(unc, desc, 1)[0] == lone                  # uncertainty alone takes the outlier
+    assert which.get(select_diverse(unc, desc, 1, density_power=1.0)[0]) == "A"
 
 
 # ----- the project workflow ------------------------------------------------------------------

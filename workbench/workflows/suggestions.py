@@ -28,6 +28,8 @@ from workbench.project import Project, Split, Status
 DESCRIPTOR_SIZE = (16, 12)     # (width, height) of the thumbnail descriptor
 DEFAULT_SPREAD = 2.0           # "similar" = closer than this many typical nearest-neighbour distances
 STRATEGIES = ("diverse", "uncertain", "random")
+RARITY_POWER = 0.5             # rarity weight = (median class share / class share) ** this
+RARITY_CAP = 4.0               # ... clipped to [1/cap, cap]; classes not labelled yet get cap
 
 
 def descriptor(image: np.ndarray) -> np.ndarray:
@@ -53,13 +55,52 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(aa + bb - 2.0 * a @ b.T, 0.0))
 
 
+def rarity_weights(counts: np.ndarray, *, power: float = RARITY_POWER, cap: float = RARITY_CAP) -> np.ndarray:
+    """Per-class weights from the labelled pixel ``counts``: (median share / share) ** power, in [1/cap, cap].
+
+    A class nobody has labelled yet gets ``cap``: an image the model thinks shows it is
+    worth more to label, because mIoU averages over classes and the rare ones are the
+    ones a few labels leave at zero.
+    """
+    counts = np.asarray(counts, np.float64)
+    if counts.sum() <= 0:
+        return np.ones(len(counts), np.float32)
+    share = counts / counts.sum()
+    seen = share > 0
+    med = float(np.median(share[seen]))
+    w = np.full(len(counts), cap, np.float64)
+    w[seen] = np.clip((med / share[seen]) ** power, 1.0 / cap, cap)
+    return w.astype(np.float32)
+
+
+def balanced_uncertainty(mask: np.ndarray, uncertainty_map: np.ndarray, weights: np.ndarray) -> float:
+    """Mean over pixels of uncertainty x the rarity weight of the predicted class."""
+    m = np.asarray(mask).astype(np.intp)
+    w = np.asarray(weights, np.float32)
+    m = np.where(m < len(w), m, 0)
+    return float(np.mean(np.asarray(uncertainty_map, np.float32) * w[m]))
+
+
+def density(descriptors: np.ndarray, scale: float) -> np.ndarray:
+    """How typical each descriptor is of the collection: mean Gaussian similarity (bandwidth 4 x scale).
+
+    Uncertainty alone favours outliers (a sequence unlike the rest, a dark frame); weighting
+    by density favours images like many others, whose labels teach the model about many
+    images at once (Settles and Craven's information density).
+    """
+    bw = 4.0 * max(scale, 1e-6)
+    d = _pairwise(descriptors, descriptors)
+    return np.exp(-(d / bw) ** 2 / 2).mean(axis=1)
+
+
 def select_diverse(uncertainty: Mapping[int, float], descriptors: Mapping[int, np.ndarray], k: int, *,
                    labelled: Sequence[np.ndarray] = (), spread: float = DEFAULT_SPREAD,
-                   scale: float | None = None) -> list[int]:
+                   scale: float | None = None, density_power: float = 0.0) -> list[int]:
     """``k`` candidate ids: most uncertain first, never two within ``spread`` x scale of each other.
 
     ``labelled``: descriptors of images already labelled (they cover their neighbours too).
     ``scale``: the near-duplicate distance (default: ``typical_distance`` of all descriptors).
+    ``density_power``: weight each candidate's uncertainty by ``density`` ** this (0 = off).
     When every candidate is covered before ``k`` are picked, the rule relaxes (half the
     radius) rather than returning fewer.
     """
@@ -72,6 +113,8 @@ def select_diverse(uncertainty: Mapping[int, float], descriptors: Mapping[int, n
     if scale is None:
         scale = typical_distance(np.concatenate([cand, lab]) if len(lab) else cand)
     radius = spread * scale
+    if density_power:
+        unc = unc * density(cand, scale) ** density_power
     # distance of each candidate to the nearest labelled or picked image
     dmin = _pairwise(cand, lab).min(axis=1) if len(lab) else np.full(len(ids), np.inf)
     picked: list[int] = []
