@@ -41,3 +41,21 @@ def test_stored_values_go_into_the_trainer(tmp_path) -> None:
     with Project.open(folder) as project:
         config, _ = config_from_settings(project, {"steps": 40, "encoder_weights": str(weights)})
     assert config.steps == 40 and config.encoder_weights == str(weights)
+
+
+def test_batch_crop_and_decoder_stay_automatic_unless_set(qtbot) -> None:
+    """Saving the dialog untouched must not pin the recipe's crop (it would turn off the small-project crop)."""
+    dialog = SettingsDialog({}, "CPU (1 thread)")
+    qtbot.addWidget(dialog)
+    values = dialog.values()
+    assert values["crop"] is None and values["batch_size"] is None and values["decoder"] is None
+    assert dialog.crop.text().startswith("(automatic: ")
+    dialog.crop.setValue(320)
+    dialog.decoder.setCurrentIndex(dialog.decoder.findData("slim"))
+    values = dialog.values()
+    assert values["crop"] == 320 and values["decoder"] == "slim"
+    again = SettingsDialog(values, "CPU (1 thread)")
+    qtbot.addWidget(again)
+    assert again.crop.value() == 320 and again.decoder.currentData() == "slim"
+    again.restore_defaults()
+    assert again.values()["crop"] is None and again.values()["decoder"] is None

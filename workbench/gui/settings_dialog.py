@@ -53,8 +53,21 @@ class SettingsDialog(QDialog):
                               "and minutes reached stops the run.")
         self.minutes = QDoubleSpinBox(minimum=0.0, maximum=10000.0, decimals=1, specialValueText="(no limit)")
         self.lr = QDoubleSpinBox(minimum=1e-6, maximum=1.0, decimals=6, singleStep=1e-4)
-        self.batch_size = QSpinBox(minimum=1, maximum=1024)
-        self.crop = QSpinBox(minimum=32, maximum=4096, singleStep=32)
+        # Batch, crop and decoder default to "automatic" (None): the trainer's recipe for the
+        # device, which also shrinks the crop for small projects. Storing the recipe's
+        # numbers instead would turn that off for good the first time the dialog is saved.
+        from workbench.ml.training import SMALL_SET_CROP, SMALL_SET_IMAGES
+
+        d = self._defaults
+        self.batch_size = QSpinBox(minimum=0, maximum=1024, specialValueText=f"(automatic: {d.get('batch_size')})")
+        self.crop = QSpinBox(minimum=0, maximum=4096, singleStep=32,
+                             specialValueText=f"(automatic: {d.get('crop')}; {SMALL_SET_CROP} on a CPU for "
+                                              f"up to {SMALL_SET_IMAGES} images)")
+        self.decoder = QComboBox()
+        self.decoder.addItem(f"(automatic: {d.get('decoder') or 'full'})", None)
+        self.decoder.addItem("full (smp's widths 256..16)", "full")
+        self.decoder.addItem("slim (half the widths: faster on a CPU)", "slim")
+        self.decoder.setToolTip("U-Net decoder widths (the same as --decoder); a fine-tune keeps its parent's.")
         self.device = QComboBox()
         self.device.addItems(["auto", *available_devices()])
         self.fine_tune = QCheckBox("Fine-tune the current model (off: train from scratch)")
@@ -67,6 +80,7 @@ class SettingsDialog(QDialog):
         form.addRow("Learning rate", self.lr)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Crop (pixels)", self.crop)
+        form.addRow("U-Net decoder", self.decoder)
         form.addRow("Device", self.device)
         form.addRow(self.fine_tune)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -100,8 +114,11 @@ class SettingsDialog(QDialog):
         self.steps.setValue(int(pick("steps", (int,), 0)))
         self.minutes.setValue(float(pick("minutes", (int, float), 0.0)))
         self.lr.setValue(float(pick("lr", (int, float), 1e-3)))
-        self.batch_size.setValue(int(pick("batch_size", (int,), 8)))
-        self.crop.setValue(int(pick("crop", (int,), 256)))
+        # automatic (0 / None) unless the stored settings set a number
+        self.batch_size.setValue(s["batch_size"] if isinstance(s.get("batch_size"), int)
+                                 and not isinstance(s.get("batch_size"), bool) else 0)
+        self.crop.setValue(s["crop"] if isinstance(s.get("crop"), int) and not isinstance(s.get("crop"), bool) else 0)
+        self.decoder.setCurrentIndex(max(0, self.decoder.findData(s.get("decoder"))))
         self.device.setCurrentText(pick("device", (str,), "auto"))
         fine = s.get("fine_tune", d.get("fine_tune", True))
         self.fine_tune.setChecked(fine if isinstance(fine, bool) else True)
@@ -113,8 +130,8 @@ class SettingsDialog(QDialog):
             self.encoder_weights.setText(path)
 
     def restore_defaults(self) -> None:
-        """Back to TrainConfig's defaults."""
-        self.load(self._defaults)
+        """Back to TrainConfig's defaults (batch, crop and decoder automatic)."""
+        self.load({})
 
     def values(self) -> dict[str, Any]:
         """The settings as plain JSON data (what the project stores)."""
@@ -130,8 +147,9 @@ class SettingsDialog(QDialog):
             "steps": self.steps.value() or None,
             "minutes": self.minutes.value() or None,
             "lr": self.lr.value(),
-            "batch_size": self.batch_size.value(),
-            "crop": self.crop.value(),
+            "batch_size": self.batch_size.value() or None,
+            "crop": self.crop.value() or None,
+            "decoder": self.decoder.currentData(),
             "device": self.device.currentText(),
             "fine_tune": self.fine_tune.isChecked(),
         }
