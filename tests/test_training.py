@@ -201,7 +201,10 @@ def test_step_budget_stops_mid_epoch_and_saves(squares: tuple[list, list], tmp_p
     # 16 images / batch 4 = 4 steps per epoch: one whole epoch and 2 steps of the next.
     assert result.steps == 6 and result.stopped_by == "steps" and not result.cancelled
     assert result.epochs_done == 1 and [h["steps"] for h in result.history] == [4, 2]
-    assert reports[-1].total == 6 and read_meta(out).train["steps"] == 6
+    assert reports[-1].total == 6
+    # The checkpoint is the best validation's: after step 6 if it improved on step 4's.
+    improved = result.history[1]["val_miou"] > result.history[0]["val_miou"]
+    assert read_meta(out).train["steps"] == (6 if improved else 4)
     # With epochs as well, the first budget reached stops the run.
     both = train(_config(steps=100, epochs=1), SCHEMA, squares[0], squares[1], tmp_path / "b.safetensors")
     assert both.steps == 4 and both.stopped_by == "epochs"
@@ -366,3 +369,38 @@ def test_full_decoder_is_smp_default_and_slim_is_refused_for_other_archs(squares
         TrainConfig(arch="fpn", decoder="slim")
     with pytest.raises(WorkbenchError, match="--decoder must be one of full, slim"):
         TrainConfig(decoder="tiny")
+
+
+def test_one_step_epochs_validate_every_few_steps_and_after_the_last(squares: tuple[list, list],
+                                                                     tmp_path: Path) -> None:
+    from workbench.ml.training import VAL_EVERY_STEPS
+
+    # 16 images in batches of 16: one step per epoch.
+    result = train(_config(epochs=10, batch_size=16), SCHEMA, squares[0], squares[1], tmp_path / "v.safetensors")
+    epochs = [h["epoch"] for h in result.history]
+    assert epochs == [1, *range(VAL_EVERY_STEPS, 10, VAL_EVERY_STEPS), 10]
+    assert sum(h["steps"] for h in result.history) == result.steps == 10 and result.epochs_done == 10
+
+
+def test_short_fresh_runs_speed_up_batchnorm_statistics(squares: tuple[list, list], tmp_path: Path) -> None:
+    from workbench.ml.training import BN_FAST_MAX, _Trainer as Trainer
+
+    seen: list[float] = []
+    real = Trainer._fast_bn_statistics
+
+    def spy(self, model):
+        real(self, model)
+        seen.extend(m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+    try:
+        Trainer._fast_bn_statistics = spy
+        train(_config(steps=40), SCHEMA, squares[0], squares[1], tmp_path / "a.safetensors")
+        assert seen and set(seen) == {min(BN_FAST_MAX, 10 / 40)}
+        seen.clear()
+        train(_config(steps=4), SCHEMA, squares[0], squares[1], tmp_path / "b.safetensors")
+        assert set(seen) == {BN_FAST_MAX}
+        seen.clear()
+        train(_config(steps=200, epochs=1), SCHEMA, squares[0], squares[1], tmp_path / "c.safetensors")
+        assert set(seen) == {BN_FAST_MAX}   # the epoch budget ends it at 4 steps: 10 / 4 capped
+    finally:
+        Trainer._fast_bn_statistics = real

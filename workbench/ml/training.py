@@ -65,6 +65,17 @@ useful model"). Early stopping is not automatic: with one step per epoch, a pati
 ended a 256-pixel run at step 9, on the plateau its val mIoU sits on before it climbs."""
 SMALL_SET_CROP = 192
 
+BN_FAST_STEPS = 100
+BN_FAST_MAX = 0.5
+"""Fresh runs of fewer than BN_FAST_STEPS steps set BatchNorm momentum to 10 / steps (at most
+BN_FAST_MAX) so the running statistics validation uses keep up (``Trainer._fast_bn_statistics``)."""
+
+VAL_EVERY_STEPS = 4
+"""Validate at most every this many optimizer steps when epochs are shorter (whole epochs:
+every ceil(VAL_EVERY_STEPS / steps per epoch) epochs), and after the last epoch. One
+validation of the sample project's 6 val images cost about two training steps; validating
+each one-step epoch took 2/3 of a first Retrain (BENCHMARKS.md, "First useful model")."""
+
 FINETUNE_LR_SCALE = 0.2
 """A fine-tuning run starts from ``lr * FINETUNE_LR_SCALE`` unless ``finetune_lr`` is given:
 the parent is already near a minimum, and the full fresh-start rate knocked it out of it
@@ -528,10 +539,17 @@ class _Trainer:
         amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
         self.warmup = self._warmup_steps()
         self.freeze_bn = cfg.freeze_bn if cfg.freeze_bn is not None else self.fine_tuning
+        self._fast_bn_statistics(model)
         if self.fine_tuning:
             self.notes.append(f"fine-tuning from learning rate {peak_lr:g} with a {self.warmup}-step warm-up"
                               + ("; BatchNorm statistics kept from the parent" if self.freeze_bn else ""))
         since_best = 0
+        # Epochs of one or two steps (a small project) would spend most of the run validating
+        # (on the sample project one validation costs ~2 training steps): validate every
+        # val_every epochs, and always after the last one.
+        val_every = max(1, math.ceil(VAL_EVERY_STEPS / max(1, steps_per_epoch)))
+        steps_unscored, epochs_done = 0, 0
+        loss_sum, loss_n = 0.0, 0
 
         self.history: list[dict] = []
         best: float | None = None
@@ -551,7 +569,7 @@ class _Trainer:
             if sampler is not None:
                 sampler.set_epoch(epoch)
             self._train_mode(model)
-            loss_sum, loss_n, images_seen = 0.0, 0, 0
+            images_seen = 0   # (loss_sum, loss_n run until the next validation records them)
             t_epoch = time.monotonic()
             stop_code = 0
             batches = self._batches(train_loader)
@@ -612,19 +630,27 @@ class _Trainer:
                 # Stopped at an epoch boundary with a checkpoint already saved: nothing new to score.
                 stopped_by = _STOP_NAMES[stop_code]
                 break
+            steps_unscored += step
+            if not stop_code:
+                epochs_done += 1
+            last = (epoch >= max_epochs or stop_code
+                    or (cfg.steps is not None and self.global_step >= cfg.steps))
+            if saved and not last and epoch % val_every:
+                continue   # a short epoch: validate every val_every epochs (see VAL_EVERY_STEPS)
             self._report("validating", phase="validate", epoch=epoch, epochs=cfg.epochs or 0)
             t_val = time.monotonic()
             ctx.broadcast_buffers(net)
             scores = self._validate(net, amp)
             val_time_est = time.monotonic() - t_val
             mean_loss = ctx.mean_float(loss_sum / loss_n if loss_n else 0.0) if (loss_n or ctx.enabled) else None
-            record = {"epoch": epoch, "steps": step, "loss": mean_loss, "val_miou": scores.miou,
+            record = {"epoch": epoch, "steps": steps_unscored, "loss": mean_loss, "val_miou": scores.miou,
                       "val_pixel_accuracy": scores.pixel_accuracy, "time_s": round(self._elapsed(), 2),
                       # CPU seconds of this process: on a shared machine the wall time measures the
                       # load, this measures the run (benchmarks/bench_first_model.py).
                       "cpu_s": round(time.process_time() - self.cpu_start, 2),
                       "lr": optimizer.param_groups[0]["lr"], "partial": bool(stop_code)}
             self.history.append(record)
+            steps_unscored, loss_sum, loss_n = 0, 0.0, 0
             miou = scores.miou if scores.miou is not None else 0.0
             if best is None or miou > best or not saved:
                 since_best = 0
@@ -658,7 +684,7 @@ class _Trainer:
         self._report("done", phase="done", epoch=epoch, epochs=cfg.epochs or 0,
                      best_miou=best)
         return TrainResult(self.out_path, best, self.history, cancelled=stopped_by == "cancel",
-                           epochs_done=sum(1 for h in self.history if not h["partial"]),
+                           epochs_done=epochs_done,
                            stopped_by=stopped_by, steps=self.global_step, notes=list(self.notes))
 
     def _peak_lr(self) -> float:
@@ -690,6 +716,23 @@ class _Trainer:
             return low + (peak - low) * 0.5 * (1 + math.cos(math.pi * t))
         warm = min(1.0, (self.global_step + 1) / self.warmup)
         return peak * warm * (1.0 - frac) ** 0.9
+
+    def _fast_bn_statistics(self, model: torch.nn.Module) -> None:
+        """A short run from scratch: BatchNorm running statistics that keep up with the weights.
+
+        Validation (and the saved model) normalise with the running averages; at PyTorch's
+        momentum of 0.1 they still hold ~30 % of their initial (0, 1) after 12 steps, so a
+        30-step first model predicted one class on val for its first dozen steps whatever it
+        had learnt (BENCHMARKS.md, "First useful model"). Runs of fewer than BN_FAST_STEPS
+        steps use momentum 10 / steps (at most BN_FAST_MAX); longer ones keep 0.1.
+        """
+        total = self.total_steps
+        if self.fine_tuning or not total or total >= BN_FAST_STEPS:
+            return
+        momentum = min(BN_FAST_MAX, 10.0 / total)
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = momentum
 
     def _train_mode(self, model: torch.nn.Module) -> None:
         """Training mode; with ``freeze_bn`` the BatchNorm layers keep their running statistics.
