@@ -330,13 +330,21 @@ def test_small_training_sets_get_smaller_crops(squares: tuple[list, list],
     from workbench.ml.training import SMALL_SET_CROP
 
     result = train(_config(epochs=1, crop=None), SCHEMA, squares[0], squares[1], tmp_path / "s.safetensors")
-    assert any(f"small training set (16 images): {SMALL_SET_CROP}-pixel crops" in n for n in result.notes)
+    assert any(f"small training set (16 images): {SMALL_SET_CROP}-pixel crops, slim decoder" in n
+               for n in result.notes)
+    assert read_meta(result.checkpoint).decoder_channels is not None
     meta = read_meta(result.checkpoint)
     assert meta.train["crop"] == SMALL_SET_CROP and meta.train["patience"] is None  # no automatic early stop
     # What the user set stays.
-    kept = train(_config(epochs=1, crop=64, patience=3), SCHEMA, squares[0], squares[1], tmp_path / "k.safetensors")
+    kept = train(_config(epochs=1, crop=64, patience=3, decoder="full"), SCHEMA, squares[0], squares[1], tmp_path / "k.safetensors")
     assert not any("small training set" in n for n in kept.notes)
     assert read_meta(kept.checkpoint).train["crop"] == 64
+    assert read_meta(kept.checkpoint).decoder_channels is None
+    # No budget given: 20 epochs instead of 30.
+    from workbench.ml.training import SMALL_SET_EPOCHS
+
+    few = train(_config(crop=64, batch_size=16), SCHEMA, squares[0], squares[1], tmp_path / "e.safetensors")
+    assert few.epochs_done == SMALL_SET_EPOCHS and any(f"{SMALL_SET_EPOCHS} epochs" in n for n in few.notes)
 
 
 # ----- slim U-Net decoder -----------------------------------------------------------------------
