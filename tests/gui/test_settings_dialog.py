@@ -49,6 +49,7 @@ def test_batch_crop_and_decoder_stay_automatic_unless_set(qtbot) -> None:
     qtbot.addWidget(dialog)
     values = dialog.values()
     assert values["crop"] is None and values["batch_size"] is None and values["decoder"] is None
+    assert values["epochs"] is None   # 30, or 20 for a small project: the trainer decides
     assert dialog.crop.text().startswith("(automatic: ")
     dialog.crop.setValue(320)
     dialog.decoder.setCurrentIndex(dialog.decoder.findData("slim"))

@@ -47,7 +47,11 @@ class SettingsDialog(QDialog):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.encoder_weights, 1)
         row.addWidget(self.browse_weights)
-        self.epochs = QSpinBox(minimum=0, maximum=10000, specialValueText="(by time)")
+        from workbench.ml.training import DEFAULT_EPOCHS, SMALL_SET_CROP, SMALL_SET_EPOCHS, SMALL_SET_IMAGES
+
+        self.epochs = QSpinBox(minimum=0, maximum=10000,
+                               specialValueText=f"(automatic: {DEFAULT_EPOCHS}; {SMALL_SET_EPOCHS} for up to "
+                                                f"{SMALL_SET_IMAGES} images; none with steps or minutes)")
         self.steps = QSpinBox(minimum=0, maximum=10_000_000, specialValueText="(no limit)")
         self.steps.setToolTip("Optimizer-step budget (one step = one batch); the first of epochs, steps "
                               "and minutes reached stops the run.")
@@ -56,15 +60,14 @@ class SettingsDialog(QDialog):
         # Batch, crop and decoder default to "automatic" (None): the trainer's recipe for the
         # device, which also shrinks the crop for small projects. Storing the recipe's
         # numbers instead would turn that off for good the first time the dialog is saved.
-        from workbench.ml.training import SMALL_SET_CROP, SMALL_SET_IMAGES
-
         d = self._defaults
         self.batch_size = QSpinBox(minimum=0, maximum=1024, specialValueText=f"(automatic: {d.get('batch_size')})")
         self.crop = QSpinBox(minimum=0, maximum=4096, singleStep=32,
                              specialValueText=f"(automatic: {d.get('crop')}; {SMALL_SET_CROP} on a CPU for "
                                               f"up to {SMALL_SET_IMAGES} images)")
         self.decoder = QComboBox()
-        self.decoder.addItem(f"(automatic: {d.get('decoder') or 'full'})", None)
+        self.decoder.addItem(f"(automatic: {d.get('decoder') or 'full'}; slim on a CPU for up to "
+                             f"{SMALL_SET_IMAGES} images)", None)
         self.decoder.addItem("full (smp's widths 256..16)", "full")
         self.decoder.addItem("slim (half the widths: faster on a CPU)", "slim")
         self.decoder.setToolTip("U-Net decoder widths (the same as --decoder); a fine-tune keeps its parent's.")
@@ -110,7 +113,8 @@ class SettingsDialog(QDialog):
         else:
             self.encoder.setEditText(str(enc))
         self.encoder_weights.setText(pick("encoder_weights", (str,), "") or "")
-        self.epochs.setValue(int(pick("epochs", (int,), 0)))
+        epochs = s.get("epochs")
+        self.epochs.setValue(epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0)
         self.steps.setValue(int(pick("steps", (int,), 0)))
         self.minutes.setValue(float(pick("minutes", (int, float), 0.0)))
         self.lr.setValue(float(pick("lr", (int, float), 1e-3)))

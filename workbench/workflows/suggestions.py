@@ -30,6 +30,8 @@ DEFAULT_SPREAD = 2.0           # "similar" = closer than this many typical neare
 STRATEGIES = ("diverse", "uncertain", "random")
 RARITY_POWER = 0.5             # rarity weight = (median class share / class share) ** this
 RARITY_CAP = 4.0               # ... clipped to [1/cap, cap]; classes not labelled yet get cap
+DEFAULT_BALANCED = False       # class-balanced uncertainty in "diverse" (bench_suggestions.py decides)
+DEFAULT_DENSITY_POWER = 0.0    # information-density weight in "diverse" (bench_suggestions.py decides)
 
 
 def descriptor(image: np.ndarray) -> np.ndarray:
@@ -170,6 +172,21 @@ def uncertain_regions(uncertainty_map: np.ndarray, *, top: int = 3, threshold: f
     return sorted(out, key=lambda r: -r.score)[:top]
 
 
+def _labelled_rarity(project: Project, labelled: Sequence[Any], cancel: CancelToken | None) -> np.ndarray:
+    """``rarity_weights`` of the pixels people labelled in ``labelled`` (unreadable labels skipped)."""
+    k = project.schema.num_classes
+    counts = np.zeros(k, np.int64)
+    for r in labelled:
+        check(cancel)
+        try:
+            mask = project.read_label(r.id)
+        except WorkbenchError:
+            continue
+        if mask is not None:
+            counts += np.bincount(mask[mask < k].ravel(), minlength=k)[:k]
+    return rarity_weights(counts)
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """One image to label next, why, and where to start."""
@@ -192,10 +209,15 @@ class SuggestOutcome:
 
 def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse",
                    spread: float = DEFAULT_SPREAD, seed: int = 0, device: Any = "auto",
+                   balanced: bool = DEFAULT_BALANCED, density_power: float = DEFAULT_DENSITY_POWER,
                    on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> SuggestOutcome:
     """The next ``count`` train images to label (without a person's label), by ``strategy``.
 
     Uses the current model's predictions (made and cached where missing, as Predict all).
+    "diverse" scores each image by its uncertainty (class-balanced when ``balanced``: each
+    pixel's uncertainty weighted by the rarity of its predicted class among the labelled
+    pixels), times ``density`` ** ``density_power``, and picks at most one per stretch of
+    similar frames.
     """
     from workbench.workflows.prediction import PredictorSlot, predict_image, resolve_version
 
@@ -210,6 +232,7 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
     if not cands:
         raise WorkbenchError("every train image already has a person's label: nothing to suggest")
     slot = PredictorSlot(device)
+    weights = _labelled_rarity(project, labelled, cancel) if (balanced and strategy == "diverse") else None
     unc: dict[int, float] = {}
     conf_maps: dict[int, np.ndarray | None] = {}
     desc: dict[int, np.ndarray] = {}
@@ -223,7 +246,9 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
             image = project.read_image(r.id)
         except WorkbenchError:
             continue   # an unreadable image is not suggested (Predict all names it)
-        if res.uncertainty is None and res.confidence is not None:
+        if weights is not None and res.confidence is not None:
+            u = balanced_uncertainty(res.mask, 1.0 - res.confidence, weights)
+        elif res.uncertainty is None and res.confidence is not None:
             u = float(np.mean(1.0 - res.confidence))
         else:
             u = float(res.uncertainty or 0.0)
@@ -239,7 +264,7 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
         except WorkbenchError:
             continue
     if strategy == "diverse":
-        picks = select_diverse(unc, desc, count, labelled=lab_desc, spread=spread)
+        picks = select_diverse(unc, desc, count, labelled=lab_desc, spread=spread, density_power=density_power)
     elif strategy == "uncertain":
         picks = select_uncertain(unc, count)
     else:
