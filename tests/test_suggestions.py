@@ -136,6 +136,8 @@ def test_suggest_images_picks_one_frame_per_scene(tmp_path: Path):
         scenes = sorted(int(s.name[5:9]) // 5 for s in out.suggestions)
         assert scenes == [0, 1], [s.name for s in out.suggestions]
         assert out.candidates == 10 and out.version == 1
+        weighted = suggest_images(project, count=2, device="cpu", balanced=True, density_power=1.0)
+        assert sorted(int(s.name[5:9]) // 5 for s in weighted.suggestions) == [0, 1]
         plain = suggest_images(project, count=2, strategy="uncertain", device="cpu")
         assert len(plain.suggestions) == 2
         with pytest.raises(WorkbenchError, match="unknown strategy"):
@@ -148,7 +150,8 @@ def test_cli_suggest(tmp_path: Path, capsys):
     from workbench.cli import main
 
     folder = video_project(tmp_path)
-    assert main(["suggest", str(folder), "--count", "2", "--json", "--device", "cpu"]) == 0
+    assert main(["suggest", str(folder), "--count", "2", "--json", "--device", "cpu", "--balanced",
+                 "--density", "1"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["suggestions"]) == 2 and data["strategy"] == "diverse"
     empty = tmp_path / "none"

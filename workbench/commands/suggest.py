@@ -23,6 +23,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="diverse (default), uncertain (plain most-uncertain), random")
     p.add_argument("--spread", type=float, default=2.0,
                    help="how different two picks must be, in typical near-duplicate distances (default 2)")
+    p.add_argument("--balanced", action="store_true",
+                   help="diverse: weight each pixel's uncertainty by how rare its predicted class is among "
+                        "the labelled pixels (favours images showing classes few labels cover)")
+    p.add_argument("--density", type=float, default=0.0, metavar="P",
+                   help="diverse: weight each image by how typical it is of the collection, ** P "
+                        "(default 0 = off; favours images like many others over outliers)")
     p.add_argument("--device", help="cpu, cuda, mps (default auto)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -37,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     with Project.open(args.project, state_dir=args.state_dir) as project:
         with progress_bar("suggest", unit="image") as bar:
             out = suggest_images(project, count=args.count, strategy=args.strategy, spread=args.spread,
+                                 balanced=args.balanced, density_power=args.density,
                                  device=args.device or "auto", on_progress=bar)
     if args.json:
         print(json.dumps({"version": out.version, "strategy": out.strategy, "candidates": out.candidates,
