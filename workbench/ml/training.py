@@ -43,10 +43,10 @@ DEFAULT_EPOCHS = 30
 # docs/decisions/0007-cpu-training-recipe.md.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 8, "crop": 256, "class_weights": True,
                               "class_weight_power": 0.5, "scale": (0.75, 1.25), "color_jitter": 0.0,
-                              "schedule": "poly", "loss": "ce"}
+                              "schedule": "poly", "loss": "ce", "decoder": "full"}
 GPU_RECIPE: dict[str, Any] = {"batch_size": 16, "crop": 512, "class_weights": False,
                               "class_weight_power": 0.5, "scale": (0.5, 2.0), "color_jitter": 0.2,
-                              "schedule": "poly", "loss": "ce"}
+                              "schedule": "poly", "loss": "ce", "decoder": "full"}
 
 SCHEDULES = ("poly", "onecycle")
 """LR schedules: linear warm-up then polynomial decay (0.9) to 0; or one-cycle (warm-up
@@ -244,6 +244,8 @@ class TrainConfig:
         """A copy with every unset setting filled from the device's recipe."""
         recipe = CPU_RECIPE if device.type == "cpu" else GPU_RECIPE
         changes = {k: v for k, v in recipe.items() if getattr(self, k) is None}
+        if changes.get("decoder") == "slim" and decoder_channels(self.arch, "slim") is None:
+            changes["decoder"] = "full"   # only U-Nets have decoder widths to slim
         if self.epochs is None and self.minutes is None and self.steps is None:
             changes["epochs"] = DEFAULT_EPOCHS
         return dataclasses.replace(self, **changes)
