@@ -279,7 +279,8 @@ def test_overlay_controls(window, qtbot) -> None:
 def test_settings_dialog_stores_training_settings(window) -> None:
     window.model_actions.edit_settings()
     dialog = window.model_actions.dialog
-    assert dialog.crop.value() == 256 and dialog.batch_size.value() == 8   # TrainConfig's CPU recipe
+    # automatic (the trainer's recipe for the device, e.g. "(automatic: 256; ...)") until set
+    assert dialog.crop.value() == 0 and dialog.batch_size.value() == 0 and "256" in dialog.crop.text()
     dialog.epochs.setValue(3)
     dialog.crop.setValue(128)
     dialog.accept()
@@ -288,7 +289,7 @@ def test_settings_dialog_stores_training_settings(window) -> None:
     window.model_actions.edit_settings()
     assert window.model_actions.dialog.epochs.value() == 3
     window.model_actions.dialog.restore_defaults()
-    assert window.model_actions.dialog.crop.value() == 256
+    assert window.model_actions.dialog.crop.value() == 0 and window.model_actions.dialog.values()["crop"] is None
     window.model_actions.dialog.reject()
 
 

@@ -30,6 +30,8 @@ from workbench.workflows.model_kinds import unet_base
 SETTINGS_KEY = "training"
 SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers",
                   "steps", "encoder_weights", "decoder")
+AUTOMATIC_FIELDS = ("batch_size", "crop", "decoder", "epochs")
+"""Settings left to the trainer unless a person sets them (see ``training_settings``)."""
 SNAPSHOT_DIR = "training-snapshot"
 
 # Expected JSON types of the stored settings (checked before a run: a hand-edited
@@ -80,8 +82,13 @@ def _stored(project: Project) -> dict[str, Any]:
 
 
 def training_settings(project: Project) -> dict[str, Any]:
-    """The stored training settings over the defaults (a wrongly typed stored value shows the default)."""
+    """The stored training settings over the defaults (a wrongly typed stored value shows the default).
+
+    Settings the trainer chooses per project (batch, crop, decoder, epochs: smaller for
+    small projects) stay None ("automatic") unless stored, so saving the dialog does not pin them.
+    """
     out = training_defaults()
+    out.update({key: None for key in AUTOMATIC_FIELDS})
     try:
         saved = _stored(project)
     except WorkbenchError:
