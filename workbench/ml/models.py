@@ -75,10 +75,10 @@ def check_decoder_channels(arch: str, channels: object) -> tuple[int, ...] | Non
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise WorkbenchError(f"--decoder-channels must be 5 widths from 4 to 1024, deepest first "
+        raise WorkbenchError(f"U-Net decoder widths must be 5 numbers from 4 to 1024, deepest first "
                              f"(e.g. 128,64,32,16,16), got {channels!r}")
     if resolve_arch(arch) not in DECODER_ARCHS:
-        raise WorkbenchError(f"--decoder-channels applies to unet and unetplusplus, not {arch}")
+        raise WorkbenchError(f"decoder widths (--decoder) apply to unet and unetplusplus, not {arch}")
     return widths
 
 
