@@ -412,3 +412,40 @@ def test_short_fresh_runs_speed_up_batchnorm_statistics(squares: tuple[list, lis
         assert set(seen) == {BN_FAST_MAX}   # the epoch budget ends it at 4 steps: 10 / 4 capped
     finally:
         Trainer._fast_bn_statistics = real
+
+
+def test_long_epochs_skip_validations_that_would_cost_more_than_their_share(squares: tuple[list, list],
+                                                                            tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.ml.training as T
+
+    # 16 images in batches of 4: 4 steps per epoch, counted as "long" here.
+    monkeypatch.setattr(T, "VAL_SHARE_MIN_STEPS", 4)
+    monkeypatch.setattr(T, "VAL_MAX_SHARE", 0.0)        # any validation costs too much: first and last only
+    few = train(_config(epochs=4), SCHEMA, squares[0], squares[1], tmp_path / "few.safetensors")
+    assert [h["epoch"] for h in few.history] == [1, 4]
+    assert [h["steps"] for h in few.history] == [4, 12] and few.epochs_done == 4
+    monkeypatch.setattr(T, "VAL_MAX_SHARE", 1.0)        # never too much: every epoch
+    every = train(_config(epochs=4), SCHEMA, squares[0], squares[1], tmp_path / "every.safetensors")
+    assert [h["epoch"] for h in every.history] == [1, 2, 3, 4]
+    monkeypatch.setattr(T, "VAL_MAX_SHARE", 0.0)
+    monkeypatch.setattr(T, "VAL_SHARE_MIN_STEPS", 5)    # epochs shorter than that keep validating each epoch
+    short = train(_config(epochs=3), SCHEMA, squares[0], squares[1], tmp_path / "short.safetensors")
+    assert [h["epoch"] for h in short.history] == [1, 2, 3]
+
+
+def test_cpu_training_runs_channels_last(squares: tuple[list, list], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.ml.training as T
+
+    layouts: list[bool] = []
+    real = T._Trainer._step
+
+    def spy(self, model, criterion, optimizer, images, targets, amp):
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        layouts.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+        return real(self, model, criterion, optimizer, images, targets, amp)
+
+    monkeypatch.setattr(T._Trainer, "_step", spy)
+    train(_config(steps=2), SCHEMA, squares[0], squares[1], tmp_path / "cl.safetensors")
+    assert layouts == [True, True]

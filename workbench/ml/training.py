@@ -80,6 +80,16 @@ every ceil(VAL_EVERY_STEPS / steps per epoch) epochs), and after the last epoch.
 validation of the sample project's 6 val images cost about two training steps; validating
 each one-step epoch took 2/3 of a first Retrain (BENCHMARKS.md, "First useful model")."""
 
+VAL_MAX_SHARE = 0.1
+VAL_SHARE_MIN_STEPS = 16
+"""With epochs of at least VAL_SHARE_MIN_STEPS steps (a CamVid-sized project), an epoch's
+validation is skipped while it would take more than VAL_MAX_SHARE of the training time since
+the last one (the last epoch is always validated). On CamVid with 2 CPU cores one validation
+of the 101 val images costs ~15 s against ~60 s of training per epoch: validating every
+epoch spent a fifth of a 20-minute run scoring early epochs that are never the best
+(BENCHMARKS.md, recipe trials). Smaller projects keep VAL_EVERY_STEPS: their Retrains are
+short and tuned to it."""
+
 FINETUNE_LR_SCALE = 0.2
 """A fine-tuning run starts from ``lr * FINETUNE_LR_SCALE`` unless ``finetune_lr`` is given:
 the parent is already near a minimum, and the full fresh-start rate knocked it out of it
@@ -532,7 +542,10 @@ class _Trainer:
         self.std = tuple(init_meta.std) if init_meta is not None else _imagenet()[1]
         self.arch, self.encoder = arch, encoder
         model = model.to(dev)
-        if dev.type == "cuda":
+        if dev.type in ("cuda", "cpu"):
+            # NHWC: on the 2-core CPU box a U-Net/resnet18 step of 8 x 256² takes 1.3 s against
+            # 1.7 s in NCHW, and validation 0.58 s against 0.88 s per 4 x 384 x 480 (resnet18,
+            # mobilenet_v2 and efficientnet-b0 all gain; BENCHMARKS.md, recipe trials).
             model = model.to(memory_format=torch.channels_last)
         net = model
         if ctx.enabled:
@@ -577,6 +590,7 @@ class _Trainer:
         train_px = 0
         train_time = 0.0
         val_time_est: float | None = None
+        train_time_at_val = 0.0
         epoch = 0
         for note in self.notes:
             self._report(note, phase="setup")
@@ -654,11 +668,15 @@ class _Trainer:
                     or (cfg.steps is not None and self.global_step >= cfg.steps))
             if saved and not last and epoch % val_every:
                 continue   # a short epoch: validate every val_every epochs (see VAL_EVERY_STEPS)
+            if (saved and not last and steps_per_epoch >= VAL_SHARE_MIN_STEPS and val_time_est is not None
+                    and val_time_est > VAL_MAX_SHARE * (train_time - train_time_at_val + val_time_est)):
+                continue   # validation would take more than VAL_MAX_SHARE of the time: next epoch
             self._report("validating", phase="validate", epoch=epoch, epochs=cfg.epochs or 0)
             t_val = time.monotonic()
             ctx.broadcast_buffers(net)
             scores = self._validate(net, amp)
             val_time_est = time.monotonic() - t_val
+            train_time_at_val = train_time
             mean_loss = ctx.mean_float(loss_sum / loss_n if loss_n else 0.0) if (loss_n or ctx.enabled) else None
             record = {"epoch": epoch, "steps": steps_unscored, "loss": mean_loss, "val_miou": scores.miou,
                       "val_pixel_accuracy": scores.pixel_accuracy, "time_s": round(self._elapsed(), 2),
@@ -802,7 +820,7 @@ class _Trainer:
               images: torch.Tensor, targets: torch.Tensor, amp: bool) -> float:
         dev = self.device
         x = D.normalise(images.to(dev, non_blocking=True), self.mean, self.std)
-        if dev.type == "cuda":
+        if dev.type in ("cuda", "cpu"):
             x = x.contiguous(memory_format=torch.channels_last)
         y = targets.to(dev, non_blocking=True)
         ctxm = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
@@ -825,7 +843,7 @@ class _Trainer:
         try:
             for images, targets in self._batches(self.val_loader):
                 x = D.normalise(images.to(self.device), self.mean, self.std)
-                if self.device.type == "cuda":
+                if self.device.type in ("cuda", "cpu"):
                     x = x.contiguous(memory_format=torch.channels_last)
                 with ctxm:
                     pred = net(x).argmax(1).to(torch.uint8).cpu().numpy()
