@@ -36,7 +36,7 @@ import torch
 from workbench.metrics import ConfusionMatrix
 from workbench.ml.models import ModelConfig, build_model
 from workbench.workflows.suggestions import (balanced_uncertainty, descriptor, rarity_weights, select_diverse,
-                                             select_uncertain)
+                                             select_regions, select_uncertain, tile_box, tile_uncertainty)
 
 from camvid_bench import K, VOID, load, to_tensor, train_step  # benchmarks/camvid_bench.py
 
@@ -81,11 +81,20 @@ def predict(model, imgs, batch=8):
     return np.concatenate(out), np.array(unc), np.concatenate(maps)
 
 
-def pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, rng, k=4):
-    """The ``k`` pool images ``strategy`` picks next."""
+def pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, rng, k=4, grid=(4, 4), per_image=4):
+    """What ``strategy`` asks to be labelled next: ``k`` whole pool images (a list of ids), or
+    for the region strategies as many pixels in tiles (a dict id -> tiles (row, col))."""
+    n_tiles, n_images = k * grid[0] * grid[1], -(-k * grid[0] * grid[1] // per_image)
     if strategy == "random":
         return [pool[j] for j in rng.permutation(len(pool))[:k]]
+    if strategy == "random-regions":
+        tiles = [(r, c) for r in range(grid[0]) for c in range(grid[1])]
+        return {pool[j]: [tiles[t] for t in rng.permutation(len(tiles))[:per_image]]
+                for j in rng.permutation(len(pool))[:n_images]}
     masks, unc, maps = predict(model, tr_imgs[pool])
+    if strategy == "regions":
+        t = {i: tile_uncertainty(e, grid) for i, e in zip(pool, maps)}
+        return select_regions(t, desc, n_tiles, per_image=per_image, labelled=[desc[i] for i in labelled])
     if strategy.startswith("balanced"):
         w = rarity_weights(counts_of(tr_masks, labelled))
         u = {i: balanced_uncertainty(m, e, w) for i, m, e in zip(pool, masks, maps)}
@@ -132,19 +141,34 @@ def run(args):
         for strategy in args.strategies:
             model = build_model(ModelConfig(encoder=args.encoder), K)
             model.load_state_dict(state0)
-            labelled = list(start)
+            labelled = list(start)          # images with any labelled pixel
+            lab = np.full_like(tr_masks, VOID)   # what the annotator has labelled (void elsewhere)
+            lab[start] = tr_masks[start]
             srng = np.random.default_rng(1000 + seed)
             curve = [{"labelled": 4, "miou": m0}]
             for r in range(args.rounds):
                 pool = [i for i in range(len(tr_imgs)) if i not in labelled]
-                picks = pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, srng)
+                picks = pick(strategy, model, tr_imgs, lab, desc, pool, labelled, srng,
+                             grid=tuple(args.grid), per_image=args.tiles_per_image)
+                if isinstance(picks, dict):       # regions: label the picked tiles only
+                    for i, tiles in picks.items():
+                        for tile in tiles:
+                            y0, x0, y1, x1 = tile_box(tr_masks.shape[1:3], tuple(args.grid), tile)
+                            lab[i, y0:y1, x0:x1] = tr_masks[i, y0:y1, x0:x1]
+                    picks = list(picks)
+                else:
+                    lab[picks] = tr_masks[picks]
                 labelled += picks
-                train_steps(model, tr_imgs, tr_masks, labelled, args.steps, np.random.default_rng(seed * 100 + r),
+                train_steps(model, tr_imgs, lab, labelled, args.steps, np.random.default_rng(seed * 100 + r),
                             power=args.class_weight_power)
                 m = miou(predict(model, va_imgs)[0], va_masks)
-                curve.append({"labelled": len(labelled), "miou": m, "picked": [tr_names[i] for i in picks]})
-                print(f"seed {seed} {strategy:9s} round {r + 1}: {len(labelled)} labelled, val mIoU {m:.4f} "
-                      f"picked {[tr_names[i] for i in picks]} ({time.time() - t0:.0f}s)", flush=True)
+                # "labelled" counts images' worth of labelled tile area, equal for every strategy
+                worth = float((lab != VOID).sum() / max(1, (tr_masks != VOID).sum()) * len(tr_masks))
+                area = 4 + (r + 1) * 4
+                curve.append({"labelled": area, "labelled_pixels_in_images": round(worth, 2), "miou": m,
+                              "picked": [tr_names[i] for i in picks]})
+                print(f"seed {seed} {strategy:14s} round {r + 1}: {area} images' worth ({len(labelled)} images), "
+                      f"val mIoU {m:.4f} ({time.time() - t0:.0f}s)", flush=True)
             results["runs"].append({"seed": seed, "strategy": strategy, "curve": curve})
             Path(args.out).write_text(json.dumps(results, indent=1))
     results["seconds"] = time.time() - t0
@@ -152,7 +176,8 @@ def run(args):
     table(results)
 
 
-ALL_STRATEGIES = ["random", "uncertain", "diverse", "balanced", "dense", "balanced-dense"]
+ALL_STRATEGIES = ["random", "uncertain", "diverse", "balanced", "dense", "balanced-dense", "random-regions",
+                  "regions"]
 
 
 def table(results):
@@ -203,6 +228,11 @@ if __name__ == "__main__":
     ap.add_argument("--strategies", nargs="+", default=["random", "uncertain", "diverse"], choices=ALL_STRATEGIES)
     ap.add_argument("--class-weight-power", type=float, default=0.5,
                     help="training class weights = median-frequency ** P of the labelled pixels (0 = plain CE)")
+    ap.add_argument("--grid", type=int, nargs=2, default=[4, 4], metavar=("ROWS", "COLS"),
+                    help="tile grid of the region strategies")
+    ap.add_argument("--tiles-per-image", type=int, default=4,
+                    help="region strategies: tiles labelled per picked image (a round labels as many tiles as "
+                         "4 whole images hold, over more images)")
     ap.add_argument("--out", default="/tmp/issue13/bench_suggestions.json")
     ap.add_argument("--table", nargs="+", help="print the table of one or more results files (runs merged) and exit")
     a = ap.parse_args()

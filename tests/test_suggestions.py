@@ -10,7 +10,8 @@ from PIL import Image
 
 from workbench.errors import WorkbenchError
 from workbench.workflows.suggestions import (RARITY_CAP, balanced_uncertainty, density, descriptor, rarity_weights,
-                                             select_diverse, select_uncertain, typical_distance, uncertain_regions)
+                                             select_diverse, select_regions, select_uncertain, tile_box, tile_uncertainty,
+                                             typical_distance, uncertain_regions)
 
 
 def stretches(seed: int = 0) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, str]]:
@@ -65,6 +66,38 @@ def test_uncertain_regions_are_ranked_by_how_much_there_is_to_fix():
     big, small = regions
     assert big.box[0] <= 50 <= big.box[2] and small.box[0] <= 10 <= small.box[2]
     assert big.score > small.score
+
+
+def test_tiles_score_their_own_pixels_and_boxes_cover_the_image_once():
+    u = np.zeros((90, 120), np.float32)
+    u[:45, 60:] = 1.0                               # the top-right quarter is unsure
+    t = tile_uncertainty(u, (2, 2))
+    assert t.shape == (2, 2) and t[0, 1] == pytest.approx(1.0) and t[[0, 1, 1], [0, 0, 1]].max() == 0
+    cover = np.zeros((91, 121), np.int32)           # odd sizes: tiles still cover every pixel once
+    for r in range(3):
+        for c in range(4):
+            y0, x0, y1, x1 = tile_box((91, 121), (3, 4), (r, c))
+            cover[y0:y1, x0:x1] += 1
+    assert (cover == 1).all()
+
+
+def test_select_regions_spreads_a_tile_budget_over_diverse_images_and_skips_labelled_tiles():
+    desc, unc, which = stretches(2)
+    tiles = {}
+    for i, u in unc.items():
+        g = np.full((2, 2), u * 0.1, np.float32)
+        g[1, 1] = u                                  # one clearly unsure tile per image
+        tiles[i] = g
+    tiles[0] = tiles[0].copy()
+    tiles[0][1, 1] = np.nan                          # image 0's unsure tile is labelled already
+    picked = select_regions(tiles, desc, 3, per_image=1)
+    assert len(picked) == 3 and sorted(which[i] for i in picked) == ["A", "B", "C"]
+    assert all(t == [(1, 1)] for i, t in picked.items())   # the unsure tile of each, image 0 passed over
+    assert 0 not in picked
+    two = select_regions(tiles, desc, 4, per_image=2)  # 4 tiles, 2 per image: two images
+    assert len(two) == 2 and all(len(t) == 2 and t[0] == (1, 1) for t in two.values())
+    full = {i: np.full((1, 1), np.nan, np.float32) for i in tiles}
+    assert select_regions(full, desc, 3) == {}      # nothing left open: nothing asked
 
 
 def test_rarity_weights_favour_classes_few_pixels_show():

@@ -172,6 +172,63 @@ def uncertain_regions(uncertainty_map: np.ndarray, *, top: int = 3, threshold: f
     return sorted(out, key=lambda r: -r.score)[:top]
 
 
+DEFAULT_TILE_GRID = (4, 4)     # (rows, cols) of the tiles regions are ranked by
+DEFAULT_TILES_PER_IMAGE = 4    # tiles to label per suggested image in region mode (a quarter of it)
+
+
+def tile_uncertainty(uncertainty_map: np.ndarray, grid: tuple[int, int] = DEFAULT_TILE_GRID) -> np.ndarray:
+    """Mean uncertainty of each tile of a ``grid`` (rows, cols) laid over the map: (rows, cols) float32.
+
+    Tiles, not connected components, so that the amount asked of the person is the same
+    for every suggestion (a budget of tiles is a budget of pixels).
+    """
+    u = np.asarray(uncertainty_map, np.float32)
+    rows, cols = grid
+    ys = np.linspace(0, u.shape[0], rows + 1).astype(int)
+    xs = np.linspace(0, u.shape[1], cols + 1).astype(int)
+    out = np.zeros((rows, cols), np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            out[r, c] = u[ys[r]:ys[r + 1], xs[c]:xs[c + 1]].mean() if ys[r + 1] > ys[r] and xs[c + 1] > xs[c] else 0
+    return out
+
+
+def tile_box(shape: tuple[int, int], grid: tuple[int, int], tile: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Box (y0, x0, y1, x1), half-open, of tile (row, col) of ``grid`` over an image of ``shape`` (h, w)."""
+    ys = np.linspace(0, shape[0], grid[0] + 1).astype(int)
+    xs = np.linspace(0, shape[1], grid[1] + 1).astype(int)
+    r, c = tile
+    return int(ys[r]), int(xs[c]), int(ys[r + 1]), int(xs[c + 1])
+
+
+def select_regions(tiles: Mapping[int, np.ndarray], descriptors: Mapping[int, np.ndarray], n_tiles: int, *,
+                   per_image: int = DEFAULT_TILES_PER_IMAGE, labelled: Sequence[np.ndarray] = (),
+                   spread: float = DEFAULT_SPREAD) -> dict[int, list[tuple[int, int]]]:
+    """About ``n_tiles`` tiles to label: the most uncertain ``per_image`` tiles of diverse images.
+
+    ``tiles``: per candidate image its ``tile_uncertainty`` grid, NaN where a tile is already
+    labelled. An image scores the mean of its ``per_image`` best open tiles; images are
+    chosen by ``select_diverse`` on that score (one per stretch of similar frames), so a
+    budget of pixels is spread over ``n_tiles / per_image`` scenes instead of spent on a few
+    whole ones, each giving the part the model is least sure of. Returns image id -> tiles
+    (row, col), most uncertain first.
+    """
+    per_image = max(1, int(per_image))
+    best: dict[int, list[tuple[int, int]]] = {}
+    score: dict[int, float] = {}
+    for i, grid in tiles.items():
+        g = np.asarray(grid, np.float32)
+        flat = np.where(np.isnan(g), -np.inf, g).ravel()
+        order = [int(j) for j in np.argsort(-flat, kind="stable") if np.isfinite(flat[j])][:per_image]
+        if not order:
+            continue
+        best[i] = [(j // g.shape[1], j % g.shape[1]) for j in order]
+        score[i] = float(flat[order].mean())
+    k = -(-max(0, n_tiles) // per_image)
+    picks = select_diverse(score, descriptors, k, labelled=labelled, spread=spread)
+    return {i: best[i] for i in picks}
+
+
 def _labelled_rarity(project: Project, labelled: Sequence[Any], cancel: CancelToken | None) -> np.ndarray:
     """``rarity_weights`` of the pixels people labelled in ``labelled`` (unreadable labels skipped)."""
     k = project.schema.num_classes
