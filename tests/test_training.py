@@ -449,3 +449,35 @@ def test_cpu_training_runs_channels_last(squares: tuple[list, list], tmp_path: P
     monkeypatch.setattr(T._Trainer, "_step", spy)
     train(_config(steps=2), SCHEMA, squares[0], squares[1], tmp_path / "cl.safetensors")
     assert layouts == [True, True]
+
+
+def test_weight_average_is_what_is_validated_and_saved(squares: tuple[list, list], tmp_path: Path) -> None:
+    from workbench.ml.training import _WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    avg = _WeightAverage(net, 0.5)
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    before = avg.model[0].weight.clone()
+    avg.update(net)                                   # decay warmed up: min(0.5, 2 / 11)
+    d = 2 / 11
+    assert torch.allclose(avg.model[0].weight, d * before + (1 - d) * net[0].weight)
+    assert not avg.model[0].weight.requires_grad and net[0].weight.requires_grad
+    # In a run: the note says so, and the checkpoint holds the average, not the last weights.
+    notes: list[str] = []
+    out = tmp_path / "ema.safetensors"
+    result = train(_config(epochs=2, ema=0.9), SCHEMA, squares[0], squares[1], out,
+                   on_progress=lambda p: notes.append(p.message))
+    assert any("average of the weights (decay 0.9)" in n for n in notes)
+    assert read_meta(out).train["ema"] == 0.9 and result.best_miou is not None
+    plain = train(_config(epochs=2), SCHEMA, squares[0], squares[1], tmp_path / "plain.safetensors",
+                  on_progress=lambda p: notes.append(p.message))
+    assert plain.best_miou is not None
+    assert sum("average of the weights" in n for n in notes) == 1   # small projects: off unless asked
+    # Same seed, same steps: the run with the average saves other weights than the one without.
+    one_avg = train(_config(epochs=1, ema=0.9), SCHEMA, squares[0], squares[1], tmp_path / "a1.safetensors")
+    one_raw = train(_config(epochs=1, ema=0.0), SCHEMA, squares[0], squares[1], tmp_path / "r1.safetensors")
+    wa, wr = load_file(one_avg.checkpoint), load_file(one_raw.checkpoint)
+    assert wa.keys() == wr.keys() and any(not torch.equal(wa[k], wr[k]) for k in wa if wa[k].is_floating_point())
+    with pytest.raises(WorkbenchError, match="ema"):
+        TrainConfig(ema=1.5)

@@ -83,6 +83,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "default: the device recipe")
     p.add_argument("--loss", choices=["ce", "lovasz"],
                    help="cross-entropy (ce, default) or cross-entropy + Lovasz-softmax (lovasz)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="validate and save an exponential moving average of the weights with this decay "
+                        "(e.g. 0.99; 0 = off; default: on (0.99) for fresh runs with 16+ steps per epoch)")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
                    help="peak learning rate when fine-tuning (default: --lr x 0.2, with a warm-up)")
     bn = p.add_mutually_exclusive_group()
@@ -162,7 +165,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
               "class_weights": args.class_weights, "class_weight_power": args.class_weight_power,
               "seed": args.seed, "device": args.device, "workers": args.workers, "threads": args.threads,
               "steps": args.steps, "patience": args.patience, "schedule": args.schedule, "loss": args.loss,
-              "decoder": args.decoder,
+              "decoder": args.decoder, "ema": args.ema,
               "finetune_lr": args.finetune_lr, "freeze_bn": args.freeze_bn,
               "val_fraction": args.val_fraction}
     out = {k: v for k, v in values.items() if v is not None}
