@@ -36,7 +36,8 @@ import torch
 from workbench.metrics import ConfusionMatrix
 from workbench.ml.models import ModelConfig, build_model
 from workbench.workflows.suggestions import (balanced_uncertainty, descriptor, rarity_weights, select_diverse,
-                                             select_regions, select_uncertain, tile_box, tile_uncertainty)
+                                             select_regions, select_typical, select_uncertain, tile_box,
+                                             tile_uncertainty)
 
 from camvid_bench import K, VOID, load, to_tensor, train_step  # benchmarks/camvid_bench.py
 
@@ -87,6 +88,9 @@ def pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, rng, k=4, gri
     n_tiles, n_images = k * grid[0] * grid[1], -(-k * grid[0] * grid[1] // per_image)
     if strategy == "random":
         return [pool[j] for j in rng.permutation(len(pool))[:k]]
+    if strategy == "typical":
+        return select_typical({i: desc[i] for i in pool}, k, labelled=[desc[i] for i in labelled],
+                              seed=int(rng.integers(1 << 30)))
     if strategy == "random-regions":
         tiles = [(r, c) for r in range(grid[0]) for c in range(grid[1])]
         return {pool[j]: [tiles[t] for t in rng.permutation(len(tiles))[:per_image]]
@@ -177,7 +181,7 @@ def run(args):
 
 
 ALL_STRATEGIES = ["random", "uncertain", "diverse", "balanced", "dense", "balanced-dense", "random-regions",
-                  "regions"]
+                  "regions", "typical"]
 
 
 def table(results):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from workbench.errors import WorkbenchError
 from workbench.workflows.suggestions import (RARITY_CAP, balanced_uncertainty, density, descriptor, rarity_weights,
-                                             select_diverse, select_regions, select_uncertain, tile_box, tile_uncertainty,
+                                             select_diverse, select_regions, select_typical, select_uncertain, tile_box, tile_uncertainty,
                                              typical_distance, uncertain_regions)
 
 
@@ -100,6 +100,29 @@ def test_select_regions_spreads_a_tile_budget_over_diverse_images_and_skips_labe
     assert select_regions(full, desc, 3) == {}      # nothing left open: nothing asked
 
 
+def test_select_typical_covers_the_groups_nobody_labelled_with_their_most_typical_member():
+    rng = np.random.default_rng(3)
+    centres = {"A": rng.normal(0, 1, 24), "B": rng.normal(0, 1, 24) + 6, "C": rng.normal(0, 1, 24) - 6}
+    sizes = {"A": 12, "B": 8, "C": 4}
+    desc, which = {}, {}
+    for name, c in centres.items():
+        for _ in range(sizes[name]):
+            desc[len(desc)] = (c + rng.normal(0, 0.3, 24)).astype(np.float32)
+            which[len(which)] = name
+    two = select_typical(desc, 2)
+    assert sorted(which[i] for i in two) == ["A", "B"]            # the two largest groups first
+    for i in two:                                                  # ... by a member near its group's centre
+        members = np.stack([desc[j] for j in desc if which[j] == which[i]])
+        dist = np.linalg.norm(members - members.mean(0), axis=1)
+        assert np.linalg.norm(desc[i] - members.mean(0)) <= np.quantile(dist, 0.5)
+    labelled_a = [centres["A"].astype(np.float32)]
+    rest = {i: d for i, d in desc.items() if which[i] != "A" or i % 2}
+    picks = select_typical(rest, 2, labelled=labelled_a)
+    assert sorted(which[i] for i in picks) == ["B", "C"]          # A is covered by its label
+    many = select_typical(desc, 5)
+    assert len(many) == 5 and len(set(many)) == 5 and select_typical({}, 3) == []
+
+
 def test_rarity_weights_favour_classes_few_pixels_show():
     w = rarity_weights(np.array([1000, 1000, 10, 0]))
     assert w[0] == pytest.approx(w[1]) and w[2] > w[0]
@@ -173,6 +196,9 @@ def test_suggest_images_picks_one_frame_per_scene(tmp_path: Path):
         assert sorted(int(s.name[5:9]) // 5 for s in weighted.suggestions) == [0, 1]
         plain = suggest_images(project, count=2, strategy="uncertain", device="cpu")
         assert len(plain.suggestions) == 2
+        typical = suggest_images(project, count=2, strategy="typical", device="cpu")
+        assert sorted(int(s.name[5:9]) // 5 for s in typical.suggestions) == [0, 1]   # a scene each
+        assert typical.strategy == "typical"
         with pytest.raises(WorkbenchError, match="unknown strategy"):
             suggest_images(project, strategy="best")
 

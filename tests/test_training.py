@@ -473,7 +473,7 @@ def test_weight_average_is_what_is_validated_and_saved(squares: tuple[list, list
     plain = train(_config(epochs=2), SCHEMA, squares[0], squares[1], tmp_path / "plain.safetensors",
                   on_progress=lambda p: notes.append(p.message))
     assert plain.best_miou is not None
-    assert sum("average of the weights" in n for n in notes) == 1   # small projects: off unless asked
+    assert sum("average of the weights" in n for n in notes) == 1   # off unless asked
     # Same seed, same steps: the run with the average saves other weights than the one without.
     one_avg = train(_config(epochs=1, ema=0.9), SCHEMA, squares[0], squares[1], tmp_path / "a1.safetensors")
     one_raw = train(_config(epochs=1, ema=0.0), SCHEMA, squares[0], squares[1], tmp_path / "r1.safetensors")

@@ -85,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="cross-entropy (ce, default) or cross-entropy + Lovasz-softmax (lovasz)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights with this decay "
-                        "(e.g. 0.99; 0 = off; default: on (0.99) for fresh runs with 16+ steps per epoch)")
+                        "(e.g. 0.99; default off)")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
                    help="peak learning rate when fine-tuning (default: --lr x 0.2, with a warm-up)")
     bn = p.add_mutually_exclusive_group()

@@ -91,12 +91,12 @@ epoch spent a fifth of a 20-minute run scoring early epochs that are never the b
 short and tuned to it."""
 
 EMA_DECAY = 0.99
-"""Fresh runs on projects with epochs of at least VAL_SHARE_MIN_STEPS steps validate and save an
-exponential moving average of the weights (decay warmed up as min(EMA_DECAY, (1 + t) / (10 + t))
-at step t), not the last step's weights: on CamVid on 2 CPU cores the last weights' val mIoU
-swung by +-0.09 between validations late in a 20-minute run (0.468, 0.380, 0.441), and the
-average keeps the gains without the swings (BENCHMARKS.md, recipe trials). Short Retrains of
-small projects and fine-tunes keep their tuned recipe (no average) unless ``ema`` is set."""
+"""The decay ``--ema`` suggests. Off unless set: on CamVid on 2 CPU cores (20 minutes, slim
+decoder) the average's val mIoU climbed without the last weights' swings (+-0.09 between
+validations late in the run: 0.468, 0.380, 0.441) and ended where the last weights did
+(0.442 against 0.441), but its best validation (0.446) was below the best of the swinging
+run (0.468), which keep-the-best picks anyway (BENCHMARKS.md, recipe trials). One run each:
+not enough to make it the default."""
 
 FINETUNE_LR_SCALE = 0.2
 """A fine-tuning run starts from ``lr * FINETUNE_LR_SCALE`` unless ``finetune_lr`` is given:
@@ -146,7 +146,7 @@ class TrainConfig:
     finetune_lr: float | None = None  # peak LR when fine-tuning (init); None = lr * FINETUNE_LR_SCALE
     freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None = when fine-tuning
     patience: int | None = None  # stop after this many validations without a better val mIoU
-    ema: float | None = None  # decay of the weight average validated and saved; None = automatic, 0 = off
+    ema: float | None = None  # decay of the weight average validated and saved (EMA_DECAY = 0.99); None/0 = off
     warmup: int | None = None  # linear LR warm-up steps; None = automatic (longer when fine-tuning)
     class_weights: bool | None = None
     class_weight_power: float | None = None  # 1 = median-frequency balancing, 0.5 = its square root
@@ -605,7 +605,7 @@ class _Trainer:
         self.warmup = self._warmup_steps()
         self.freeze_bn = cfg.freeze_bn if cfg.freeze_bn is not None else self.fine_tuning
         self._fast_bn_statistics(model)
-        self.ema_decay = self._ema_decay(steps_per_epoch)
+        self.ema_decay = float(cfg.ema or 0.0)
         ema = _WeightAverage(net, self.ema_decay) if self.ema_decay else None
         if ema is not None:
             self.notes.append(f"validating and saving an average of the weights (decay {self.ema_decay:g})")
@@ -763,12 +763,6 @@ class _Trainer:
         return TrainResult(self.out_path, best, self.history, cancelled=stopped_by == "cancel",
                            epochs_done=epochs_done,
                            stopped_by=stopped_by, steps=self.global_step, notes=list(self.notes))
-
-    def _ema_decay(self, steps_per_epoch: int) -> float:
-        """The weight average's decay for this run (0 = none): ``ema``, or EMA_DECAY when automatic."""
-        if self.cfg.ema is not None:
-            return float(self.cfg.ema)
-        return EMA_DECAY if (not self.fine_tuning and steps_per_epoch >= VAL_SHARE_MIN_STEPS) else 0.0
 
     def _peak_lr(self) -> float:
         """The largest LR of the run: ``lr``, or the lower fine-tuning rate when starting from ``init``."""

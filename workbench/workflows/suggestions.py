@@ -27,7 +27,7 @@ from workbench.project import Project, Split, Status
 
 DESCRIPTOR_SIZE = (16, 12)     # (width, height) of the thumbnail descriptor
 DEFAULT_SPREAD = 2.0           # "similar" = closer than this many typical nearest-neighbour distances
-STRATEGIES = ("diverse", "uncertain", "random")
+STRATEGIES = ("diverse", "uncertain", "typical", "random")
 RARITY_POWER = 0.5             # rarity weight = (median class share / class share) ** this
 RARITY_CAP = 4.0               # ... clipped to [1/cap, cap]; classes not labelled yet get cap
 DEFAULT_BALANCED = False       # class-balanced uncertainty in "diverse" (bench_suggestions.py decides)
@@ -135,6 +135,53 @@ def select_diverse(uncertainty: Mapping[int, float], descriptors: Mapping[int, n
         picked.append(ids[j])
         free[j] = False
         dmin = np.minimum(dmin, _pairwise(cand, cand[j:j + 1])[:, 0])
+    return picked
+
+
+TYPICALITY_NEIGHBOURS = 20    # typicality = 1 / mean distance to this many nearest neighbours
+
+
+def select_typical(descriptors: Mapping[int, np.ndarray], k: int, *, labelled: Sequence[np.ndarray] = (),
+                   seed: int = 0) -> list[int]:
+    """``k`` candidate ids that cover the collection: one typical image per uncovered cluster.
+
+    TypiClust (Hacohen et al., "Active learning on a budget", 2022): with few labels a
+    model's uncertainty says more about how odd an image looks than about what would teach
+    it, so cover instead. The candidates and the labelled images are clustered (k-means on
+    the descriptors) into len(labelled) + k groups; from the largest groups that hold no
+    labelled image, the most typical member (densest neighbourhood) is picked. Needs no model.
+    """
+    from sklearn.cluster import KMeans
+
+    ids = list(descriptors)
+    if not ids or k <= 0:
+        return []
+    cand = np.stack([descriptors[i] for i in ids]).astype(np.float64)
+    lab = np.stack(list(labelled)).astype(np.float64) if len(labelled) else np.zeros((0, cand.shape[1]))
+    data = np.concatenate([cand, lab])
+    n_clusters = min(len(lab) + k, len(data))
+    groups = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(data)
+    cand_groups, lab_groups = groups[:len(ids)], set(groups[len(ids):].tolist())
+
+    def typicality(members: np.ndarray) -> np.ndarray:
+        d = _pairwise(cand[members], data[groups == groups[members[0]]])
+        n = min(TYPICALITY_NEIGHBOURS, d.shape[1] - 1)
+        if n < 1:
+            return np.ones(len(members))
+        return 1.0 / (np.sort(d, axis=1)[:, 1:n + 1].mean(axis=1) + 1e-9)
+
+    sizes = np.bincount(groups, minlength=n_clusters)
+    order = sorted(set(cand_groups.tolist()) - lab_groups, key=lambda g: -sizes[g])
+    picked: list[int] = []
+    for g in order:
+        members = np.flatnonzero(cand_groups == g)
+        picked.append(ids[int(members[np.argmax(typicality(members))])])
+        if len(picked) == k:
+            return picked
+    # more picks than uncovered groups: the most typical of the rest
+    rest = [j for j in range(len(ids)) if ids[j] not in picked]
+    dens = density(cand[rest], typical_distance(cand)) if rest else np.zeros(0)
+    picked += [ids[rest[j]] for j in np.argsort(-dens)[:k - len(picked)]]
     return picked
 
 
@@ -274,7 +321,8 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
     "diverse" scores each image by its uncertainty (class-balanced when ``balanced``: each
     pixel's uncertainty weighted by the rarity of its predicted class among the labelled
     pixels), times ``density`` ** ``density_power``, and picks at most one per stretch of
-    similar frames.
+    similar frames. "typical" ignores the model: one typical image of each of the largest
+    groups of similar images that nothing labelled covers (``select_typical``).
     """
     from workbench.workflows.prediction import PredictorSlot, predict_image, resolve_version
 
@@ -324,6 +372,8 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
         picks = select_diverse(unc, desc, count, labelled=lab_desc, spread=spread, density_power=density_power)
     elif strategy == "uncertain":
         picks = select_uncertain(unc, count)
+    elif strategy == "typical":
+        picks = select_typical({i: desc[i] for i in unc}, count, labelled=lab_desc, seed=seed)
     else:
         rng = np.random.default_rng(seed)
         pool = sorted(unc)
