@@ -66,8 +66,7 @@ class SettingsDialog(QDialog):
                              specialValueText=f"(automatic: {d.get('crop')}; {SMALL_SET_CROP} on a CPU for "
                                               f"up to {SMALL_SET_IMAGES} images)")
         self.decoder = QComboBox()
-        self.decoder.addItem(f"(automatic: {d.get('decoder') or 'full'}; slim on a CPU for up to "
-                             f"{SMALL_SET_IMAGES} images)", None)
+        self.decoder.addItem(f"(automatic: {d.get('decoder') or 'full'} on this device)", None)
         self.decoder.addItem("full (smp's widths 256..16)", "full")
         self.decoder.addItem("slim (half the widths: faster on a CPU)", "slim")
         self.decoder.setToolTip("U-Net decoder widths (the same as --decoder); a fine-tune keeps its parent's.")
