@@ -604,10 +604,9 @@ class _Trainer:
         self.warmup = self._warmup_steps()
         self.freeze_bn = cfg.freeze_bn if cfg.freeze_bn is not None else self.fine_tuning
         self._fast_bn_statistics(model)
-        self.ema_decay = float(cfg.ema or 0.0)
-        ema = _WeightAverage(net, self.ema_decay) if self.ema_decay else None
+        ema = _WeightAverage(net, float(cfg.ema)) if cfg.ema else None
         if ema is not None:
-            self.notes.append(f"validating and saving an average of the weights (decay {self.ema_decay:g})")
+            self.notes.append(f"validating and saving an average of the weights (decay {cfg.ema:g})")
         if self.fine_tuning:
             self.notes.append(f"fine-tuning from learning rate {peak_lr:g} with a {self.warmup}-step warm-up"
                               + ("; BatchNorm statistics kept from the parent" if self.freeze_bn else ""))

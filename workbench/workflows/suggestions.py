@@ -230,22 +230,18 @@ def tile_uncertainty(uncertainty_map: np.ndarray, grid: tuple[int, int] = DEFAUL
     for every suggestion (a budget of tiles is a budget of pixels).
     """
     u = np.asarray(uncertainty_map, np.float32)
-    rows, cols = grid
-    ys = np.linspace(0, u.shape[0], rows + 1).astype(int)
-    xs = np.linspace(0, u.shape[1], cols + 1).astype(int)
-    out = np.zeros((rows, cols), np.float32)
-    for r in range(rows):
-        for c in range(cols):
-            out[r, c] = u[ys[r]:ys[r + 1], xs[c]:xs[c + 1]].mean() if ys[r + 1] > ys[r] and xs[c + 1] > xs[c] else 0
+    out = np.zeros(grid, np.float32)
+    for r in range(grid[0]):
+        for c in range(grid[1]):
+            y0, x0, y1, x1 = tile_box(u.shape[:2], grid, (r, c))
+            out[r, c] = u[y0:y1, x0:x1].mean() if y1 > y0 and x1 > x0 else 0.0
     return out
 
 
 def tile_box(shape: tuple[int, int], grid: tuple[int, int], tile: tuple[int, int]) -> tuple[int, int, int, int]:
     """Box (y0, x0, y1, x1), half-open, of tile (row, col) of ``grid`` over an image of ``shape`` (h, w)."""
-    ys = np.linspace(0, shape[0], grid[0] + 1).astype(int)
-    xs = np.linspace(0, shape[1], grid[1] + 1).astype(int)
-    r, c = tile
-    return int(ys[r]), int(xs[c]), int(ys[r + 1]), int(xs[c + 1])
+    (h, w), (rows, cols), (r, c) = shape, grid, tile
+    return r * h // rows, c * w // cols, (r + 1) * h // rows, (c + 1) * w // cols
 
 
 def select_regions(tiles: Mapping[int, np.ndarray], descriptors: Mapping[int, np.ndarray], n_tiles: int, *,
