@@ -248,6 +248,14 @@ def test_lovasz_of_hard_predictions_is_one_minus_iou() -> None:
     assert float(lovasz_softmax_loss(perfect, target)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_device_recipes_choose_the_loss_unless_set() -> None:
+    import torch
+
+    assert TrainConfig().resolved(torch.device("cpu")).loss == "lovasz"
+    assert TrainConfig().resolved(torch.device("cuda")).loss == "ce"      # (no GPU needed to resolve)
+    assert TrainConfig(loss="ce").resolved(torch.device("cpu")).loss == "ce"
+
+
 def test_lovasz_loss_trains(squares: tuple[list, list], tmp_path: Path) -> None:
     result = train(_config(epochs=3, loss="lovasz"), SCHEMA, squares[0], squares[1], tmp_path / "l.safetensors")
     assert result.best_miou is not None and all(np.isfinite(h["loss"]) for h in result.history)
@@ -332,6 +340,7 @@ def test_small_training_sets_get_smaller_crops(squares: tuple[list, list],
     result = train(_config(epochs=1, crop=None), SCHEMA, squares[0], squares[1], tmp_path / "s.safetensors")
     assert any(f"small training set (16 images): {SMALL_SET_CROP}-pixel crops" in n for n in result.notes)
     assert read_meta(result.checkpoint).decoder_channels is not None   # the CPU recipe's slim decoder
+    assert read_meta(result.checkpoint).train["loss"] == "lovasz"       # ... and its loss (decision 0019)
     meta = read_meta(result.checkpoint)
     assert meta.train["crop"] == SMALL_SET_CROP and meta.train["patience"] is None  # no automatic early stop
     # What the user set stays.

@@ -39,8 +39,8 @@ def test_stored_values_go_into_the_trainer(tmp_path) -> None:
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"")  # only its existence is checked when the config is made
     with Project.open(folder) as project:
-        config, _ = config_from_settings(project, {"steps": 40, "encoder_weights": str(weights)})
-    assert config.steps == 40 and config.encoder_weights == str(weights)
+        config, _ = config_from_settings(project, {"steps": 40, "encoder_weights": str(weights), "loss": "ce"})
+    assert config.steps == 40 and config.encoder_weights == str(weights) and config.loss == "ce"
 
 
 def test_batch_crop_and_decoder_stay_automatic_unless_set(qtbot) -> None:
@@ -49,14 +49,16 @@ def test_batch_crop_and_decoder_stay_automatic_unless_set(qtbot) -> None:
     qtbot.addWidget(dialog)
     values = dialog.values()
     assert values["crop"] is None and values["batch_size"] is None and values["decoder"] is None
+    assert values["loss"] is None and dialog.loss.currentText().startswith("(automatic: ")
     assert values["epochs"] is None   # 30, or 20 for a small project: the trainer decides
     assert dialog.crop.text().startswith("(automatic: ")
     dialog.crop.setValue(320)
     dialog.decoder.setCurrentIndex(dialog.decoder.findData("slim"))
+    dialog.loss.setCurrentIndex(dialog.loss.findData("ce"))
     values = dialog.values()
-    assert values["crop"] == 320 and values["decoder"] == "slim"
+    assert values["crop"] == 320 and values["decoder"] == "slim" and values["loss"] == "ce"
     again = SettingsDialog(values, "CPU (1 thread)")
     qtbot.addWidget(again)
-    assert again.crop.value() == 320 and again.decoder.currentData() == "slim"
+    assert again.crop.value() == 320 and again.decoder.currentData() == "slim" and again.loss.currentData() == "ce"
     again.restore_defaults()
-    assert again.values()["crop"] is None and again.values()["decoder"] is None
+    assert again.values()["crop"] is None and again.values()["decoder"] is None and again.values()["loss"] is None

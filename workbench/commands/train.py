@@ -82,7 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="U-Net decoder widths: full (smp's 256..16) or slim (half: faster steps on a CPU); "
                         "default: the device recipe")
     p.add_argument("--loss", choices=["ce", "lovasz"],
-                   help="cross-entropy (ce, default) or cross-entropy + Lovasz-softmax (lovasz)")
+                   help="cross-entropy (ce) or cross-entropy + Lovasz-softmax (lovasz); "
+                        "default: the device recipe (lovasz on a CPU, ce on a GPU)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights with this decay "
                         "(e.g. 0.99; default off)")

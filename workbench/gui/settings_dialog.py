@@ -70,6 +70,13 @@ class SettingsDialog(QDialog):
         self.decoder.addItem("full (smp's widths 256..16)", "full")
         self.decoder.addItem("slim (half the widths: faster on a CPU)", "slim")
         self.decoder.setToolTip("U-Net decoder widths (the same as --decoder); a fine-tune keeps its parent's.")
+        self.loss = QComboBox()
+        loss_names = {"ce": "cross-entropy", "lovasz": "cross-entropy + Lovasz"}
+        self.loss.addItem(f"(automatic: {loss_names.get(d.get('loss') or 'ce', 'cross-entropy')} on this device)",
+                          None)
+        self.loss.addItem("cross-entropy", "ce")
+        self.loss.addItem("cross-entropy + Lovasz-softmax (better thin and rare classes)", "lovasz")
+        self.loss.setToolTip("The training loss (the same as --loss); both are class-weighted on a CPU.")
         self.device = QComboBox()
         self.device.addItems(["auto", *available_devices()])
         self.fine_tune = QCheckBox("Fine-tune the current model (off: train from scratch)")
@@ -83,6 +90,7 @@ class SettingsDialog(QDialog):
         form.addRow("Batch size", self.batch_size)
         form.addRow("Crop (pixels)", self.crop)
         form.addRow("U-Net decoder", self.decoder)
+        form.addRow("Loss", self.loss)
         form.addRow("Device", self.device)
         form.addRow(self.fine_tune)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -122,6 +130,7 @@ class SettingsDialog(QDialog):
                                  and not isinstance(s.get("batch_size"), bool) else 0)
         self.crop.setValue(s["crop"] if isinstance(s.get("crop"), int) and not isinstance(s.get("crop"), bool) else 0)
         self.decoder.setCurrentIndex(max(0, self.decoder.findData(s.get("decoder"))))
+        self.loss.setCurrentIndex(max(0, self.loss.findData(s.get("loss"))))
         self.device.setCurrentText(pick("device", (str,), "auto"))
         fine = s.get("fine_tune", d.get("fine_tune", True))
         self.fine_tune.setChecked(fine if isinstance(fine, bool) else True)
@@ -153,6 +162,7 @@ class SettingsDialog(QDialog):
             "batch_size": self.batch_size.value() or None,
             "crop": self.crop.value() or None,
             "decoder": self.decoder.currentData(),
+            "loss": self.loss.currentData(),
             "device": self.device.currentText(),
             "fine_tune": self.fine_tune.isChecked(),
         }

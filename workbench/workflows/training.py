@@ -29,8 +29,8 @@ from workbench.workflows.model_kinds import unet_base
 # Settings the Training settings dialog edits, stored under this key of project.settings().
 SETTINGS_KEY = "training"
 SETTING_FIELDS = ("arch", "encoder", "epochs", "minutes", "lr", "batch_size", "crop", "device", "workers",
-                  "steps", "encoder_weights", "decoder")
-AUTOMATIC_FIELDS = ("batch_size", "crop", "decoder", "epochs")
+                  "steps", "encoder_weights", "decoder", "loss")
+AUTOMATIC_FIELDS = ("batch_size", "crop", "decoder", "epochs", "loss")
 """Settings left to the trainer unless a person sets them (see ``training_settings``)."""
 SNAPSHOT_DIR = "training-snapshot"
 
@@ -38,7 +38,7 @@ SNAPSHOT_DIR = "training-snapshot"
 # settings.json must give a sentence naming the file, not a TypeError from the trainer).
 _INT_FIELDS = ("epochs", "batch_size", "crop", "workers", "steps")
 _NUMBER_FIELDS = ("minutes", "lr")
-_TEXT_FIELDS = ("arch", "encoder", "device", "encoder_weights", "decoder")
+_TEXT_FIELDS = ("arch", "encoder", "device", "encoder_weights", "decoder", "loss")
 
 
 @dataclass(frozen=True)
