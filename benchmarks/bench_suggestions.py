@@ -35,9 +35,9 @@ import torch
 
 from workbench.metrics import ConfusionMatrix
 from workbench.ml.models import ModelConfig, build_model
-from workbench.workflows.suggestions import (balanced_uncertainty, descriptor, rarity_weights, select_diverse,
-                                             select_regions, select_typical, select_uncertain, tile_box,
-                                             tile_uncertainty)
+from workbench.workflows.suggestions import (balanced_uncertainty, coverage_gain, descriptor, rarity_weights,
+                                             select_coverage, select_diverse, select_regions, select_typical,
+                                             select_uncertain, tile_box, tile_uncertainty)
 
 from camvid_bench import K, VOID, load, to_tensor, train_step  # benchmarks/camvid_bench.py
 
@@ -70,8 +70,8 @@ def train_steps(model, imgs, masks, ids, steps, rng, lr=2e-3, batch=4, power=0.5
 
 @torch.no_grad()
 def predict(model, imgs, batch=8):
-    """(masks, mean normalised entropy per image, entropy maps)."""
-    out, unc, maps = [], [], []
+    """(masks, mean normalised entropy per image, entropy maps, expected pixels per class (N, K))."""
+    out, unc, maps, soft = [], [], [], []
     model.eval()
     for i in range(0, len(imgs), batch):
         p = torch.softmax(model(to_tensor(imgs[i:i + batch])), 1)
@@ -79,7 +79,8 @@ def predict(model, imgs, batch=8):
         out.append(p.argmax(1).numpy().astype(np.uint8))
         unc.extend(ent.mean((1, 2)).tolist())
         maps.append(ent.numpy())
-    return np.concatenate(out), np.array(unc), np.concatenate(maps)
+        soft.append(p.sum((2, 3)).numpy())
+    return np.concatenate(out), np.array(unc), np.concatenate(maps), np.concatenate(soft)
 
 
 def pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, rng, k=4, grid=(4, 4), per_image=4):
@@ -95,7 +96,16 @@ def pick(strategy, model, tr_imgs, tr_masks, desc, pool, labelled, rng, k=4, gri
         tiles = [(r, c) for r in range(grid[0]) for c in range(grid[1])]
         return {pool[j]: [tiles[t] for t in rng.permutation(len(tiles))[:per_image]]
                 for j in rng.permutation(len(pool))[:n_images]}
-    masks, unc, maps = predict(model, tr_imgs[pool])
+    masks, unc, maps, soft = predict(model, tr_imgs[pool])
+    if strategy in ("coverage", "typical-coverage"):
+        have = counts_of(tr_masks, labelled).astype(np.float64)
+        pixels = float(tr_masks.shape[1] * tr_masks.shape[2])
+        if strategy == "coverage":
+            return select_coverage(dict(zip(pool, soft)), desc, k, labelled_pixels=have, image_pixels=pixels,
+                                   labelled=[desc[i] for i in labelled])
+        gain = {i: coverage_gain(have, s, pixels) for i, s in zip(pool, soft)}
+        return select_typical({i: desc[i] for i in pool}, k, labelled=[desc[i] for i in labelled],
+                              seed=int(rng.integers(1 << 30)), scores=gain)
     if strategy == "regions":
         t = {i: tile_uncertainty(e, grid) for i, e in zip(pool, maps)}
         return select_regions(t, desc, n_tiles, per_image=per_image, labelled=[desc[i] for i in labelled])
@@ -163,6 +173,8 @@ def run(args):
                 else:
                     lab[picks] = tr_masks[picks]
                 labelled += picks
+                if args.retrain:    # the label set alone decides: same start, same training stream
+                    model.load_state_dict(state0)
                 train_steps(model, tr_imgs, lab, labelled, args.steps, np.random.default_rng(seed * 100 + r),
                             power=args.class_weight_power)
                 m = miou(predict(model, va_imgs)[0], va_masks)
@@ -181,7 +193,7 @@ def run(args):
 
 
 ALL_STRATEGIES = ["random", "uncertain", "diverse", "balanced", "dense", "balanced-dense", "random-regions",
-                  "regions", "typical"]
+                  "regions", "typical", "coverage", "typical-coverage"]
 
 
 def table(results):
@@ -237,6 +249,9 @@ if __name__ == "__main__":
     ap.add_argument("--tiles-per-image", type=int, default=4,
                     help="region strategies: tiles labelled per picked image (a round labels as many tiles as "
                          "4 whole images hold, over more images)")
+    ap.add_argument("--retrain", action="store_true",
+                    help="each round trains from the seed's initial model (not from the last round's), so the "
+                         "label set alone decides the score; use with more --steps")
     ap.add_argument("--out", default="/tmp/issue13/bench_suggestions.json")
     ap.add_argument("--table", nargs="+", help="print the table of one or more results files (runs merged) and exit")
     a = ap.parse_args()

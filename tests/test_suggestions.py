@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from workbench.errors import WorkbenchError
-from workbench.workflows.suggestions import (RARITY_CAP, balanced_uncertainty, density, descriptor, rarity_weights,
-                                             select_diverse, select_regions, select_typical, select_uncertain, tile_box, tile_uncertainty,
+from workbench.workflows.suggestions import (RARITY_CAP, balanced_uncertainty, coverage_gain, density, descriptor, expected_pixels,
+                                             rarity_weights, select_coverage, select_diverse, select_regions,
+                                             select_typical, select_uncertain, tile_box, tile_uncertainty,
                                              typical_distance, uncertain_regions)
 
 
@@ -123,6 +124,35 @@ def test_select_typical_covers_the_groups_nobody_labelled_with_their_most_typica
     assert len(many) == 5 and len(set(many)) == 5 and select_typical({}, 3) == []
 
 
+def test_coverage_gain_favours_classes_nobody_labelled_and_saturates():
+    have = np.array([5000.0, 5000.0, 0.0])
+    assert coverage_gain(have, np.array([100.0, 0, 0]), 1000) < coverage_gain(have, np.array([0, 0, 100.0]), 1000)
+    assert coverage_gain(have, np.zeros(3), 1000) == 0.0
+    first = coverage_gain(have, np.array([0, 0, 200.0]), 1000)
+    again = coverage_gain(have + np.array([0, 0, 200.0]), np.array([0, 0, 200.0]), 1000)
+    assert 0 < again < first                      # the second image of a class adds less than the first
+
+
+def test_expected_pixels_counts_confidence_per_predicted_class():
+    mask = np.array([[0, 0, 1], [1, 2, 9]], np.uint8)      # 9: outside the classes, not counted
+    conf = np.array([[1.0, 0.5, 0.25], [0.25, 1.0, 1.0]], np.float32)
+    assert expected_pixels(mask, conf, 3).tolist() == [1.5, 0.5, 1.0]
+    assert expected_pixels(mask, None, 3).tolist() == [2, 2, 1]
+
+
+def test_select_coverage_spreads_picks_over_the_thin_classes_and_skips_near_duplicates():
+    desc, _, which = stretches(4)
+    # stretch A shows class 2 (unlabelled so far), B class 3 (unlabelled), C only the labelled class 0
+    show = {"A": np.array([900.0, 0, 100, 0]), "B": np.array([950.0, 0, 0, 50]), "C": np.array([1000.0, 0, 0, 0])}
+    expected = {i: show[which[i]] for i in desc}
+    have = np.array([20000.0, 3000, 0, 0])
+    picks = select_coverage(expected, desc, 2, labelled_pixels=have, image_pixels=1000)
+    assert sorted(which[i] for i in picks) == ["A", "B"]           # one per thin class, not two frames of A
+    three = select_coverage(expected, desc, 3, labelled_pixels=have, image_pixels=1000)
+    assert [which[i] for i in three][:2] == [which[i] for i in picks] and which[three[2]] == "C"
+    assert select_coverage({}, desc, 2, labelled_pixels=have, image_pixels=1000) == []
+
+
 def test_rarity_weights_favour_classes_few_pixels_show():
     w = rarity_weights(np.array([1000, 1000, 10, 0]))
     assert w[0] == pytest.approx(w[1]) and w[2] > w[0]
@@ -199,6 +229,8 @@ def test_suggest_images_picks_one_frame_per_scene(tmp_path: Path):
         typical = suggest_images(project, count=2, strategy="typical", device="cpu")
         assert sorted(int(s.name[5:9]) // 5 for s in typical.suggestions) == [0, 1]   # a scene each
         assert typical.strategy == "typical"
+        covering = suggest_images(project, count=2, strategy="coverage", device="cpu")
+        assert sorted(int(s.name[5:9]) // 5 for s in covering.suggestions) == [0, 1]  # no two of one scene
         with pytest.raises(WorkbenchError, match="unknown strategy"):
             suggest_images(project, strategy="best")
 

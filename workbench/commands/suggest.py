@@ -19,9 +19,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("project", metavar="PROJECT", help="project folder")
     p.add_argument("--state-dir", metavar="DIR", help="the project's state folder")
     p.add_argument("--count", type=int, default=4, help="how many images (default 4)")
-    p.add_argument("--strategy", choices=["diverse", "uncertain", "typical", "random"], default="diverse",
+    p.add_argument("--strategy", choices=["diverse", "uncertain", "typical", "coverage", "random"],
+                   default="diverse",
                    help="diverse (default), uncertain (plain most-uncertain), typical (cover the "
-                        "collection: one typical image per unlabelled group of similar ones), random")
+                        "collection: one typical image per unlabelled group of similar ones), coverage "
+                        "(cover the classes: images the model thinks show classes the labels have few "
+                        "pixels of), random")
     p.add_argument("--spread", type=float, default=2.0,
                    help="how different two picks must be, in typical near-duplicate distances (default 2)")
     p.add_argument("--balanced", action="store_true",

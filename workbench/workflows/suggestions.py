@@ -27,7 +27,7 @@ from workbench.project import Project, Split, Status
 
 DESCRIPTOR_SIZE = (16, 12)     # (width, height) of the thumbnail descriptor
 DEFAULT_SPREAD = 2.0           # "similar" = closer than this many typical nearest-neighbour distances
-STRATEGIES = ("diverse", "uncertain", "typical", "random")
+STRATEGIES = ("diverse", "uncertain", "typical", "coverage", "random")
 RARITY_POWER = 0.5             # rarity weight = (median class share / class share) ** this
 RARITY_CAP = 4.0               # ... clipped to [1/cap, cap]; classes not labelled yet get cap
 DEFAULT_BALANCED = False       # class-balanced uncertainty in "diverse" (bench_suggestions.py decides)
@@ -142,7 +142,7 @@ TYPICALITY_NEIGHBOURS = 20    # typicality = 1 / mean distance to this many near
 
 
 def select_typical(descriptors: Mapping[int, np.ndarray], k: int, *, labelled: Sequence[np.ndarray] = (),
-                   seed: int = 0) -> list[int]:
+                   seed: int = 0, scores: Mapping[int, float] | None = None) -> list[int]:
     """``k`` candidate ids that cover the collection: one typical image per uncovered cluster.
 
     TypiClust (Hacohen et al., "Active learning on a budget", 2022): with few labels a
@@ -150,6 +150,8 @@ def select_typical(descriptors: Mapping[int, np.ndarray], k: int, *, labelled: S
     it, so cover instead. The candidates and the labelled images are clustered (k-means on
     the descriptors) into len(labelled) + k groups; from the largest groups that hold no
     labelled image, the most typical member (densest neighbourhood) is picked. Needs no model.
+    ``scores`` (optional, e.g. ``coverage_gain``): pick instead the best-scoring member among
+    the more typical half of each group (typical, so not an outlier; best, so most useful).
     """
     from sklearn.cluster import KMeans
 
@@ -175,13 +177,86 @@ def select_typical(descriptors: Mapping[int, np.ndarray], k: int, *, labelled: S
     picked: list[int] = []
     for g in order:
         members = np.flatnonzero(cand_groups == g)
-        picked.append(ids[int(members[np.argmax(typicality(members))])])
+        typ = typicality(members)
+        if scores is None:
+            best = int(np.argmax(typ))
+        else:
+            s = np.array([float(scores.get(ids[m], 0.0)) for m in members])
+            best = int(np.argmax(np.where(typ >= np.median(typ), s, -np.inf)))
+        picked.append(ids[int(members[best])])
         if len(picked) == k:
             return picked
     # more picks than uncovered groups: the most typical of the rest
     rest = [j for j in range(len(ids)) if ids[j] not in picked]
     dens = density(cand[rest], typical_distance(cand)) if rest else np.zeros(0)
     picked += [ids[rest[j]] for j in np.argsort(-dens)[:k - len(picked)]]
+    return picked
+
+
+COVERAGE_SCALE = 0.02    # class coverage saturates at about this share of an image's pixels
+
+
+def coverage_gain(labelled_pixels: np.ndarray, expected_pixels: np.ndarray, image_pixels: float) -> float:
+    """How much labelling an image would add to the coverage of the classes.
+
+    Coverage of a class is log(1 + pixels / (COVERAGE_SCALE x an image's pixels)): the first
+    few hundred pixels of a class teach the model more than the next thousands, and mIoU
+    averages over classes, so a class nobody has labelled counts most. ``expected_pixels``
+    is the model's soft count per class in the image (its probabilities summed), so a class
+    the model only half-believes in still counts.
+    """
+    tau = COVERAGE_SCALE * max(float(image_pixels), 1.0)
+    lab = np.asarray(labelled_pixels, np.float64)
+    exp = np.asarray(expected_pixels, np.float64)
+    return float(np.sum(np.log1p((lab + exp) / tau) - np.log1p(lab / tau)))
+
+
+def expected_pixels(mask: np.ndarray, confidence: np.ndarray | None, num_classes: int) -> np.ndarray:
+    """Soft pixel count per class of a prediction: each pixel counts its confidence for its class.
+
+    (The cached prediction keeps the argmax and its probability, not every class's: this
+    is the probability mass of the predicted classes, the part of the soft count it has.)
+    """
+    m = np.asarray(mask).ravel().astype(np.intp)
+    w = np.ones(m.shape, np.float64) if confidence is None else np.asarray(confidence, np.float64).ravel()
+    keep = m < num_classes
+    return np.bincount(m[keep], weights=w[keep], minlength=num_classes)[:num_classes]
+
+
+def select_coverage(expected: Mapping[int, np.ndarray], descriptors: Mapping[int, np.ndarray], k: int, *,
+                    labelled_pixels: np.ndarray, image_pixels: float, labelled: Sequence[np.ndarray] = (),
+                    spread: float = DEFAULT_SPREAD) -> list[int]:
+    """``k`` candidate ids that add most to the coverage of the classes, one per stretch of similar frames.
+
+    Greedy on ``coverage_gain``: after each pick its expected class pixels count as labelled,
+    so the next pick goes after the classes still thin (a set-cover of the classes rather
+    than k images that all show the same rare class). Near-duplicates of labelled or picked
+    images are skipped as in ``select_diverse`` (relaxing rather than stopping short).
+    """
+    ids = [i for i in expected if i in descriptors]
+    if not ids or k <= 0:
+        return []
+    cand = np.stack([descriptors[i] for i in ids])
+    lab = np.stack(list(labelled)) if len(labelled) else np.zeros((0, cand.shape[1]), np.float32)
+    radius = spread * typical_distance(np.concatenate([cand, lab]) if len(lab) else cand)
+    dmin = _pairwise(cand, lab).min(axis=1) if len(lab) else np.full(len(ids), np.inf)
+    counts = np.asarray(labelled_pixels, np.float64).copy()
+    exp = [np.asarray(expected[i], np.float64) for i in ids]
+    picked: list[int] = []
+    free = np.ones(len(ids), bool)
+    while len(picked) < min(k, len(ids)):
+        open_ = free & (dmin >= radius)
+        if not open_.any():
+            if radius <= 1e-9 or not free.any():
+                break
+            radius *= 0.5
+            continue
+        gains = np.array([coverage_gain(counts, e, image_pixels) if o else -np.inf for e, o in zip(exp, open_)])
+        j = int(np.argmax(gains))
+        picked.append(ids[j])
+        free[j] = False
+        counts += exp[j]
+        dmin = np.minimum(dmin, _pairwise(cand, cand[j:j + 1])[:, 0])
     return picked
 
 
@@ -274,6 +349,11 @@ def select_regions(tiles: Mapping[int, np.ndarray], descriptors: Mapping[int, np
 
 def _labelled_rarity(project: Project, labelled: Sequence[Any], cancel: CancelToken | None) -> np.ndarray:
     """``rarity_weights`` of the pixels people labelled in ``labelled`` (unreadable labels skipped)."""
+    return rarity_weights(_labelled_counts(project, labelled, cancel))
+
+
+def _labelled_counts(project: Project, labelled: Sequence[Any], cancel: CancelToken | None) -> np.ndarray:
+    """Pixels per class people labelled in ``labelled`` (unreadable labels skipped)."""
     k = project.schema.num_classes
     counts = np.zeros(k, np.int64)
     for r in labelled:
@@ -284,7 +364,7 @@ def _labelled_rarity(project: Project, labelled: Sequence[Any], cancel: CancelTo
             continue
         if mask is not None:
             counts += np.bincount(mask[mask < k].ravel(), minlength=k)[:k]
-    return rarity_weights(counts)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -318,7 +398,9 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
     pixel's uncertainty weighted by the rarity of its predicted class among the labelled
     pixels), times ``density`` ** ``density_power``, and picks at most one per stretch of
     similar frames. "typical" ignores the model: one typical image of each of the largest
-    groups of similar images that nothing labelled covers (``select_typical``).
+    groups of similar images that nothing labelled covers (``select_typical``). "coverage"
+    picks the images whose predicted classes add most to what the labels cover, rare and
+    unlabelled classes first, one per stretch of similar frames (``select_coverage``).
     """
     from workbench.workflows.prediction import PredictorSlot, predict_image, resolve_version
 
@@ -334,6 +416,10 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
         raise WorkbenchError("every train image already has a person's label: nothing to suggest")
     slot = PredictorSlot(device)
     weights = _labelled_rarity(project, labelled, cancel) if (balanced and strategy == "diverse") else None
+    k = project.schema.num_classes
+    have = _labelled_counts(project, labelled, cancel) if strategy == "coverage" else np.zeros(k)
+    soft: dict[int, np.ndarray] = {}
+    pixels: list[float] = []
     unc: dict[int, float] = {}
     conf_maps: dict[int, np.ndarray | None] = {}
     desc: dict[int, np.ndarray] = {}
@@ -355,6 +441,9 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
             u = float(res.uncertainty or 0.0)
         unc[r.id] = u
         conf_maps[r.id] = res.confidence
+        if strategy == "coverage":
+            soft[r.id] = expected_pixels(res.mask, res.confidence, k)
+            pixels.append(float(np.asarray(res.mask).size))
         desc[r.id] = descriptor(image)
     lab_desc = []
     for n, r in enumerate(labelled):
@@ -368,6 +457,9 @@ def suggest_images(project: Project, *, count: int = 4, strategy: str = "diverse
         picks = select_diverse(unc, desc, count, labelled=lab_desc, spread=spread, density_power=density_power)
     elif strategy == "uncertain":
         picks = select_uncertain(unc, count)
+    elif strategy == "coverage":
+        picks = select_coverage(soft, desc, count, labelled_pixels=have, image_pixels=float(np.median(pixels)) if pixels else 1.0,
+                                labelled=lab_desc, spread=spread)
     elif strategy == "typical":
         picks = select_typical({i: desc[i] for i in unc}, count, labelled=lab_desc, seed=seed)
     else:
