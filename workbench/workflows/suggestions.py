@@ -14,7 +14,7 @@ most unsure. No Qt here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,22 +117,36 @@ def select_diverse(uncertainty: Mapping[int, float], descriptors: Mapping[int, n
     radius = spread * scale
     if density_power:
         unc = unc * density(cand, scale) ** density_power
-    # distance of each candidate to the nearest labelled or picked image
-    dmin = _pairwise(cand, lab).min(axis=1) if len(lab) else np.full(len(ids), np.inf)
+
+    def score(dmin: np.ndarray, radius: float, _picked: list[int]) -> np.ndarray:
+        # coverage weight: far from everything labelled counts a little more (saturates at 2 radii)
+        weight = np.minimum(1.0, dmin / (2 * radius))   # inf (nothing near yet) -> 1
+        return unc * (0.5 + 0.5 * weight)
+
+    return [ids[j] for j in _pick_apart(cand, lab, k, radius, score)]
+
+
+def _pick_apart(cand: np.ndarray, lab: np.ndarray, k: int, radius: float,
+                score: Callable[[np.ndarray, float, list[int]], np.ndarray]) -> list[int]:
+    """Up to ``k`` row indices of ``cand``, best ``score`` first, none within ``radius`` of a
+    labelled (``lab``) or already-picked row.
+
+    ``score(dmin, radius, picked)`` rates every candidate given its distance to the nearest
+    labelled or picked row and the indices picked so far. When every candidate is covered
+    before ``k`` are picked, the radius halves rather than the picks stopping short.
+    """
+    dmin = _pairwise(cand, lab).min(axis=1) if len(lab) else np.full(len(cand), np.inf)
     picked: list[int] = []
-    free = np.ones(len(ids), bool)
-    while len(picked) < min(k, len(ids)):
+    free = np.ones(len(cand), bool)
+    while len(picked) < min(k, len(cand)):
         open_ = free & (dmin >= radius)
         if not open_.any():
             if radius <= 1e-9 or not free.any():
                 break
             radius *= 0.5          # everything is covered: relax rather than stop short
             continue
-        # coverage weight: far from everything labelled counts a little more (saturates at 2 radii)
-        weight = np.minimum(1.0, dmin / (2 * radius))   # inf (nothing near yet) -> 1
-        score = np.where(open_, unc * (0.5 + 0.5 * weight), -np.inf)
-        j = int(np.argmax(score))
-        picked.append(ids[j])
+        j = int(np.argmax(np.where(open_, score(dmin, radius, picked), -np.inf)))
+        picked.append(j)
         free[j] = False
         dmin = np.minimum(dmin, _pairwise(cand, cand[j:j + 1])[:, 0])
     return picked
@@ -239,25 +253,14 @@ def select_coverage(expected: Mapping[int, np.ndarray], descriptors: Mapping[int
     cand = np.stack([descriptors[i] for i in ids])
     lab = np.stack(list(labelled)) if len(labelled) else np.zeros((0, cand.shape[1]), np.float32)
     radius = spread * typical_distance(np.concatenate([cand, lab]) if len(lab) else cand)
-    dmin = _pairwise(cand, lab).min(axis=1) if len(lab) else np.full(len(ids), np.inf)
-    counts = np.asarray(labelled_pixels, np.float64).copy()
-    exp = [np.asarray(expected[i], np.float64) for i in ids]
-    picked: list[int] = []
-    free = np.ones(len(ids), bool)
-    while len(picked) < min(k, len(ids)):
-        open_ = free & (dmin >= radius)
-        if not open_.any():
-            if radius <= 1e-9 or not free.any():
-                break
-            radius *= 0.5
-            continue
-        gains = np.array([coverage_gain(counts, e, image_pixels) if o else -np.inf for e, o in zip(exp, open_)])
-        j = int(np.argmax(gains))
-        picked.append(ids[j])
-        free[j] = False
-        counts += exp[j]
-        dmin = np.minimum(dmin, _pairwise(cand, cand[j:j + 1])[:, 0])
-    return picked
+    have = np.asarray(labelled_pixels, np.float64)
+    exp = np.stack([np.asarray(expected[i], np.float64) for i in ids])
+
+    def score(_dmin: np.ndarray, _radius: float, picked: list[int]) -> np.ndarray:
+        counts = have + exp[picked].sum(axis=0)    # what is picked counts as labelled
+        return np.array([coverage_gain(counts, e, image_pixels) for e in exp])
+
+    return [ids[j] for j in _pick_apart(cand, lab, k, radius, score)]
 
 
 def select_uncertain(uncertainty: Mapping[int, float], k: int) -> list[int]:
